@@ -1,0 +1,285 @@
+"""Benchmark: protected paginated JSON API -> DataFrame.
+
+Starts a paginated JSON API on 127.0.0.1 in a separate process (pages
+pre-serialised, Bearer required, nested records of ~16 columns after
+flattening, a ``next`` URL plus ``total``/``total_pages`` in every body, an
+optional per-request latency) and times, each variant in a fresh subprocess
+(so peak RSS is per variant), medians of several runs of:
+
+  (a) baseline: requests_oauthlib.OAuth2Session loop following ``next``,
+      ``r.json()``, accumulate, ``pd.json_normalize`` at the end;
+  (b) a plain requests.Session with the Authorization header, same loop;
+  (c) ``nb_oauth2.frames.read_json`` (through a requests_oauthlib session);
+  (d) the limit: raw bytes of the same pages (fetched concurrently, the page
+      count being known) plus the fastest columnar parse we know
+      (orjson + pyarrow; json + pandas with --no-fast) into a DataFrame.
+
+    python benchmarks/bench_frames.py            # --quick: a couple of minutes on 2 cores
+    python benchmarks/bench_frames.py --full     # 100k and 1M records, pages 100/1000, 0/50 ms
+    python benchmarks/bench_frames.py --records 100000 --page-size 1000 --latency 0 --repeat 5
+    python benchmarks/bench_frames.py --no-fast  # NB_OAUTH2_NO_FAST=1: read_json without orjson/pyarrow
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+TOKEN = "bench-token-0123456789"
+DISTINCT_PAGES = 100  # page bodies repeat after this many (ids repeat too): bounds server memory
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# -- the server (its own process) ----------------------------------------------
+
+
+def _record(i: int) -> dict:
+    return {
+        "id": i,
+        "node_id": f"MDEwOlJlcG9zaXRvcnk{i:08d}",
+        "name": f"repo-{i}",
+        "full_name": f"user{i % 977}/repo-{i}",
+        "private": i % 5 == 0,
+        "owner": {"login": f"user{i % 977}", "id": 1000 + i % 977, "type": "User" if i % 3 else "Organization"},
+        "description": None if i % 4 == 0 else f"A repository about topic {i % 31} and more",
+        "stargazers_count": (i * 7919) % 10007,
+        "score": round((i % 1000) / 7.0, 3),
+        "created_at": f"20{10 + i % 14:02d}-0{1 + i % 9}-1{i % 10}T12:{i % 60:02d}:00Z",
+        "language": ["Python", "Rust", "Go", None][i % 4],
+        "topics": [f"t{i % 13}", f"t{i % 7}"][: i % 3],
+        "license": None if i % 6 == 0 else {"key": "mit", "name": "MIT License"},
+    }
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.blobs: dict[tuple[int, int], list[bytes]] = {}
+        self.lock = threading.Lock()
+
+    def blobs_for(self, n: int, size: int) -> list[bytes]:
+        with self.lock:
+            key = (n, size)
+            if key not in self.blobs:
+                pages = min(DISTINCT_PAGES, -(-n // size))
+                self.blobs[key] = [json.dumps([_record(p * size + i) for i in range(size)],
+                                              separators=(",", ":")).encode() for p in range(pages)]
+            return self.blobs[key]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    store = _Store()
+
+    def log_message(self, *args) -> None:  # no access log on stderr
+        pass
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        q = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        n, size, latency = int(q.get("n", 1000)), int(q.get("per_page", 100)), float(q.get("latency_ms", 0))
+        if parts.path == "/prepare":
+            self.store.blobs_for(n, size)
+            return self._send(200, b"{}")
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return self._send(401, b'{"error":"invalid_token"}', {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if latency:
+            time.sleep(latency / 1000)
+        page = int(q.get("page", 1))
+        total_pages = -(-n // size)
+        blobs = self.store.blobs_for(n, size)
+        base = f"http://127.0.0.1:{self.server.server_port}{parts.path}?n={n}&per_page={size}&latency_ms={q.get('latency_ms', 0)}"
+        nxt = json.dumps(f"{base}&page={page + 1}" if page < total_pages else None)
+        head = (f'{{"page":{page},"per_page":{size},"total":{n},"total_pages":{total_pages},'
+                f'"next":{nxt},"data":').encode()
+        blob = blobs[(page - 1) % len(blobs)] if 1 <= page <= total_pages else b"[]"
+        self._send(200, head + blob + b"}")
+
+    def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    print(server.server_port, flush=True)
+    server.serve_forever()
+
+
+# -- the variants (each in a fresh subprocess) ---------------------------------------
+
+
+def _oauth_session():
+    from requests_oauthlib import OAuth2Session
+
+    return OAuth2Session(token={"access_token": TOKEN, "token_type": "Bearer"})
+
+
+def variant_a(url: str):
+    import pandas as pd
+
+    session, records = _oauth_session(), []
+    while url:
+        r = session.get(url, timeout=30)
+        r.raise_for_status()
+        body = r.json()
+        records.extend(body["data"])
+        url = body.get("next")
+    return pd.json_normalize(records)
+
+
+def variant_b(url: str):
+    import pandas as pd
+    import requests
+
+    session, records = requests.Session(), []
+    session.headers["Authorization"] = f"Bearer {TOKEN}"
+    while url:
+        r = session.get(url, timeout=30)
+        r.raise_for_status()
+        body = r.json()
+        records.extend(body["data"])
+        url = body.get("next")
+    return pd.json_normalize(records)
+
+
+def variant_c(url: str):
+    from nb_oauth2.frames import read_json
+
+    return read_json(url, session=_oauth_session(), progress=False)
+
+
+def variant_d(url: str):
+    """Raw bytes (concurrently, count known from page 1) + the fastest parse we know."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {TOKEN}"
+    first = session.get(url, timeout=30).content
+    pages = json.loads(first)["total_pages"]
+    urls = [f"{url}&page={p}" for p in range(2, pages + 1)]
+    with ThreadPoolExecutor(4) as pool:
+        raws = [first] + list(pool.map(lambda u: session.get(u, timeout=30).content, urls))
+    if os.environ.get("NB_OAUTH2_NO_FAST") == "1":
+        import pandas as pd
+
+        records = [r for raw in raws for r in json.loads(raw)["data"]]
+        return pd.json_normalize(records)
+    import orjson
+    import pyarrow as pa
+
+    tables = []
+    for raw in raws:
+        arr = pa.array(orjson.loads(raw)["data"])
+        tables.append(pa.Table.from_struct_array(arr).flatten())
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+VARIANTS = {"a": variant_a, "b": variant_b, "c": variant_c, "d": variant_d}
+
+
+def worker(variant: str, url: str) -> None:
+    import pandas  # noqa: F401  (imports before the clock starts)
+    import requests  # noqa: F401
+
+    if variant == "c":
+        import nb_oauth2.frames  # noqa: F401
+    start = time.perf_counter()
+    frame = VARIANTS[variant](url)
+    secs = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"secs": secs, "rows": len(frame), "cols": frame.shape[1], "rss_mb": rss_mb}))
+
+
+# -- the driver ------------------------------------------------------------------
+
+
+def _run_variant(variant: str, url: str, env: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", variant, "--url", url], env=env,
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"variant {variant} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _case(port: int, n: int, size: int, latency: float, repeat: int, variants: str, env: dict) -> dict:
+    import urllib.request
+
+    urllib.request.urlopen(f"http://127.0.0.1:{port}/prepare?n={n}&per_page={size}").read()
+    url = f"http://127.0.0.1:{port}/items?n={n}&per_page={size}&latency_ms={latency:g}"
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    for _ in range(repeat):
+        for v in variants:
+            runs[v].append(_run_variant(v, url, env))
+    result = {}
+    for v, rs in runs.items():
+        secs = statistics.median(r["secs"] for r in rs)
+        result[v] = {"rows_s": rs[0]["rows"] / secs, "rss_mb": statistics.median(r["rss_mb"] for r in rs),
+                     "rows": rs[0]["rows"], "cols": rs[0]["cols"]}
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    p.add_argument("--full", action="store_true", help="every case (long: 1M records at 50 ms take many minutes)")
+    p.add_argument("--records", type=int, nargs="*", help="record counts (default quick set)")
+    p.add_argument("--page-size", type=int, nargs="*", help="page sizes")
+    p.add_argument("--latency", type=float, nargs="*", help="per-request latency, ms")
+    p.add_argument("--repeat", type=int, default=None, help="runs per variant (median)")
+    p.add_argument("--variants", default="abcd")
+    p.add_argument("--no-fast", action="store_true", help="NB_OAUTH2_NO_FAST=1 (no orjson/pyarrow)")
+    args = p.parse_args(argv)
+    if args.serve:
+        return serve()
+    if args.worker:
+        return worker(args.worker, args.url)
+    if args.full:
+        cases = [(n, s, lat) for n in (100_000, 1_000_000) for s in (100, 1000) for lat in (0, 50)]
+    elif args.records or args.page_size or args.latency:
+        cases = [(n, s, lat) for n in (args.records or [100_000]) for s in (args.page_size or [1000])
+                 for lat in (args.latency or [0])]
+    else:  # --quick
+        cases = [(100_000, 1000, 0), (100_000, 100, 0), (100_000, 1000, 50), (20_000, 100, 50)]
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if args.no_fast:
+        env["NB_OAUTH2_NO_FAST"] = "1"
+    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        print(f"| records | page | latency ms | {' | '.join(f'({v}) rows/s' for v in args.variants)} | "
+              f"{' | '.join(f'({v}) MB' for v in args.variants)} | c/a rows/s | c/a RSS | c/d rows/s |")
+        print("|" + "---|" * (3 + 2 * len(args.variants) + 3))
+        for n, size, lat in cases:
+            repeat = args.repeat or (3 if lat == 0 else 1)
+            r = _case(port, n, size, lat, repeat, args.variants, env)
+            ratio = lambda x, y, k: f"{r[x][k] / r[y][k]:.2f}" if x in r and y in r else "-"  # noqa: E731
+            print(f"| {n:,} | {size} | {lat:g} | " + " | ".join(f"{r[v]['rows_s']:,.0f}" for v in args.variants)
+                  + " | " + " | ".join(f"{r[v]['rss_mb']:.0f}" for v in args.variants)
+                  + f" | {ratio('c', 'a', 'rows_s')} | {ratio('c', 'a', 'rss_mb')} | {ratio('c', 'd', 'rows_s')} |",
+                  flush=True)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""nb_oauth2: OAuth 2 from Jupyter, safely.
+
+Sign in from a notebook cell, keep a session that refreshes itself for as long
+as the kernel lives, and load protected JSON APIs into pandas DataFrames::
+
+    import nb_oauth2 as oa
+    demo = oa.login("demo")                       # a widget in notebooks
+    df = oa.read_json(url, session=demo)
+
+The package itself imports neither IPython nor ipywidgets; the Jupyter front
+(``%load_ext nb_oauth2``) loads them lazily.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Profile, define_profile, load_profile
+from .endpoint import ClientAuth, ScopeChangedWarning
+from .errors import *  # noqa: F403  (the error tree is public)
+from .errors import __all__ as _error_names
+from .flows import (
+    AuthorizationCodeFlow,
+    ClientCredentialsFlow,
+    DeviceFlow,
+    ImplicitFlow,
+    LegacyGrantWarning,
+    PasswordFlow,
+    Step,
+)
+from .login import LoginAttempt, login, prepare_login
+from .providers import PRESETS, Provider, discover, preset
+from .redact import install_log_redaction
+from .registry import logout, sessions, set_default
+from .registry import session as session
+from .session import Session
+from .token import Token
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "login",
+    "prepare_login",
+    "LoginAttempt",
+    "session",
+    "sessions",
+    "set_default",
+    "logout",
+    "read_json",
+    "iter_pages",
+    "iter_records",
+    "to_parquet",
+    "Session",
+    "Token",
+    "Provider",
+    "Profile",
+    "ClientAuth",
+    "Step",
+    "AuthorizationCodeFlow",
+    "ImplicitFlow",
+    "PasswordFlow",
+    "ClientCredentialsFlow",
+    "DeviceFlow",
+    "LegacyGrantWarning",
+    "ScopeChangedWarning",
+    "PRESETS",
+    "preset",
+    "discover",
+    "load_profile",
+    "define_profile",
+    "load_ipython_extension",
+    "__version__",
+    *_error_names,
+]
+
+install_log_redaction()
+
+_LAZY = {"read_json", "iter_pages", "iter_records", "to_parquet"}
+
+
+def __getattr__(name: str) -> Any:
+    """The DataFrame helpers import pandas on first use only."""
+    if name in _LAZY:
+        from . import frames
+
+        return getattr(frames, name)
+    raise AttributeError(f"module 'nb_oauth2' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nb_oauth2``: register the ``%oauth2`` magics."""
+    from .magics import load_ipython_extension as _load
+
+    _load(ipython)

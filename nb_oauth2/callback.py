@@ -1,0 +1,168 @@
+"""Check a pasted (or caught) redirect against the pending login, with no HTTP.
+
+The order follows RFC 9700 and requests-oauth2client's ``validate_callback``:
+clean the text, make sure it is a redirect URL of ours, reject duplicate
+parameters, check ``state`` (which wins over ``error``), then ``error``, then
+``iss`` (RFC 9207), and only then hand out the code or token. SECURITY_CASES 1-9.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+from .errors import (
+    AuthorizationDenied,
+    IssuerMismatch,
+    InvalidCallbackURL,
+    NoLoginInProgress,
+    StateMismatch,
+    error_from_response,
+)
+from .providers import is_loopback_url
+from .redact import redact, register_secret
+
+__all__ = ["Pending", "CallbackResult", "clean_pasted_text", "check_callback"]
+
+_BARE_CODE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,2048}$")
+_SINGLE = ("state", "code", "iss", "error", "access_token")
+MAX_PASTE = 16_384
+
+
+@dataclass
+class Pending:
+    """What one started login expects back. Lives only in kernel memory."""
+
+    state: str = field(repr=False)
+    redirect_uri: str
+    issuer: str | None = None
+    require_iss: bool = False
+    code_verifier: str | None = field(default=None, repr=False)
+    nonce: str | None = field(default=None, repr=False)
+    response_type: str = "code"
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    code: str | None = field(default=None, repr=False)
+    fragment_params: dict | None = field(default=None, repr=False)
+
+
+def _echo(text: str) -> str:
+    short = redact(text)[:60]
+    return short + ("…" if len(text) > 60 else "")
+
+
+def clean_pasted_text(text: str) -> str:
+    """Strip whitespace, surrounding quotes and ``<...>`` (case 7)."""
+    out = (text or "").strip()
+    for _ in range(3):
+        if len(out) >= 2 and out[0] + out[-1] in ('""', "''", "<>", "``"):
+            out = out[1:-1].strip()
+    return out
+
+
+def _params(raw: str) -> dict[str, str]:
+    pairs = parse_qsl(raw, keep_blank_values=True)
+    seen: dict[str, str] = {}
+    for key, value in pairs:
+        if key in seen and key in _SINGLE:
+            raise InvalidCallbackURL(
+                f"The redirect URL holds the parameter {key!r} twice; it was not produced by a clean "
+                "authorization response. Start the login again."
+            )
+        seen[key] = value
+    return seen
+
+
+def _same_place(url: str, expected: str) -> bool:
+    got, want = urlsplit(url), urlsplit(expected)
+    return (got.scheme, (got.hostname or "").lower(), got.port, got.path.rstrip("/")) == (
+        want.scheme, (want.hostname or "").lower(), want.port, want.path.rstrip("/"),
+    )
+
+
+def check_callback(text: str, pending: Pending | None, *, used_states: frozenset[str] = frozenset()) -> CallbackResult:
+    """Validate a pasted redirect (or bare code) against ``pending``; raise a CallbackError subclass."""
+    cleaned = clean_pasted_text(text)
+    if not cleaned or len(cleaned) > MAX_PASTE:
+        raise InvalidCallbackURL(f"That is not a redirect URL ({len(text or '')} characters). Paste the whole "
+                                 "address the browser shows after signing in.")
+    if "://" not in cleaned:
+        return _bare_code(cleaned, pending)
+    parts = urlsplit(cleaned)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InvalidCallbackURL(f"That is not a redirect URL: {_echo(cleaned)!r}. Paste the address from the browser's bar.")
+    if parts.scheme.lower() == "http" and not is_loopback_url(cleaned):
+        raise InvalidCallbackURL("The pasted redirect uses plain http to a non-loopback host; it is refused.")
+    if pending is None:
+        raise NoLoginInProgress("No login is in progress for this redirect. Start the login again.")
+    if not _same_place(cleaned, pending.redirect_uri):
+        raise IssuerMismatch(
+            "This redirect went to another address than this login's redirect URI; it may belong to "
+            "another provider or login (mix-up). Start the login again."
+        )
+    query, fragment = _params(parts.query), _params(parts.fragment)
+    if fragment.keys() <= {"_"}:  # Facebook's '#_=_' (case 5)
+        fragment = {}
+    params = fragment if pending.response_type == "token" else query
+    if pending.response_type == "code" and "code" not in query and "code" in fragment:
+        raise InvalidCallbackURL(
+            "The code arrived in the URL fragment (#...), but this login asked for it in the query; "
+            "the provider used another response mode. Start the login again."
+        )
+    _check_state(params.get("state"), pending, used_states)
+    if "error" in params:
+        error = error_from_response(params, context="authorization server", default=AuthorizationDenied)
+        raise error
+    _check_iss(params.get("iss"), pending)
+    return _result(params, pending)
+
+
+def _bare_code(cleaned: str, pending: Pending | None) -> CallbackResult:
+    if pending is None or not pending.code_verifier or pending.response_type != "code":
+        raise InvalidCallbackURL(
+            f"That is not a redirect URL: {_echo(cleaned)!r}. A bare code is only accepted while a PKCE "
+            "login is pending; paste the whole address the browser shows after signing in."
+        )
+    if not _BARE_CODE.match(cleaned):
+        raise InvalidCallbackURL(f"That is not a redirect URL or an authorization code: {_echo(cleaned)!r}.")
+    register_secret(cleaned)
+    return CallbackResult(code=cleaned)
+
+
+def _check_state(state: str | None, pending: Pending, used_states: frozenset[str]) -> None:
+    if not state:
+        raise StateMismatch("The redirect has no state parameter, so it cannot be matched to this login (CSRF check).")
+    if state == pending.state:
+        return
+    if state in used_states:
+        raise NoLoginInProgress("This redirect belongs to a login that already finished or was replaced. Start the login again.")
+    raise StateMismatch(
+        "The state in the redirect does not match this login's (CSRF check); nothing was sent to the provider. "
+        "Paste the redirect of the sign-in link shown here, or start again."
+    )
+
+
+def _check_iss(iss: str | None, pending: Pending) -> None:
+    if iss is None:
+        if pending.require_iss:
+            raise IssuerMismatch("The provider advertises RFC 9207 but the redirect has no iss; it may come from another server.")
+        return
+    if pending.issuer and iss.rstrip("/") != pending.issuer.rstrip("/"):
+        raise IssuerMismatch(f"The redirect was issued by {redact(iss)[:80]!r}, not by this login's provider (mix-up attack?).")
+
+
+def _result(params: dict[str, str], pending: Pending) -> CallbackResult:
+    if pending.response_type == "token":
+        if not params.get("access_token"):
+            raise InvalidCallbackURL("The redirect has no access_token in its fragment.")
+        register_secret(params["access_token"])
+        return CallbackResult(fragment_params=params)
+    code = params.get("code")
+    if not code:
+        raise InvalidCallbackURL("The redirect has neither a code nor an error; paste the full address after sign-in.")
+    register_secret(code)
+    return CallbackResult(code=code)
+

@@ -1,0 +1,302 @@
+"""The demo provider: oauthlib's endpoints and the data API on a loopback port.
+
+:func:`start` binds ``127.0.0.1`` (or ``::1``), serves from a daemon thread
+with werkzeug, and returns a running :class:`DemoProvider`. Nothing is logged
+to stderr. See the package docstring for the endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from typing import Any
+from urllib.parse import quote
+
+from oauthlib.oauth2 import MetadataEndpoint, Server
+from oauthlib.oauth2.rfc6749 import errors as oauth_errors
+from oauthlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from ..errors import ConfigurationError
+from . import pages
+from .api import DemoAPI, json_response
+from .browser import BrowserFlows, html_response
+from .data import Dataset
+from .validator import (DEMO_SCOPES, DemoClient, DemoValidator, _basic_credentials, generate_user_code,
+                        make_clients)
+
+__all__ = ["DEMO_USERS", "DemoProvider", "start"]
+
+DEMO_USERS: dict[str, str] = {"alice": "wonderland", "bob": "builder"}
+_PROFILES = {
+    "alice": {"name": "Alice Liddell", "email": "alice@example.org"},
+    "bob": {"name": "Bob Builder", "email": "bob@example.org"},
+}
+_LOOPBACK = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "::1": "::1", "[::1]": "::1"}
+_MAX_BODY = 1 << 20
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log, no error log: output would land in notebook cells."""
+
+    protocol_version = "HTTP/1.0"  # one request per connection: stop() never waits on keep-alive
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+def _token(_request: Any = None) -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _browser_base(url: str, port: int, public_url: str | None) -> str:
+    if public_url:
+        return public_url.rstrip("/")
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    if prefix:
+        return f"{prefix.rstrip('/')}/proxy/{port}"
+    return url
+
+
+class DemoProvider:
+    """A running demo authorization server and API. Use :func:`start`."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, access_token_ttl: int = 3600,
+                 refresh_token_ttl: int = 86400, device_code_ttl: int = 600, device_interval: int = 5,
+                 records: int = 5000, seed: int = 0, rotate_refresh_tokens: bool = True,
+                 public_url: str | None = None) -> None:
+        bind = _LOOPBACK.get(str(host).strip().lower())
+        if bind is None:
+            raise ConfigurationError(
+                f"The demo provider only listens on loopback (127.0.0.1, ::1 or localhost), not {host!r}.")
+        try:
+            self._httpd = make_server(bind, int(port), self._wsgi, threaded=True, request_handler=_QuietHandler)
+        except OSError as exc:
+            raise ConfigurationError(f"The demo provider cannot listen on {bind} port {port}: {exc.strerror}. "
+                                     "Use port=0 for a free port.") from None
+        self._httpd.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
+        self._httpd.handle_error = lambda *args, **kwargs: None  # type: ignore[method-assign]
+        self._httpd.block_on_close = False
+        self.port: int = self._httpd.socket.getsockname()[1]
+        self.url = f"http://[{bind}]:{self.port}" if ":" in bind else f"http://{bind}:{self.port}"
+        self.issuer = self.url
+        self.browser_url = _browser_base(self.url, self.port, public_url)
+        absolute = self.browser_url.startswith(("http://", "https://"))
+        self._public_base = self.browser_url if absolute else self.url
+        self.metadata_url = f"{self.url}/.well-known/oauth-authorization-server"
+        self.callback_url = f"{self.browser_url}/callback"
+        self.users = dict(DEMO_USERS)
+        self.records, self.seed = records, seed
+        self.token_requests = 0
+        self._counter_lock = threading.Lock()
+        self._dataset: Dataset | None = None
+        self._dataset_lock = threading.Lock()
+        self._driver: Any = None
+        self._stopped = False
+        redirect_uris = tuple(dict.fromkeys([self.callback_url, f"{self.url}/callback"]))
+        self.clients: dict[str, DemoClient] = make_clients(redirect_uris)
+        self._build_endpoints(access_token_ttl, refresh_token_ttl, device_code_ttl, device_interval,
+                              rotate_refresh_tokens, proxy_path=None if absolute else self.callback_url)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"nb_oauth2-demo-{self.port}", daemon=True)
+        self._thread.start()
+
+    def _build_endpoints(self, access_ttl: int, refresh_ttl: int, device_ttl: int, interval: int,
+                         rotate: bool, proxy_path: str | None) -> None:
+        self.validator = DemoValidator(clients=self.clients, users=self.users, issuer=self.issuer,
+                                       refresh_token_ttl=refresh_ttl, rotate_refresh_tokens=rotate,
+                                       proxy_callback_path=proxy_path)
+        self.oauth = Server(self.validator, token_expires_in=lambda _req: access_ttl,
+                            token_generator=_token, refresh_token_generator=_token)
+        self.oauth.catch_errors = True
+        verification_uri = f"{self._public_base}/device"
+        self.device_endpoint = DeviceAuthorizationEndpoint(
+            self.validator, verification_uri=verification_uri, expires_in=device_ttl, interval=interval,
+            verification_uri_complete=lambda code: f"{verification_uri}?user_code={quote(code)}",
+            user_code_generator=generate_user_code)
+        self.metadata = self._metadata(verification_uri)
+        self.browser = BrowserFlows(server=self.oauth, validator=self.validator, issuer=self.issuer,
+                                    internal_url=self.url, users=self.users)
+        self.api = DemoAPI(base_url=self.url, dataset=self._get_dataset, verify=self._verify_bearer,
+                           profiles=self._profile)
+
+    def _metadata(self, verification_uri: str) -> dict[str, Any]:
+        base = self.url
+        claims = {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{self._public_base}/authorize",
+            "token_endpoint": f"{base}/token",
+            "revocation_endpoint": f"{base}/revoke",
+            "introspection_endpoint": f"{base}/introspect",
+            "device_authorization_endpoint": f"{base}/device_authorization",
+            "userinfo_endpoint": f"{base}/userinfo",
+            "scopes_supported": list(DEMO_SCOPES),
+            "code_challenge_methods_supported": ["S256", "plain"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "authorization_response_iss_parameter_supported": True,
+            "service_documentation": f"{self._public_base}/",
+        }
+        endpoint = MetadataEndpoint([self.oauth], claims=claims, raise_errors=False)
+        document = dict(endpoint.claims)
+        document["x_verification_uri"] = verification_uri
+        return document
+
+    # -- public controls ----------------------------------------------------------
+
+    @property
+    def requests_without_auth(self) -> int:
+        return self.api.requests_without_auth
+
+    @property
+    def driver(self) -> Any:
+        """A test driver that plays the browser's part over HTTP (see :mod:`.driver`)."""
+        if self._driver is None:
+            from .driver import Driver
+
+            self._driver = Driver(self)
+        return self._driver
+
+    def set_rate_limit(self, limit: int | None, window: float = 1.0, retry_after: int = 1) -> None:
+        """Answer API requests past ``limit`` per ``window`` seconds with 429 + Retry-After."""
+        self.api.rate.configure(limit, window, retry_after)
+
+    def expire_access_tokens(self) -> None:
+        """Make every access token issued so far expired (forces a refresh)."""
+        with self.validator.lock:
+            self.validator.expire_access_tokens()
+
+    def revoke_all(self) -> None:
+        """Revoke every access and refresh token issued so far."""
+        with self.validator.lock:
+            self.validator.revoke_all()
+
+    def stop(self) -> None:
+        """Close the port and join the thread (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=1.0)
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped and self._thread.is_alive()
+
+    def __enter__(self) -> DemoProvider:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<DemoProvider {self.url} {state}>"
+
+    # -- internals --------------------------------------------------------------------
+
+    def _get_dataset(self) -> Dataset:
+        if self._dataset is None:
+            with self._dataset_lock:
+                if self._dataset is None:
+                    self._dataset = Dataset(records=self.records, seed=self.seed)
+        return self._dataset
+
+    def _profile(self, user: str) -> dict[str, Any]:
+        extra = _PROFILES.get(user, {})
+        return {"sub": user, "preferred_username": user, **extra}
+
+    def _oauth_args(self, req: Request) -> tuple[str, str, dict[str, str]]:
+        query = req.query_string.decode("latin-1")
+        uri = f"{self.url}{req.path}" + (f"?{query}" if query else "")
+        body = req.get_data(as_text=True) if req.method == "POST" else ""
+        return uri, body, dict(req.headers.items())
+
+    def _verify_bearer(self, req: Request, scopes: list[str]) -> tuple[bool, Any]:
+        uri, _, headers = self._oauth_args(req)
+        with self.validator.lock:
+            return self.oauth.verify_request(uri, http_method=req.method, headers=headers, scopes=scopes)
+
+    def _call(self, method: Any, req: Request) -> Response:
+        uri, body, headers = self._oauth_args(req)
+        try:
+            with self.validator.lock:
+                out_headers, out_body, status = method(uri, http_method=req.method, body=body, headers=headers)
+        except oauth_errors.OAuth2Error as exc:
+            out_headers, out_body, status = dict(exc.headers), exc.json, exc.status_code
+        if isinstance(out_body, dict):
+            out_body = json.dumps(out_body)
+        resp = Response(out_body or "", status=status)
+        for key, value in (out_headers or {}).items():
+            resp.headers[key] = value
+        if out_body and "Content-Type" not in resp.headers:
+            resp.headers["Content-Type"] = "application/json"
+        resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    def _device_authorization(self, req: Request) -> Response:
+        resp = self._call(self.device_endpoint.create_device_authorization_response, req)
+        if resp.status_code == 200:
+            data = json.loads(resp.get_data(as_text=True))
+            basic = _basic_credentials(req.headers)
+            client_id = basic[0] if basic else req.form.get("client_id", "")
+            with self.validator.lock:
+                self.validator.save_device_code(client_id, data, (data.get("scope") or "").split())
+        return resp
+
+    def _route(self, req: Request) -> Response:
+        path = req.path.rstrip("/") or "/"
+        if path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
+            return json_response(self.metadata, 200, {"Access-Control-Allow-Origin": "*",
+                                                      "Cache-Control": "max-age=60"})
+        if path == "/authorize":
+            return self.browser.authorize(req)
+        if path == "/device":
+            return self.browser.device(req)
+        if path == "/callback":
+            query = req.query_string.decode("latin-1")
+            return html_response(pages.callback_page(self.callback_url + (f"?{query}" if query else "")))
+        if path == "/userinfo" or path.startswith("/api/"):
+            return self.api.handle(req)
+        if path == "/":
+            return html_response(pages.message_page(
+                "nb_oauth2 demo provider", f"Metadata: {self.metadata_url}. Demo users: "
+                + ", ".join(f"{u} / {p}" for u, p in self.users.items())))
+        post = {"/token": self.oauth.create_token_response, "/revoke": self.oauth.create_revocation_response,
+                "/introspect": self.oauth.create_introspect_response}
+        if path in post or path == "/device_authorization":
+            if req.method != "POST":
+                return json_response({"error": "invalid_request", "error_description": "Use POST."}, 405,
+                                     {"Allow": "POST"})
+            if path == "/token":
+                with self._counter_lock:
+                    self.token_requests += 1
+            if path == "/device_authorization":
+                return self._device_authorization(req)
+            return self._call(post[path], req)
+        return json_response({"error": "not_found", "error_description": f"Nothing at {req.path}."}, 404)
+
+    def _wsgi(self, environ: dict, start_response: Any) -> Any:
+        req = Request(environ)
+        req.max_content_length = _MAX_BODY
+        try:
+            resp = self._route(req)
+        except Exception as exc:  # never let werkzeug print a traceback into a notebook cell
+            resp = json_response({"error": "server_error", "error_description": type(exc).__name__}, 500)
+        return resp(environ, start_response)
+
+
+def start(*, host: str = "127.0.0.1", port: int = 0, access_token_ttl: int = 3600,
+          refresh_token_ttl: int = 86400, device_code_ttl: int = 600, device_interval: int = 5,
+          records: int = 5000, seed: int = 0, rotate_refresh_tokens: bool = True,
+          public_url: str | None = None) -> DemoProvider:
+    """Start a demo provider on loopback and return it, already accepting connections."""
+    return DemoProvider(host=host, port=port, access_token_ttl=access_token_ttl,
+                        refresh_token_ttl=refresh_token_ttl, device_code_ttl=device_code_ttl,
+                        device_interval=device_interval, records=records, seed=seed,
+                        rotate_refresh_tokens=rotate_refresh_tokens, public_url=public_url)

@@ -1,0 +1,258 @@
+"""Calls to the authorization server's back-channel endpoints.
+
+oauthlib builds every request body; this module sends it with a timeout,
+authenticates the client the way the provider wants, parses the answer
+tolerantly and maps every failure to the package's error tree (SECURITY_CASES
+10-16, 23).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import parse_qsl, urlencode
+
+import requests
+
+from .errors import (
+    OAuth2Error,
+    TLSError,
+    TokenEndpointError,
+    TransportError,
+    UnexpectedTokenResponse,
+    error_from_response,
+)
+from .providers import Provider
+from .redact import fingerprint, register_secret, snippet
+from .token import Token
+
+__all__ = ["ClientAuth", "Endpoints", "ScopeChangedWarning", "DEFAULT_TIMEOUT"]
+
+log = logging.getLogger(__name__)
+
+#: (connect, read) seconds for every back-channel call (case 16)
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+
+class ScopeChangedWarning(UserWarning):
+    """The provider granted other scopes than were asked for (RFC 6749 3.3)."""
+
+
+@dataclass(frozen=True)
+class ClientAuth:
+    """A client registration: id, optional secret, how to authenticate, TLS cert."""
+
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    #: None: take the provider's method ("none" for a client without secret)
+    method: str | None = None
+    #: TLS client certificate: path to one PEM or (cert, key) paths
+    cert: str | tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        register_secret(self.client_secret)
+
+    @property
+    def is_public(self) -> bool:
+        return not self.client_secret
+
+    def resolve_method(self, provider: Provider) -> str:
+        if self.method:
+            return self.method
+        if self.is_public and provider.token_endpoint_auth_method.startswith("client_secret"):
+            return "none"
+        return provider.token_endpoint_auth_method
+
+    def __repr__(self) -> str:
+        secret = "set" if self.client_secret else "none"
+        return f"ClientAuth(client_id={self.client_id!r}, secret={secret}, method={self.method!r})"
+
+
+class Endpoints:
+    """Sends form posts to one provider's token-side endpoints for one client."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        client: ClientAuth,
+        *,
+        http: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        verify: bool | str = True,
+    ) -> None:
+        self.provider = provider
+        self.client = client
+        self.http = http or requests.Session()
+        self.timeout = timeout
+        self.verify = verify
+        self.calls = 0
+
+    # -- helpers -------------------------------------------------------------
+
+    def url(self, kind: str) -> str:
+        """Endpoint URL, preferring the RFC 8705 mTLS alias when a cert is used."""
+        alias = self.provider.mtls_endpoint_aliases.get(f"{kind}_endpoint")
+        if self.client.cert and alias:
+            from .providers import require_secure_url
+
+            return require_secure_url(alias, f"{kind} endpoint")
+        return self.provider.endpoint(kind)
+
+    def _authenticate(self, params: dict[str, str]) -> tuple[dict[str, str], Any]:
+        """Add client authentication to ``params``; return (params, requests auth)."""
+        method = self.client.resolve_method(self.provider)
+        params = dict(params)
+        if method == "client_secret_basic" and self.client.client_secret:
+            params.pop("client_id", None)
+            params.pop("client_secret", None)
+            return params, requests.auth.HTTPBasicAuth(self.client.client_id, self.client.client_secret)
+        params["client_id"] = self.client.client_id
+        if method == "client_secret_post" and self.client.client_secret:
+            params["client_secret"] = self.client.client_secret
+        else:
+            params.pop("client_secret", None)
+        return params, None
+
+    def post(self, kind: str, params: Mapping[str, str], *, authenticate: bool = True) -> requests.Response:
+        """POST a form to the named endpoint; transport failures become TransportError."""
+        url = self.url(kind)
+        body, auth = self._authenticate(dict(params)) if authenticate else (dict(params), None)
+        headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
+        data = urlencode(body)
+        for hook in self._hooks(kind):
+            url, headers, data = hook(url, headers, data)
+        self.calls += 1
+        try:
+            return self.http.post(
+                url, data=data, headers=headers, auth=auth, timeout=self.timeout,
+                cert=self.client.cert, verify=self.verify, allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise TLSError(_tls_message(url, exc)) from None
+        except requests.Timeout:
+            raise TransportError(
+                f"The {kind} endpoint did not answer within {self.timeout[1]:g} s; nothing was retried."
+            ) from None
+        except (requests.ConnectionError, OSError) as exc:
+            raise TransportError(f"Could not reach the {kind} endpoint ({type(exc).__name__}).") from None
+        except requests.RequestException as exc:
+            raise TransportError(f"The request to the {kind} endpoint failed ({type(exc).__name__}).") from None
+
+    def _hooks(self, kind: str) -> list:
+        """Provider quirks registered as requests-oauthlib style compliance hooks."""
+        collector = _HookCollector()
+        self.provider.apply_quirks(collector)
+        return collector.hooks.get("refresh_token_request" if kind == "refresh" else "access_token_request", [])
+
+    # -- token endpoint ---------------------------------------------------------
+
+    def token(self, params: Mapping[str, str], *, previous: Token | None = None,
+              requested_scope: tuple[str, ...] | None = None) -> Token:
+        """Run one token request and return the Token (never retried: case 11)."""
+        response = self.post("token", params)
+        received = time.time()
+        data = parse_json_body(response, context="token endpoint")
+        if "error" in data:
+            raise error_from_response(data, status=response.status_code)
+        if response.status_code >= 400:
+            raise TokenEndpointError(
+                f"The token endpoint answered HTTP {response.status_code} without an error code; restart the login.",
+                status=response.status_code,
+            )
+        token = Token.from_response(data, received_at=received, previous=previous)
+        _note_scope_change(requested_scope, token)
+        log.debug("token received: %s, %s", token.fingerprint, token.describe_expiry())
+        return token
+
+    def device_authorization(self, params: Mapping[str, str]) -> dict[str, Any]:
+        response = self.post("device_authorization", params)
+        data = parse_json_body(response, context="device authorization endpoint")
+        if "error" in data:
+            raise error_from_response(data, status=response.status_code, context="device authorization endpoint")
+        for key in ("device_code", "user_code", "verification_uri"):
+            if not data.get(key) and not (key == "verification_uri" and data.get("verification_url")):
+                raise UnexpectedTokenResponse(
+                    f"The device authorization response has no {key}; the provider may not support the device grant.",
+                    status=response.status_code,
+                )
+        register_secret(str(data["device_code"]))
+        return data
+
+    def revoke(self, token: str, hint: str) -> requests.Response:
+        return self.post("revocation", {"token": token, "token_type_hint": hint})
+
+
+class _HookCollector:
+    """Stands in for a session so provider quirks can register their hooks."""
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, list] = {}
+
+    def register_compliance_hook(self, kind: str, hook: Any) -> None:
+        self.hooks.setdefault(kind, []).append(hook)
+
+
+def form_pairs(body: str) -> dict[str, str]:
+    """The fields of an oauthlib-built form body."""
+    return dict(parse_qsl(body, keep_blank_values=True))
+
+
+def parse_json_body(response: requests.Response, *, context: str) -> dict[str, Any]:
+    """The response's JSON object (or form-encoded pairs), else a typed error (case 10)."""
+    content_type = response.headers.get("Content-Type", "")
+    text = response.text
+    if "application/x-www-form-urlencoded" in content_type or (
+        "text/plain" in content_type and "=" in text and not text.lstrip().startswith(("{", "<"))
+    ):
+        return dict(parse_qsl(text, keep_blank_values=True))
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        hint = "restart the login" if response.status_code < 500 else "the server failed; restart the login"
+        raise UnexpectedTokenResponse(
+            f"The {context} answered HTTP {response.status_code} with "
+            f"{content_type or 'no content type'}, not a JSON object: {snippet(text)!r}; {hint}.",
+            status=response.status_code,
+        )
+    return data
+
+
+def _note_scope_change(requested: tuple[str, ...] | None, token: Token) -> None:
+    """Record and warn once when the granted scope differs (case 15)."""
+    if requested is None or token.scope is None:
+        return
+    if set(requested) != set(token.scope):
+        warnings.warn(
+            f"The provider granted scope {' '.join(token.scope)!r} instead of {' '.join(requested)!r}; "
+            "it is recorded on the session (session.token_info.scope).",
+            ScopeChangedWarning,
+            stacklevel=4,
+        )
+
+
+def _tls_message(url: str, exc: BaseException) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        cause = "the server's certificate could not be verified"
+    elif "PEM" in text or "key values mismatch" in text or "KEY" in text.upper():
+        cause = "the client certificate or key could not be used"
+    else:
+        cause = "the TLS handshake failed"
+    return f"TLS to {snippet(url, 80)} failed: {cause}."
+
+
+def describe_token(token: Token | None) -> str:
+    return "none" if token is None else f"{fingerprint(token.access_token)}, {token.describe_expiry()}"
+
+
+def as_error(exc: BaseException) -> OAuth2Error:
+    """Wrap an unexpected library exception without its (possibly secret) message."""
+    if isinstance(exc, OAuth2Error):
+        return exc
+    return TransportError(f"Unexpected {type(exc).__name__} while talking to the provider.")

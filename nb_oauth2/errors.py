@@ -1,0 +1,279 @@
+"""One exception tree for everything nb_oauth2 raises.
+
+Every public function raises a subclass of :class:`OAuth2Error`, never a raw
+oauthlib or requests exception. Messages say what happened and what to do
+next; they never hold a token, code, password or client secret (callers pass
+text through :mod:`nb_oauth2.redact` first).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Mapping
+
+__all__ = [
+    "OAuth2Error",
+    "ConfigurationError",
+    "InsecureTransportError",
+    "DiscoveryError",
+    "SecretOnCommandLine",
+    "CallbackError",
+    "InvalidCallbackURL",
+    "StateMismatch",
+    "IssuerMismatch",
+    "NoLoginInProgress",
+    "AuthorizationDenied",
+    "TokenEndpointError",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidScope",
+    "UnexpectedTokenResponse",
+    "UnsupportedTokenType",
+    "ReauthRequired",
+    "DeviceFlowError",
+    "DeviceCodeExpired",
+    "DeviceAccessDenied",
+    "LoginCancelled",
+    "TransportError",
+    "TLSError",
+    "RevocationIncomplete",
+    "APIError",
+    "InsufficientScope",
+    "InvalidToken",
+    "RateLimited",
+    "UnexpectedContentType",
+    "PaginationError",
+    "UnsafeNextLink",
+    "ResultTooLarge",
+    "error_from_response",
+]
+
+
+class OAuth2Error(Exception):
+    """Root of every nb_oauth2 error.
+
+    ``error`` is the RFC error code when the server sent one, ``description``
+    its (HTML-escaped) ``error_description``, ``uri`` its ``error_uri`` and
+    ``status`` the HTTP status. The repr shows the class and the code only.
+    """
+
+    default_message = "OAuth 2 error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        error: str | None = None,
+        description: str | None = None,
+        uri: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.error = error
+        self.description = html.escape(description) if description else None
+        self.uri = uri
+        self.status = status
+        super().__init__(message or self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.default_message
+
+    def __repr__(self) -> str:
+        code = f"error={self.error!r}" if self.error else ""
+        return f"{type(self).__name__}({code})"
+
+
+# -- configuration -----------------------------------------------------------
+
+
+class ConfigurationError(OAuth2Error):
+    """A profile, provider or client registration is missing or wrong."""
+
+
+class InsecureTransportError(ConfigurationError):
+    """A plain-http URL for a host that is not loopback."""
+
+
+class DiscoveryError(ConfigurationError):
+    """An OIDC / RFC 8414 discovery document could not be read or is invalid."""
+
+
+class SecretOnCommandLine(ConfigurationError):
+    """A secret was typed where IPython keeps history (a magic line or a cell)."""
+
+
+# -- the redirect the user pastes back (or the loopback catcher receives) ----
+
+
+class CallbackError(OAuth2Error):
+    """The redirect URL does not complete the pending login."""
+
+
+class InvalidCallbackURL(CallbackError):
+    """What was pasted is not a redirect URL."""
+
+
+class StateMismatch(CallbackError):
+    """The ``state`` in the redirect is not the one this login sent (CSRF)."""
+
+
+class IssuerMismatch(CallbackError):
+    """The redirect came from another provider or path (mix-up attack)."""
+
+
+class NoLoginInProgress(CallbackError):
+    """No pending login matches this redirect (already used, or from an old run)."""
+
+
+class AuthorizationDenied(OAuth2Error):
+    """The user or the provider refused the authorization request."""
+
+
+# -- token endpoint ----------------------------------------------------------
+
+
+class TokenEndpointError(OAuth2Error):
+    """The token endpoint answered with an error."""
+
+
+class InvalidClient(TokenEndpointError):
+    """Client authentication failed: check the client id and secret."""
+
+
+class InvalidGrant(TokenEndpointError):
+    """The code, refresh token or credentials were rejected."""
+
+
+class InvalidScope(TokenEndpointError):
+    """The requested scope is invalid or not allowed for this client."""
+
+
+class UnexpectedTokenResponse(TokenEndpointError):
+    """The token endpoint's answer is not a usable token response."""
+
+
+class UnsupportedTokenType(TokenEndpointError):
+    """The token type is not Bearer; nb_oauth2 cannot use it."""
+
+
+class ReauthRequired(OAuth2Error):
+    """The session can no longer refresh itself: sign in again."""
+
+
+# -- device authorization (RFC 8628) -------------------------------------------
+
+
+class DeviceFlowError(OAuth2Error):
+    """The device authorization flow stopped."""
+
+
+class DeviceCodeExpired(DeviceFlowError):
+    """The user code expired before the user approved it."""
+
+
+class DeviceAccessDenied(DeviceFlowError):
+    """The user denied the device authorization request."""
+
+
+class LoginCancelled(OAuth2Error):
+    """The login was cancelled (Cancel button, interrupt or timeout)."""
+
+
+# -- transport -----------------------------------------------------------------
+
+
+class TransportError(OAuth2Error):
+    """A network failure: connection refused, timeout, broken TLS."""
+
+
+class TLSError(TransportError):
+    """TLS failed: certificate verification or client certificate problems."""
+
+
+class RevocationIncomplete(OAuth2Error):
+    """The local copy was wiped but the server did not confirm revocation."""
+
+
+# -- protected resources ---------------------------------------------------------
+
+
+class APIError(OAuth2Error):
+    """A protected API answered with something we cannot use."""
+
+    def __init__(self, message: str | None = None, *, url: str | None = None, **kwargs) -> None:
+        self.url = url
+        super().__init__(message, **kwargs)
+
+
+class InvalidToken(APIError):
+    """401 invalid_token even after one refresh: sign in again."""
+
+
+class InsufficientScope(APIError):
+    """403 insufficient_scope: sign in again asking for the named scope."""
+
+
+class RateLimited(APIError):
+    """429 persisted past the retry budget."""
+
+
+class UnexpectedContentType(APIError):
+    """The API answered HTML or other non-JSON content."""
+
+
+class PaginationError(APIError):
+    """Pagination looped (a repeated next URL or cursor) or hit a page cap."""
+
+
+class UnsafeNextLink(PaginationError):
+    """A next link points to another origin or downgrades to http."""
+
+
+class ResultTooLarge(APIError):
+    """A page or the whole result exceeded the byte or row cap."""
+
+
+_BY_CODE: Mapping[str, type[OAuth2Error]] = {
+    "invalid_client": InvalidClient,
+    "unauthorized_client": InvalidClient,
+    "incorrect_client_credentials": InvalidClient,  # GitHub
+    "invalid_grant": InvalidGrant,
+    "bad_verification_code": InvalidGrant,  # GitHub
+    "bad_refresh_token": InvalidGrant,  # GitHub
+    "invalid_scope": InvalidScope,
+    "access_denied": AuthorizationDenied,
+    "expired_token": DeviceCodeExpired,
+    "unsupported_token_type": TokenEndpointError,
+}
+
+_NEXT_STEP: Mapping[type[OAuth2Error], str] = {
+    InvalidClient: "check the client id and secret registered for this profile",
+    InvalidGrant: "the code or token was rejected; restart the login",
+    InvalidScope: "ask for scopes the provider allows for this client",
+    AuthorizationDenied: "the request was refused; sign in again and approve it",
+    DeviceCodeExpired: "the code expired; start the device login again",
+}
+
+
+def error_from_response(
+    data: Mapping[str, object],
+    *,
+    status: int | None = None,
+    context: str = "token endpoint",
+    default: type[OAuth2Error] = TokenEndpointError,
+) -> OAuth2Error:
+    """Map an RFC 6749 error body (``{"error": ..., ...}``) to the matching class."""
+    code = str(data.get("error") or "unknown_error")
+    cls = _BY_CODE.get(code, default)
+    raw_description = data.get("error_description")
+    description = str(raw_description)[:200] if raw_description else None
+    uri = str(data["error_uri"]) if data.get("error_uri") else None
+    parts = [f"The {context} answered {code!r}"]
+    if status:
+        parts[0] += f" (HTTP {status})"
+    if description:
+        parts.append(html.escape(description))
+    step = _NEXT_STEP.get(cls)
+    if step:
+        parts.append(step)
+    return cls("; ".join(parts) + ".", error=code, description=description, uri=uri, status=status)

@@ -1,0 +1,521 @@
+"""Protected JSON API -> pandas DataFrame: every page, one frame.
+
+:func:`read_json` follows the API's pagination (see :mod:`nb_oauth2.pagination`),
+fetches pages through :class:`nb_oauth2.fetch.Fetcher` (retries, rate limits,
+byte caps), turns each page into columns as it arrives and concatenates them.
+
+Dtypes do not depend on page boundaries: each column's type is decided once,
+over all pages. Integers with missing values become ``float64`` (NaN), as in
+``pd.json_normalize``; nested objects become dotted columns (``sep``,
+``max_level``); lists stay Python lists in object columns. With pyarrow
+installed pages become Arrow tables (converted once at the end), otherwise
+per-column Python lists; set ``NB_OAUTH2_NO_FAST=1`` to ignore orjson/pyarrow.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import APIError, ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
+from .fetch import Fetcher, fast_enabled
+from .pagination import PageInfo, Paginator, check_next_url, make_paginator
+from .redact import redact_url
+
+__all__ = ["Page", "read_json", "iter_pages", "iter_records", "to_parquet", "extract_records", "flatten_records"]
+
+ENVELOPES = ("data", "items", "results", "value", "records", "entries")
+
+
+@dataclass
+class Page:
+    """One page: final URL, HTTP status, its records, parsed body and raw bytes."""
+
+    url: str
+    status: int
+    records: list
+    body: Any = field(repr=False, default=None)
+    raw: bytes = field(repr=False, default=b"")
+    headers: Mapping[str, str] = field(repr=False, default_factory=dict)
+
+
+# -- records and columns ------------------------------------------------------
+
+
+def extract_records(body: Any, record_path: str | Sequence[str] | None = None) -> list:
+    """The list of records in a page body (``record_path`` or a common envelope)."""
+    if record_path is not None:
+        value = body
+        for key in [record_path] if isinstance(record_path, str) else record_path:
+            if not isinstance(value, dict) or key not in value:
+                keys = sorted(value)[:10] if isinstance(value, dict) else type(value).__name__
+                raise APIError(f"record_path {record_path!r} is not in the answer (found {keys}).")
+            value = value[key]
+        return value if isinstance(value, list) else ([] if value is None else [value])
+    if isinstance(body, list):
+        return body
+    if not isinstance(body, dict):
+        return [] if body is None else [{"value": body}]
+    for key in ENVELOPES:
+        if isinstance(body.get(key), list):
+            return body[key]
+    lists = [v for v in body.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+    if len(lists) == 1:
+        return lists[0]
+    if isinstance(body.get("data"), dict):
+        return [body["data"]]
+    return [body]
+
+
+def _meta_values(body: Any, meta: Sequence[str | Sequence[str]] | None, sep: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for spec in meta or ():
+        path = [spec] if isinstance(spec, str) else list(spec)
+        value = body
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        out[sep.join(path)] = value
+    return out
+
+
+def flatten_records(records: list, *, sep: str = ".", max_level: int | None = None) -> dict[str, list]:
+    """Columns (name -> list) from records, nested dicts flattened like json_normalize."""
+    n = len(records)
+    cols: dict[str, list] = {}
+
+    def put(obj: dict, prefix: str, level: int, i: int) -> None:
+        for k, v in obj.items():
+            key = prefix + k if prefix else k
+            if type(v) is dict and (max_level is None or level < max_level):
+                put(v, key + sep, level + 1, i)
+                continue
+            col = cols.get(key)
+            if col is None:
+                col = cols[key] = [None] * n
+            col[i] = v
+
+    for i, rec in enumerate(records):
+        if type(rec) is dict:
+            put(rec, "", 0, i)
+        else:
+            col = cols.get("value")
+            if col is None:
+                col = cols["value"] = [None] * n
+            col[i] = rec
+    return cols
+
+
+def _arrow():
+    if not fast_enabled():
+        return None
+    try:
+        import pyarrow
+    except ImportError:
+        return None
+    return pyarrow
+
+
+def _arrow_columns(pa, arr, prefix: str, level: int, sep: str, max_level: int | None, out: dict) -> None:
+    for child, fld in zip(arr.flatten(), arr.type):
+        name = prefix + fld.name
+        if pa.types.is_struct(fld.type) and (max_level is None or level < max_level):
+            _arrow_columns(pa, child, name + sep, level + 1, sep, max_level, out)
+        else:
+            out[name] = child
+
+
+class _Columns:
+    """Per-page column chunks, assembled once at the end (Arrow when possible)."""
+
+    def __init__(self, *, sep: str, max_level: int | None, meta, use_arrow: bool = True) -> None:
+        self.sep, self.max_level, self.meta = sep, max_level, meta
+        self.pa = _arrow() if use_arrow else None
+
+    def convert(self, records: list, body: Any) -> Any:
+        """Columnar chunk of one page: a pyarrow Table, or (n, {name: list})."""
+        metas = _meta_values(body, self.meta, self.sep)
+        pa = self.pa
+        if pa is not None and records:
+            try:
+                arr = pa.array(records)
+                if pa.types.is_struct(arr.type):
+                    cols: dict = {}
+                    _arrow_columns(pa, arr, "", 0, self.sep, self.max_level, cols)
+                    for name, value in metas.items():
+                        cols[name] = pa.array([value] * len(records))
+                    return pa.table(cols) if cols else pa.table({"_": pa.nulls(len(records))}).drop(["_"])
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError):
+                pass
+        cols = flatten_records(records, sep=self.sep, max_level=self.max_level)
+        for name, value in metas.items():
+            cols[name] = [value] * len(records)
+        return (len(records), cols)
+
+    def _python(self, chunk) -> tuple[int, dict[str, list]]:
+        if isinstance(chunk, tuple):
+            return chunk
+        return chunk.num_rows, {name: chunk.column(name).to_pylist() for name in chunk.column_names}
+
+    def to_arrow(self, chunks: list):
+        pa = self.pa
+        if pa is None or not chunks or any(isinstance(c, tuple) for c in chunks):
+            return None
+        try:
+            return pa.concat_tables(chunks, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return None
+
+    def to_pandas(self, chunks: list):
+        import pandas as pd
+
+        table = self.to_arrow(chunks)
+        if table is not None:
+            pa = self.pa
+            listish = [f.name for f in table.schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
+            frame = table.drop(listish).to_pandas() if listish else table.to_pandas()
+            for name in listish:
+                frame[name] = pd.Series(table.column(name).to_pylist(), dtype=object)
+            return frame[table.column_names] if listish else frame
+        columns: dict[str, list] = {}
+        total = 0
+        for chunk in chunks:
+            n, cols = self._python(chunk)
+            for name, values in cols.items():
+                col = columns.get(name)
+                if col is None:
+                    col = columns[name] = [None] * total
+                col.extend(values)
+            total += n
+            for col in columns.values():
+                if len(col) < total:
+                    col.extend([None] * (total - len(col)))
+        chunks.clear()
+        return pd.DataFrame({name: pd.Series(col, dtype=None if col else object) for name, col in columns.items()},
+                            index=pd.RangeIndex(total))
+
+
+def _parse_dates(frame, parse_dates: bool | Sequence[str]):
+    import pandas as pd
+
+    if parse_dates is True:
+        names = [c for c in frame.columns if _looks_like_dates(frame[c])]
+    else:
+        names = [c for c in parse_dates if c in frame.columns]
+    for name in names:
+        col = frame[name]
+        try:
+            if pd.api.types.is_numeric_dtype(col):
+                frame[name] = pd.to_datetime(col, unit="s", utc=True).astype("datetime64[ns, UTC]")
+            else:
+                frame[name] = pd.to_datetime(col, utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
+        except (ValueError, TypeError, OverflowError):
+            if parse_dates is not True:
+                raise ConfigurationError(f"Column {name!r} does not hold ISO 8601 dates or epoch seconds.") from None
+    return frame
+
+
+def _looks_like_dates(col) -> bool:
+    import re
+
+    if col.dtype.kind not in "OT" and str(col.dtype) != "str":
+        return False
+    first = col.dropna().head(1)
+    return bool(len(first)) and isinstance(first.iloc[0], str) and bool(
+        re.match(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?", first.iloc[0]))
+
+
+# -- the page driver ------------------------------------------------------------
+
+
+def _session(session: Any) -> requests.Session:
+    if isinstance(session, str):
+        from .registry import resolve_session
+
+        return resolve_session(session)
+    if not hasattr(session, "get"):
+        raise ConfigurationError("session= must be a requests.Session (e.g. from nb_oauth2.login) or a profile name.")
+    return session
+
+
+def _ensure_pool(session: requests.Session, url: str, concurrency: int) -> None:
+    try:
+        adapter = session.get_adapter(url)
+    except Exception:  # no adapter for this scheme: the GET will say so
+        return
+    if isinstance(adapter, HTTPAdapter) and getattr(adapter, "_pool_maxsize", 10) < concurrency:
+        parts = requests.utils.urlparse(url)
+        session.mount(f"{parts.scheme}://{parts.netloc}/",
+                      HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=adapter.max_retries))
+
+
+class _Progress:
+    def __init__(self, enabled: bool, url: str) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(desc=redact_url(url)[:60], unit="page", leave=True)
+        self.rows = 0
+
+    def total(self, pages: int) -> None:
+        if self.bar is not None:
+            self.bar.total = pages
+            self.bar.refresh()
+
+    def page(self, rows: int) -> None:
+        self.rows += rows
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(rows=self.rows, refresh=False)
+
+    def wait(self, seconds: float, reason: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"rows={self.rows}, {reason}: waiting {seconds:.1f}s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _ordered_map(work: Callable[[str], Any], urls: list[str], workers: int) -> Iterator[Any]:
+    """``work(url)`` for each URL on ``workers`` threads, results in order, bounded look-ahead."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nb_oauth2-page") as pool:
+        pending: deque = deque()
+        todo = iter(urls)
+        try:
+            for url in todo:
+                pending.append(pool.submit(work, url))
+                if len(pending) >= workers * 2:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                url = next(todo, None)
+                if url is not None:
+                    pending.append(pool.submit(work, url))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _drive(url: str, work: Callable[[str], tuple[PageInfo, Any]], *, paginator: Paginator, concurrency: int,
+           max_pages: int | None, progress: _Progress) -> Iterator[tuple[PageInfo, Any]]:
+    """Fetch the first page, then follow or plan the rest; yields (PageInfo, payload) in order."""
+    seen = {url}
+    info, payload = work(url)
+    pages = 1
+    yield info, payload
+    while True:
+        nxt = paginator.next_url(info)
+        if not nxt:
+            return
+        nxt = check_next_url(url, nxt)
+        if nxt in seen:
+            raise PaginationError(f"The API sent the same next link or cursor twice ({redact_url(nxt)}); "
+                                  "stopped to avoid a loop. Pass partial=True to keep what was read.")
+        if max_pages is not None and pages >= max_pages:
+            raise PaginationError(f"Stopped at max_pages={max_pages} with more pages left; raise max_pages= or "
+                                  "pass partial=True to keep the pages read so far.")
+        plan = paginator.plan(info, nxt) if concurrency > 1 else None
+        if plan and plan[0] == nxt and not seen.intersection(plan):
+            plan = [check_next_url(url, u) for u in plan]
+            room = len(plan) if max_pages is None else min(len(plan), max_pages - pages)
+            progress.total(pages + len(plan))
+            seen.update(plan)
+            for info, payload in _ordered_map(work, plan[:room], concurrency):
+                pages += 1
+                yield info, payload
+            if room < len(plan):
+                raise PaginationError(f"The API has {len(plan) + 1} pages, more than max_pages={max_pages}; raise "
+                                      "max_pages= or pass partial=True to keep the pages read so far.")
+            continue
+        seen.add(nxt)
+        info, payload = work(nxt)
+        pages += 1
+        yield info, payload
+
+
+def _pages(url, *, session, params, record_path, paginate, max_pages, max_page_bytes, progress, concurrency,
+           timeout, retries, max_wait, convert: Callable[[list, Any], Any] | None, fetcher_options=None):
+    """Shared set-up for every public reader; yields (PageInfo, records or converted chunk, Response)."""
+    sess = _session(session)
+    full = requests.Request("GET", url, params=params).prepare().url
+    if not full or not full.lower().startswith(("http://", "https://")):
+        raise ConfigurationError(f"read_json needs an http(s) URL, not {redact_url(str(url))!r}.")
+    concurrency = max(1, int(concurrency))
+    if concurrency > 1:
+        _ensure_pool(sess, full, concurrency)
+    bar = _Progress(progress, full)
+    fetcher = Fetcher(sess, timeout=timeout, retries=retries, max_wait=max_wait, max_bytes=max_page_bytes,
+                      on_wait=bar.wait, **(fetcher_options or {}))
+
+    def work(page_url: str):
+        resp = fetcher.get(page_url)
+        records = extract_records(resp.data, record_path)
+        info = PageInfo(url=resp.url, status=resp.status, headers=resp.headers, body=resp.data,
+                        n_records=len(records))
+        return info, (convert(records, resp.data) if convert else (records, resp)), len(records)
+
+    def work2(page_url: str):
+        info, payload, n = work(page_url)
+        return info, (payload, n)
+
+    try:
+        for info, (payload, n) in _drive(full, work2, paginator=make_paginator(paginate),
+                                         concurrency=concurrency, max_pages=max_pages, progress=bar):
+            bar.page(n)
+            yield info, payload, n
+    finally:
+        bar.close()
+
+
+_COMMON = dict(params=None, record_path=None, paginate="auto", max_pages=None, max_page_bytes=50_000_000,
+               progress=True, concurrency=4, timeout=(5, 30), retries=3, max_wait=60)
+
+
+def _collect(gen, *, max_rows: int | None, partial: bool) -> Iterator[tuple[Any, int]]:
+    """Yield (payload, rows) enforcing max_rows; with partial=True stop with a warning instead of raising."""
+    rows = 0
+    try:
+        for _info, payload, n in gen:
+            if max_rows is not None and rows + n > max_rows:
+                if not partial:
+                    raise ResultTooLarge(f"The result passed max_rows={max_rows:,}; narrow the query (filters, "
+                                         "date range) or raise max_rows=, or pass partial=True to keep the first "
+                                         f"{max_rows:,} rows.")
+                warnings.warn(f"Stopped at max_rows={max_rows:,}; the result is partial.", stacklevel=4)
+                yield payload, max_rows - rows
+                return
+            rows += n
+            yield payload, n
+    except (PaginationError, ResultTooLarge) as exc:
+        if not partial or isinstance(exc, UnsafeNextLink) or rows == 0:
+            raise
+        warnings.warn(f"Returning the {rows:,} rows read before: {exc.message}", stacklevel=4)
+    finally:
+        gen.close()
+
+
+def iter_pages(url: str, *, session: Any, **options: Any) -> Iterator[Page]:
+    """Every page of ``url`` in order (options as :func:`read_json`; no concurrency)."""
+    opts = {**_COMMON, "progress": False, **options, "concurrency": 1}
+    max_rows, partial = opts.pop("max_rows", None), opts.pop("partial", False)
+    for name in ("meta", "sep", "max_level", "parse_dates", "to"):
+        opts.pop(name, None)
+    gen = _pages(url, session=session, convert=None, **opts)
+    for (records, resp), n in _collect(gen, max_rows=max_rows, partial=partial):
+        yield Page(url=resp.url, status=resp.status, records=records[:n], body=resp.data, raw=resp.raw,
+                   headers=resp.headers)
+
+
+def iter_records(url: str, *, session: Any, **options: Any) -> Iterator[dict]:
+    """Every record of every page of ``url``, as parsed JSON objects."""
+    for page in iter_pages(url, session=session, **options):
+        yield from page.records
+
+
+def _chunks(url, *, session, sep, max_level, meta, max_rows, partial, use_arrow=True, **opts):
+    builder = _Columns(sep=sep, max_level=max_level, meta=meta, use_arrow=use_arrow)
+    gen = _pages(url, session=session, convert=builder.convert, **{**_COMMON, **opts})
+    for chunk, n in _collect(gen, max_rows=max_rows, partial=partial):
+        if isinstance(chunk, tuple) and n < chunk[0]:
+            chunk = (n, {k: v[:n] for k, v in chunk[1].items()})
+        elif not isinstance(chunk, tuple) and n < chunk.num_rows:
+            chunk = chunk.slice(0, n)
+        yield builder, chunk
+
+
+def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None,
+              record_path: str | Sequence[str] | None = None, meta: Sequence[str | Sequence[str]] | None = None,
+              sep: str = ".", max_level: int | None = None, paginate: str | Paginator = "auto",
+              max_pages: int | None = None, max_rows: int | None = None, max_page_bytes: int | None = 50_000_000,
+              progress: bool = True, concurrency: int = 4, parse_dates: bool | Sequence[str] = False,
+              partial: bool = False, timeout: float | tuple[float, float] = (5, 30), retries: int = 3,
+              max_wait: float = 60, to: str = "pandas") -> Any:
+    """Read every page of a protected JSON API into one DataFrame (or polars / Arrow table)."""
+    if to not in ("pandas", "polars", "arrow"):
+        raise ConfigurationError(f"to={to!r} must be 'pandas', 'polars' or 'arrow'.")
+    if to in ("polars", "arrow"):
+        _require(to)
+    builder = None
+    chunks: list = []
+    for builder, chunk in _chunks(url, session=session, sep=sep, max_level=max_level, meta=meta, max_rows=max_rows,
+                                  partial=partial, params=params, record_path=record_path, paginate=paginate,
+                                  max_pages=max_pages, max_page_bytes=max_page_bytes, progress=progress,
+                                  concurrency=concurrency, timeout=timeout, retries=retries, max_wait=max_wait):
+        chunks.append(chunk)
+    builder = builder or _Columns(sep=sep, max_level=max_level, meta=meta)
+    if to == "arrow" and not parse_dates:
+        table = builder.to_arrow(chunks)
+        if table is not None:
+            return table
+    frame = builder.to_pandas(chunks)
+    if parse_dates:
+        frame = _parse_dates(frame, parse_dates)
+    if to == "pandas":
+        return frame
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if to == "arrow":
+        return table
+    import polars as pl
+
+    return pl.from_arrow(table)
+
+
+def _require(to: str) -> None:
+    module = "pyarrow" if to == "arrow" else "polars"
+    try:
+        __import__(module)
+        if to == "polars":
+            __import__("pyarrow")
+    except ImportError:
+        raise ConfigurationError(f"to={to!r} needs {module} (and pyarrow): pip install {module} pyarrow") from None
+
+
+def to_parquet(url: str, path: str, *, session: Any, **options: Any) -> int:
+    """Stream every page into a Parquet file, batch by batch; returns the number of rows written."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ConfigurationError("to_parquet needs pyarrow: pip install pyarrow") from None
+    opts = {"sep": ".", "max_level": None, "meta": None, "max_rows": None, "partial": False, **options}
+    opts.pop("to", None), opts.pop("parse_dates", None)
+    writer = None
+    rows = 0
+    try:
+        for builder, chunk in _chunks(url, session=session, **opts):
+            table = chunk if not isinstance(chunk, tuple) else pa.table(chunk[1]) if chunk[1] else None
+            if table is None or table.num_rows == 0:
+                continue
+            if writer is None:
+                schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                                    for f in table.schema])
+                writer = pq.ParquetWriter(path, schema)
+            writer.write_table(_conform(pa, table, writer.schema))
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _conform(pa, table, schema):
+    extra = [name for name in table.column_names if schema.get_field_index(name) < 0]
+    if extra:
+        raise APIError(f"Columns {extra[:5]} appeared after the first page; Parquet needs one schema. Use "
+                       "read_json() (which unifies columns) and DataFrame.to_parquet instead.")
+    cols = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+            for f in schema]
+    try:
+        return pa.table(cols, schema=schema) if not extra else table
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.Table.from_arrays([c.cast(f.type) for c, f in zip(cols, schema)], schema=schema)

@@ -1,0 +1,215 @@
+"""Choose how the user completes a login, and drive the flow to a registered Session.
+
+:class:`LoginAttempt` is one pending login with no UI: the widget, the magics,
+scripts and tests all drive it. :func:`login` picks the front end: a widget in
+a notebook, a printed link or code in a terminal, or a ``browser`` callable
+(tests, headless runs) that does the browser's part.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Callable, Sequence
+
+from .config import Profile, load_profile
+from .errors import CallbackError, ConfigurationError, LoginCancelled, OAuth2Error
+from .flows import FLOWS, AuthorizationCodeFlow, DeviceFlow, Flow, ImplicitFlow, PasswordFlow, Step
+from .endpoint import Endpoints
+from .registry import register
+from .session import Session
+from .store import TokenStore, make_store
+from .token import Token
+
+__all__ = ["LoginAttempt", "login", "prepare_login", "in_notebook", "DEFAULT_REDIRECT_URI"]
+
+#: what to register at a provider for paste-back logins outside the demo (``nb-oauth2 redirect-uri``)
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
+
+Browser = Callable[[str], str]
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (a widget frontend may be attached)."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class LoginAttempt:
+    """One login of one profile: start it, then complete it one way or another."""
+
+    def __init__(self, profile: Profile, *, name: str | None = None,
+                 store: str | TokenStore = "memory", scope: Sequence[str] | None = None) -> None:
+        self.profile = profile
+        self.profile_name = profile.name
+        self.provider_name = profile.provider.name
+        self.grant = profile.flow
+        self.scope = tuple(scope) if scope is not None else profile.scope
+        self.redirect_uri: str | None = profile.redirect_uri or DEFAULT_REDIRECT_URI
+        self.phase = "idle"
+        self.step: Step | None = None
+        self.error: OAuth2Error | None = None
+        self._flow: Flow | None = None
+        self._lock = threading.Lock()
+        endpoints = Endpoints(profile.provider, profile.client)
+        self.session = Session(
+            name=name or profile.name, provider=profile.provider, client=profile.client,
+            store=make_store(store), endpoints=endpoints,
+        )
+
+    @property
+    def flow(self) -> Flow | None:
+        return self._flow
+
+    def use_redirect_uri(self, uri: str) -> None:
+        """Send the browser back to ``uri`` (e.g. a loopback catcher); before :meth:`start`."""
+        if self._flow is not None and self.phase == "waiting":
+            raise ConfigurationError("The login already started; set the redirect URI before start().")
+        self.redirect_uri = uri
+
+    def _make_flow(self) -> Flow:
+        cls = FLOWS[self.grant]
+        kwargs: dict[str, Any] = {"scope": self.scope, "endpoints": self.session.endpoints}
+        if issubclass(cls, (AuthorizationCodeFlow, ImplicitFlow)):
+            kwargs["redirect_uri"] = self.redirect_uri
+        return cls(self.profile.provider, self.profile.client, **kwargs)
+
+    def start(self) -> Step:
+        """Begin (or restart) the login; an earlier link stops working."""
+        with self._lock:
+            if self._flow is None or self.grant not in ("authorization_code", "implicit") or \
+                    getattr(self._flow, "redirect_uri", None) != self.redirect_uri:
+                self._flow = self._make_flow()
+            self.step = self._flow.start()
+            self.phase = "waiting"
+            self.error = None
+            return self.step
+
+    def _finish(self, token: Token) -> Session:
+        self.session.flow = self._flow
+        self.session.set_token(token)
+        register(self.session)
+        self.phase = "done"
+        return self.session
+
+    def _run(self, action: Callable[[], Token]) -> Session:
+        try:
+            token = action()
+        except CallbackError as exc:  # the pending login is unchanged: try again
+            self.error = exc
+            raise
+        except LoginCancelled as exc:
+            self.phase, self.error = "cancelled", exc
+            raise
+        except OAuth2Error as exc:
+            self.phase, self.error = "failed", exc
+            raise
+        return self._finish(token)
+
+    def _require(self, kind: type[Flow]) -> Any:
+        if not isinstance(self._flow, kind):
+            self.start()
+        assert isinstance(self._flow, kind)
+        return self._flow
+
+    def complete_redirect(self, url: str) -> Session:
+        """Finish a code or implicit login with the pasted (or caught) redirect URL."""
+        if self._flow is None or self.grant not in ("authorization_code", "implicit"):
+            from .errors import NoLoginInProgress
+
+            raise NoLoginInProgress("No sign-in link was issued for this login yet; start it first.")
+        flow = self._flow
+        return self._run(lambda: flow.complete(url))  # type: ignore[attr-defined]
+
+    def complete_password(self, username: str, password: str) -> Session:
+        flow = self._require(PasswordFlow)
+        return self._run(lambda: flow.complete(username, password))
+
+    def complete_device(self, cancel: threading.Event | None = None) -> Session:
+        """Poll until the user approves the code (blocking: call from a thread in notebooks)."""
+        flow = self._require(DeviceFlow)
+        return self._run(lambda: flow.complete(cancel))
+
+    def complete_client_credentials(self) -> Session:
+        self._flow = self._flow or self._make_flow()
+        flow = self._flow
+        return self._run(lambda: flow.complete())  # type: ignore[attr-defined]
+
+    def cancel(self) -> None:
+        if self.phase in ("idle", "waiting"):
+            self.phase = "cancelled"
+
+    def restore(self) -> Session | None:
+        """Reuse a stored token (opt-in file store) instead of signing in again."""
+        data = self.session.store.load(self.session.store_key)
+        if not data:
+            return None
+        token = Token.from_dict(data)
+        if token.is_expired(self.session.leeway) and not token.refresh_token and self.grant != "client_credentials":
+            return None
+        self._flow = self._make_flow() if self.grant == "client_credentials" else None
+        return self._finish(token)
+
+
+def prepare_login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None = None,
+                  flow: str | None = None, store: str | TokenStore = "memory", name: str | None = None,
+                  **profile_options: Any) -> LoginAttempt:
+    """Resolve the profile and return a :class:`LoginAttempt` that nothing has started."""
+    resolved = profile if isinstance(profile, Profile) else load_profile(
+        profile, flow=flow, scope=scope, **profile_options)
+    if isinstance(scope, str):
+        scope = scope.replace(",", " ").split()
+    return LoginAttempt(resolved, name=name, store=store, scope=scope)
+
+
+def login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None = None, flow: str | None = None,
+          via: str = "auto", store: str | TokenStore = "memory", name: str | None = None,
+          browser: Browser | None = None, on_device_code: Callable[[Step], None] | None = None,
+          username: str | None = None, password: str | None = None, **profile_options: Any) -> Session:
+    """Sign in and return the named :class:`Session`.
+
+    In a notebook (no ``browser``) the login widget is shown and the session is
+    returned at once, pending until the user finishes. ``browser(url) -> redirect_url``
+    does the browser's part for tests and headless runs; ``on_device_code(step)``
+    is told the user code of a device login.
+    """
+    attempt = prepare_login(profile, scope=scope, flow=flow, store=store, name=name, **profile_options)
+    restored = attempt.restore()
+    if restored is not None:
+        return restored
+    if attempt.grant == "client_credentials":
+        return attempt.complete_client_credentials()
+    if attempt.grant == "password" and username and password:
+        return attempt.complete_password(username, password)
+    if browser is None and on_device_code is None and in_notebook():
+        from .widgets import LoginWidget
+        from IPython.display import display
+
+        register(attempt.session)
+        display(LoginWidget(attempt, via=via))
+        return attempt.session
+    return _complete_here(attempt, browser=browser, on_device_code=on_device_code, username=username)
+
+
+def _complete_here(attempt: LoginAttempt, *, browser: Browser | None,
+                   on_device_code: Callable[[Step], None] | None, username: str | None) -> Session:
+    """Scripts, terminals, tests: drive the login in this thread."""
+    if attempt.grant == "password":
+        import getpass
+
+        user = username or input("Username: ")
+        return attempt.complete_password(user, getpass.getpass("Password: "))
+    step = attempt.start()
+    if attempt.grant == "device_code":
+        (on_device_code or _print_device_step)(step)
+        return attempt.complete_device()
+    assert step.authorization_url is not None
+    if browser is not None:
+        return attempt.complete_redirect(browser(step.authorization_url))
+    print(f"Open this link, sign in, then paste the address you are sent to:\n{step.authorization_url}")
+    return attempt.complete_redirect(input("Redirect URL: "))
+
+
+def _print_device_step(step: Step) -> None:
+    link = step.verification_uri_complete or step.verification_uri
+    print(f"Open {link} and enter the code {step.user_code} (expires in {int(step.expires_in or 0)} s).")

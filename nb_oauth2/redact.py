@@ -1,0 +1,135 @@
+"""Redaction used by every repr, message and log line.
+
+Secrets the package handles (tokens, codes, client secrets, passwords) are
+registered here as they arrive; :func:`redact` replaces any registered secret
+(raw, URL-encoded or base64 inside Basic auth) and anything that looks like
+one (``access_token=...``, ``Bearer ...``) before text leaves the package.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import threading
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+__all__ = [
+    "MASK",
+    "fingerprint",
+    "register_secret",
+    "redact",
+    "redact_url",
+    "snippet",
+    "RedactingFilter",
+    "install_log_redaction",
+]
+
+MASK = "***"
+
+_SENSITIVE_KEYS = (
+    "access_token|refresh_token|id_token|code|client_secret|password|device_code|"
+    "code_verifier|assertion|client_assertion|token|secret|state|nonce|api_key|apikey"
+)
+_KEY_VALUE = re.compile(
+    rf"""(?P<key>["']?\b(?:{_SENSITIVE_KEYS})\b["']?\s*[:=]\s*["']?)(?P<value>[^"'&\s,;}}<>]+)""",
+    re.IGNORECASE,
+)
+_AUTH_HEADER = re.compile(r"(?P<key>\b(?:Bearer|Basic|DPoP|MAC)\s+)(?P<value>[A-Za-z0-9._~+/=-]{6,})")
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def fingerprint(secret: str | None) -> str:
+    """A short, stable, non-reversible label for a secret (``sha256:1a2b3c4d``)."""
+    if not secret:
+        return "none"
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+
+def _variants(secret: str) -> set[str]:
+    out = {secret, quote(secret, safe=""), quote_plus(secret)}
+    out.add(base64.b64encode(secret.encode()).decode().rstrip("="))
+    return {v for v in out if len(v) >= 4}
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember a secret so that :func:`redact` masks it wherever it appears."""
+    global _pattern
+    if not secret or len(secret) < 4:
+        return
+    with _lock:
+        new = _variants(secret) - _secrets
+        if not new:
+            return
+        _secrets.update(new)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def redact(text: object) -> str:
+    """Return ``str(text)`` with registered and secret-looking values masked."""
+    out = str(text)
+    pattern = _pattern
+    if pattern is not None:
+        out = pattern.sub(MASK, out)
+    out = _KEY_VALUE.sub(lambda m: m.group("key") + MASK, out)
+    return _AUTH_HEADER.sub(lambda m: m.group("key") + MASK, out)
+
+
+def redact_url(url: str) -> str:
+    """Mask every query value and drop the fragment; keep scheme, host and path."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    query = urlencode([(k, MASK) for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return redact(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
+
+
+def snippet(text: object, limit: int = 200) -> str:
+    """Redacted, single-line, length-capped excerpt for error messages."""
+    flat = " ".join(redact(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that renders each record and masks secrets in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: keep the record, drop args
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+_FILTER = RedactingFilter()
+_NAMESPACES = ("nb_oauth2", "requests_oauthlib", "oauthlib", "urllib3")
+
+
+def install_log_redaction() -> None:
+    """Attach the filter to every logger of ours and of the OAuth/HTTP libraries.
+
+    Filters on a logger only see records created on that logger, so the filter
+    goes on each existing logger in those namespaces (requests-oauthlib logs
+    tokens at DEBUG: its issue #536).
+    """
+    import requests_oauthlib  # noqa: F401  (make sure its loggers exist)
+
+    manager = logging.Logger.manager
+    names = [n for n in list(manager.loggerDict) if n.split(".")[0] in _NAMESPACES]
+    for name in set(names) | set(_NAMESPACES):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

@@ -1,0 +1,327 @@
+"""The auto-refreshing session: an ``OAuth2Session`` that keeps itself signed in.
+
+* refreshes ahead of expiry under a lock with a re-check inside it, so many
+  threads crossing an expiry cause one token request (SECURITY_CASES 19);
+* re-reads a shared store under its cross-process lock first (case 20);
+* re-fetches client-credentials (and password) tokens that cannot refresh;
+* on 401 ``invalid_token`` renews once and retries once (case 28);
+* commits a rotated refresh token before anything else uses it (case 18);
+* turns ``invalid_grant`` on refresh into :class:`ReauthRequired` and purges
+  the dead refresh token (case 17);
+* default connect/read timeouts; ``revoke()`` (RFC 7009, case 23).
+
+Users who want requests-oauthlib's own refresh styles (TokenExpiredError,
+TokenUpdated, ``token_updater``) pass ``auto_refresh=False`` and the stock
+keyword arguments; the stock code path then runs unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any, Callable
+
+import requests
+from requests_oauthlib import OAuth2Session
+
+from .endpoint import DEFAULT_TIMEOUT, ClientAuth, Endpoints, form_pairs
+from .errors import (
+    InsecureTransportError,
+    InvalidGrant,
+    OAuth2Error,
+    ReauthRequired,
+    TransportError,
+)
+from .flows import Flow
+from .providers import Provider
+from .redact import redact
+from .store import MemoryStore, TokenStore
+from .token import DEFAULT_LEEWAY, Token
+from .transport import allow_loopback_http, is_secure_or_loopback
+
+__all__ = ["Session", "MaskedTokenDict"]
+
+allow_loopback_http()
+
+
+class MaskedTokenDict(dict):
+    """The token dict requests-oauthlib users expect, with a masked repr."""
+
+    def __repr__(self) -> str:
+        return "{token: masked}"
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        return "<code>{token: masked}</code>"
+
+
+def _is_invalid_token(response: requests.Response) -> bool:
+    if response.status_code != 401:
+        return False
+    challenge = response.headers.get("WWW-Authenticate", "")
+    return "error=" not in challenge or "invalid_token" in challenge
+
+
+class Session(OAuth2Session):
+    """A named, kernel-scoped OAuth 2 session that refreshes itself."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        provider: Provider,
+        client: ClientAuth,
+        flow: Flow | None = None,
+        token: Token | None = None,
+        store: TokenStore | None = None,
+        store_key: str | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        leeway: float = DEFAULT_LEEWAY,
+        auto_refresh: bool = True,
+        endpoints: Endpoints | None = None,
+        **oauth2session_kwargs: Any,
+    ) -> None:
+        super().__init__(client_id=client.client_id, **oauth2session_kwargs)
+        self.name = name
+        self.provider = provider
+        self.client_auth = client
+        self.flow = flow
+        self.timeout = timeout
+        self.leeway = leeway
+        self.auto_refresh = auto_refresh
+        self.endpoints = endpoints or (flow.endpoints if flow else Endpoints(provider, client, timeout=timeout))
+        self.store = store if store is not None else MemoryStore()
+        self.store_key = store_key or name
+        self.cert = client.cert
+        self.token_requests = 0
+        self._renew_lock = threading.RLock()
+        self._token: Token | None = None
+        self._listeners: list[Callable[[Token], None]] = []
+        if token is not None:
+            self._commit(token)
+
+    # -- token state -------------------------------------------------------------
+
+    @property
+    def token_info(self) -> Token | None:
+        """The current token (masked repr), or None before login."""
+        return self._token
+
+    @property
+    def is_authorized(self) -> bool:  # type: ignore[override]
+        return self._token is not None
+
+    @property
+    def token(self) -> MaskedTokenDict | None:  # type: ignore[override]
+        raw = getattr(self._client, "token", None)
+        return MaskedTokenDict(raw) if raw else None
+
+    @token.setter
+    def token(self, value: dict | None) -> None:
+        self._client.token = value
+        self._client.populate_token_attributes(value or {})
+
+    def on_token(self, callback: Callable[[Token], None]) -> None:
+        """Call ``callback(token)`` after every new token (login, refresh, re-fetch)."""
+        self._listeners.append(callback)
+
+    def set_token(self, token: Token) -> None:
+        """Install a token obtained by a flow (the end of a login)."""
+        with self._renew_lock:
+            self._commit(token)
+
+    def _commit(self, token: Token) -> None:
+        """Memory first, then the store, then listeners (case 18)."""
+        self._token = token
+        self.token = token.to_oauthlib()
+        self.store.save(self.store_key, token.to_dict())
+        for callback in list(self._listeners):
+            callback(token)
+
+    def forget(self) -> None:
+        """Drop the token from memory and the store (logout without revocation)."""
+        with self._renew_lock:
+            self._token = None
+            self._client.token = {}
+            self._client.access_token = None
+            self._client.refresh_token = None
+            self.store.delete(self.store_key)
+            if self.flow is not None and hasattr(self.flow, "forget_password"):
+                self.flow.forget_password()
+
+    # -- renewal -------------------------------------------------------------------
+
+    def _current_token(self) -> Token:
+        token = self._token
+        if token is None:
+            raise ReauthRequired(
+                f"Session {self.name!r} is not signed in yet: finish the login above, or run "
+                f"nb_oauth2.login({self.name!r})."
+            )
+        if token.is_expired(self.leeway):
+            return self._renew(token)
+        return token
+
+    def _renew(self, seen: Token | None, *, force: bool = False) -> Token:
+        """Single-flight renewal: the first thread renews, the others reuse its token."""
+        with self._renew_lock:
+            current = self._token
+            if current is not None and current is not seen and not current.is_expired(self.leeway):
+                return current
+            with self.store.lock(self.store_key):
+                adopted = self._adopt_stored(current)
+                if adopted is not None and (not force or adopted.access_token != getattr(seen, "access_token", None)):
+                    self._token = adopted
+                    self.token = adopted.to_oauthlib()
+                    return adopted
+                new = self._obtain_new(current)
+                self._commit(new)
+                return new
+
+    def _adopt_stored(self, current: Token | None) -> Token | None:
+        """A fresher token another process saved meanwhile (case 20)."""
+        data = self.store.load(self.store_key)
+        if not data:
+            return None
+        stored = Token.from_dict(data)
+        if current is not None and stored.access_token == current.access_token:
+            return None
+        return None if stored.is_expired(self.leeway) else stored
+
+    def _obtain_new(self, current: Token | None) -> Token:
+        if current is not None and current.refresh_token:
+            return self._refresh_with(current)
+        if self.flow is not None:
+            token = self.flow.refetch()
+            if token is not None:
+                self.token_requests += 1
+                return token
+        raise ReauthRequired(
+            f"The token of session {self.name!r} expired and cannot be refreshed (no refresh token); "
+            f"sign in again with nb_oauth2.login({self.name!r})."
+        )
+
+    def _refresh_with(self, current: Token) -> Token:
+        params = form_pairs(self._client.prepare_refresh_body(refresh_token=current.refresh_token))
+        for attempt in (1, 2):  # one retry on a dropped connection (case 21)
+            try:
+                self.token_requests += 1
+                return self.endpoints.token(params, previous=current)
+            except TransportError:
+                if attempt == 2:
+                    raise
+            except InvalidGrant:
+                self._purge_refresh_token(current)
+                raise ReauthRequired(
+                    f"The provider no longer accepts the refresh token of session {self.name!r} (revoked, expired, "
+                    "or already rotated by another client). Sign in again.",
+                    error="invalid_grant",
+                ) from None
+        raise AssertionError("unreachable")
+
+    def _purge_refresh_token(self, current: Token) -> None:
+        """Case 17: never try the dead refresh token again, in memory or on disk."""
+        stripped = current.with_changes(refresh_token=None, expires_at=current.received_at)
+        self._token = stripped
+        self.token = stripped.to_oauthlib()
+        self.store.purge_refresh_token(self.store_key)
+
+    def refresh(self) -> Token:
+        """Renew the token now (refresh, or re-fetch for client credentials)."""
+        return self._renew(self._token, force=True)
+
+    # -- requests --------------------------------------------------------------------
+
+    def request(self, method: str, url: str, data: Any = None, headers: Any = None,  # type: ignore[override]
+                withhold_token: bool = False, client_id: str | None = None,
+                client_secret: str | None = None, files: Any = None, **kwargs: Any) -> requests.Response:
+        """Send with a fresh token; on 401 invalid_token renew once and retry once."""
+        kwargs.setdefault("timeout", self.timeout)
+        if not self.auto_refresh:
+            return super().request(method, url, data=data, headers=headers, withhold_token=withhold_token,
+                                   client_id=client_id, client_secret=client_secret, files=files, **kwargs)
+        if withhold_token:
+            return requests.Session.request(self, method, url, data=data, headers=headers, files=files, **kwargs)
+        if not is_secure_or_loopback(url):
+            raise InsecureTransportError(
+                f"Refusing to send the token over plain http to {redact(url)[:80]!r}; use https."
+            )
+        token = self._current_token()
+        response = self._send(method, url, token, data, headers, files, kwargs)
+        if _is_invalid_token(response) and self._replayable(data, files):
+            response.close()
+            token = self._renew(token, force=True)
+            response = self._send(method, url, token, data, headers, files, kwargs)
+        return response
+
+    def _send(self, method: str, url: str, token: Token, data: Any, headers: Any, files: Any,
+              kwargs: dict) -> requests.Response:
+        merged = dict(headers or {})
+        merged["Authorization"] = f"Bearer {token.access_token}"
+        try:
+            return requests.Session.request(self, method, url, data=data, headers=merged, files=files, **kwargs)
+        except requests.exceptions.SSLError:
+            from .errors import TLSError
+
+            raise TLSError(f"TLS to {redact(url)[:80]} failed (certificate verification or client certificate).") from None
+
+    @staticmethod
+    def _replayable(data: Any, files: Any) -> bool:
+        return files is None and (data is None or isinstance(data, (str, bytes, dict, list, tuple)))
+
+    # -- revocation, status, data ---------------------------------------------------
+
+    def revoke(self) -> bool:
+        """RFC 7009: revoke refresh then access token; the local copy is wiped either way (case 23)."""
+        with self._renew_lock:
+            token = self._token
+            self.forget()
+        if token is None:
+            return True
+        if not self.provider.revocation_endpoint:
+            warnings.warn(f"{self.provider.name} has no revocation endpoint; the token was wiped locally and "
+                          "may remain valid until it expires.", RuntimeWarning, stacklevel=2)
+            return False
+        confirmed = True
+        for value, hint in ((token.refresh_token, "refresh_token"), (token.access_token, "access_token")):
+            if value:
+                try:
+                    confirmed &= self.endpoints.revoke(value, hint).status_code == 200
+                except OAuth2Error:
+                    confirmed = False
+        if not confirmed:
+            warnings.warn("The provider did not confirm the revocation; the token was wiped locally and may "
+                          "remain valid until it expires.", RuntimeWarning, stacklevel=2)
+        return confirmed
+
+    def status(self) -> dict[str, Any]:
+        token = self._token
+        return {
+            "name": self.name,
+            "provider": self.provider.name,
+            "grant": self.flow.grant if self.flow else None,
+            "signed_in": token is not None,
+            "scopes": " ".join(token.scope) if token and token.scope else "",
+            "expires_in": token.expires_in() if token else None,
+            "expiry": token.describe_expiry() if token else "not signed in",
+            "fingerprint": token.fingerprint if token else "",
+            "refreshable": bool(token and (token.refresh_token or (self.flow and self.flow.grant == "client_credentials"))),
+        }
+
+    def read_json(self, url: str, **options: Any):
+        """Load a protected JSON endpoint into a DataFrame (see :func:`nb_oauth2.read_json`)."""
+        from .frames import read_json
+
+        return read_json(url, session=self, **options)
+
+    def __repr__(self) -> str:
+        token = self._token
+        state = f"{token.fingerprint}, {token.describe_expiry()}" if token else "not signed in"
+        return f"<nb_oauth2.Session {self.name!r} ({self.provider.name}): {state}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<code>{html.escape(repr(self))}</code>"
+

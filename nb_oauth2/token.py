@@ -1,0 +1,204 @@
+"""The token: an immutable value with expiry maths and a masked repr."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from .errors import UnexpectedTokenResponse, UnsupportedTokenType
+from .redact import fingerprint, register_secret, snippet
+
+__all__ = ["Token", "parse_expires_in", "DEFAULT_LEEWAY"]
+
+#: refresh this many seconds before the computed expiry (SECURITY_CASES 22: 30-60 s)
+DEFAULT_LEEWAY = 45.0
+
+_SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
+_KNOWN_FIELDS = {"access_token", "token_type", "refresh_token", "expires_in", "expires_at", "scope", "id_token"}
+
+
+def parse_expires_in(value: object) -> float | None:
+    """``3600``, ``"3600"`` and ``"3600.0"`` give 3600.0; absent gives None.
+
+    Negative, zero-or-less, non-finite or garbage values give None with one warning:
+    the token is then treated as of unknown expiry (refreshed after a 401).
+    """
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        warnings.warn(
+            f"The token endpoint sent an unusable expires_in ({snippet(value, 40)!r}); "
+            "treating the token's expiry as unknown (it is refreshed after a 401).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return seconds
+
+
+def _parse_scope(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(value.replace(",", " ").split())
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    return None
+
+
+@dataclass(frozen=True)
+class Token:
+    """An OAuth 2 bearer token as the package keeps it.
+
+    ``expires_at`` is computed from the wall-clock time the response was
+    received plus ``expires_in`` (a server-sent ``expires_at`` is ignored:
+    SECURITY_CASES 22). repr and str show a fingerprint and the expiry only.
+    """
+
+    access_token: str = field(repr=False)
+    token_type: str = "Bearer"
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: float | None = None
+    scope: tuple[str, ...] | None = None
+    id_token: str | None = field(default=None, repr=False)
+    received_at: float = field(default_factory=time.time)
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in _SECRET_FIELDS:
+            register_secret(getattr(self, name))
+
+    # -- construction -----------------------------------------------------
+
+    @classmethod
+    def from_response(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        received_at: float | None = None,
+        previous: "Token | None" = None,
+    ) -> "Token":
+        """Normalise a token endpoint (or fragment) response.
+
+        Raises :class:`UnexpectedTokenResponse` without ``access_token`` and
+        :class:`UnsupportedTokenType` for a type other than Bearer (case 14).
+        With ``previous`` given, a response without a refresh token keeps the
+        old one (case 18).
+        """
+        access_token = data.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            keys = ", ".join(sorted(str(k) for k in data)) or "none"
+            raise UnexpectedTokenResponse(
+                f"The token response has no access_token (keys: {snippet(keys, 120)}); restart the login.",
+            )
+        register_secret(access_token)
+        token_type = str(data.get("token_type") or "Bearer")
+        if token_type.lower() != "bearer":
+            raise UnsupportedTokenType(
+                f"The provider issued a {snippet(token_type, 20)!r} token; nb_oauth2 only sends Bearer tokens.",
+                error="unsupported_token_type",
+            )
+        received = time.time() if received_at is None else received_at
+        expires_in = parse_expires_in(data.get("expires_in"))
+        refresh = data.get("refresh_token") or (previous.refresh_token if previous else None)
+        extra = {k: v for k, v in data.items() if k not in _KNOWN_FIELDS}
+        return cls(
+            access_token=access_token,
+            token_type="Bearer",
+            refresh_token=refresh if isinstance(refresh, str) else None,
+            expires_at=received + expires_in if expires_in else None,
+            scope=_parse_scope(data.get("scope")) or (previous.scope if previous else None),
+            id_token=data.get("id_token") if isinstance(data.get("id_token"), str) else None,
+            received_at=received,
+            extra=extra,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Token":
+        """Rebuild a token saved with :meth:`to_dict` (keeps its absolute expiry)."""
+        scope = data.get("scope")
+        return cls(
+            access_token=data["access_token"],
+            token_type=data.get("token_type", "Bearer"),
+            refresh_token=data.get("refresh_token"),
+            expires_at=data.get("expires_at"),
+            scope=tuple(scope) if scope is not None else None,
+            id_token=data.get("id_token"),
+            received_at=data.get("received_at", time.time()),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for a token store (no client secret ever lives here)."""
+        return {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "refresh_token": self.refresh_token,
+            "expires_at": self.expires_at,
+            "scope": list(self.scope) if self.scope is not None else None,
+            "id_token": self.id_token,
+            "received_at": self.received_at,
+        }
+
+    def to_oauthlib(self) -> dict[str, Any]:
+        """The dict requests-oauthlib's ``OAuth2Session.token`` expects."""
+        out: dict[str, Any] = {"access_token": self.access_token, "token_type": "Bearer"}
+        if self.refresh_token:
+            out["refresh_token"] = self.refresh_token
+        if self.expires_at is not None:
+            out["expires_at"] = self.expires_at
+            out["expires_in"] = max(0.0, self.expires_at - time.time())
+        if self.scope is not None:
+            out["scope"] = list(self.scope)
+        return out
+
+    def with_changes(self, **changes: Any) -> "Token":
+        return replace(self, **changes)
+
+    # -- expiry -------------------------------------------------------------
+
+    def expires_in(self, now: float | None = None) -> float | None:
+        """Seconds until expiry (negative once expired); None when unknown."""
+        if self.expires_at is None:
+            return None
+        return self.expires_at - (time.time() if now is None else now)
+
+    def is_expired(self, leeway: float = DEFAULT_LEEWAY, now: float | None = None) -> bool:
+        """True when the token expires within ``leeway`` seconds (unknown expiry: False)."""
+        left = self.expires_in(now)
+        return left is not None and left <= leeway
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.access_token)
+
+    def describe_expiry(self, now: float | None = None) -> str:
+        left = self.expires_in(now)
+        if left is None:
+            return "unknown expiry"
+        if left <= 0:
+            return "expired"
+        minutes, seconds = divmod(int(left), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"expires in {hours}h{minutes:02d}m" if hours else f"expires in {minutes}m{seconds:02d}s"
+
+    def __repr__(self) -> str:
+        scope = " ".join(self.scope) if self.scope else "-"
+        refresh = "yes" if self.refresh_token else "no"
+        return (
+            f"Token(fingerprint={self.fingerprint!r}, {self.describe_expiry()}, "
+            f"scope={scope!r}, refreshable={refresh})"
+        )
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<code>{html.escape(repr(self))}</code>"
