@@ -21,7 +21,7 @@ from .session import Session
 from .store import TokenStore, make_store
 from .token import Token
 
-__all__ = ["LoginAttempt", "login", "prepare_login", "in_notebook", "DEFAULT_REDIRECT_URI"]
+__all__ = ["LoginAttempt", "login", "prepare_login", "in_notebook", "DEFAULT_REDIRECT_URI", "AUTOPILOT_ENV"]
 
 #: what to register at a provider for paste-back logins outside the demo (``nb-oauth2 redirect-uri``)
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
@@ -174,6 +174,8 @@ def login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None 
     is told the user code of a device login.
     """
     attempt = prepare_login(profile, scope=scope, flow=flow, store=store, name=name, **profile_options)
+    if browser is None and on_device_code is None and autopilot_enabled(attempt):
+        browser, on_device_code, username, password = _autopilot(attempt)
     restored = attempt.restore()
     if restored is not None:
         return restored
@@ -189,6 +191,33 @@ def login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None 
         display(LoginWidget(attempt, via=via))
         return attempt.session
     return _complete_here(attempt, browser=browser, on_device_code=on_device_code, username=username)
+
+
+AUTOPILOT_ENV = "NB_OAUTH2_DEMO_AUTOPILOT"
+
+
+def autopilot_enabled(attempt: LoginAttempt) -> bool:
+    """Headless runs of the tutorials: the demo's driver plays the user (demo profile only)."""
+    import os
+
+    return os.environ.get(AUTOPILOT_ENV) == "1" and attempt.provider_name == "demo"
+
+
+def _autopilot(attempt: LoginAttempt) -> tuple[Browser, Callable[[Step], None], str, str]:
+    from .demo_profile import running_demo
+
+    demo = running_demo()
+    user, secret = next(iter(demo.users.items()))
+
+    def approve(step: Step) -> None:
+        threading.Timer(0.2, demo.driver.approve_device, args=(step.user_code,)).start()
+
+    if in_notebook():
+        from IPython.display import HTML, display
+
+        display(HTML(f"<p>Autopilot ({AUTOPILOT_ENV}=1): the demo provider's test driver signs in as "
+                     f"<b>{user}</b> instead of you.</p>"))
+    return demo.driver.authorize, approve, user, secret
 
 
 def _complete_here(attempt: LoginAttempt, *, browser: Browser | None,

@@ -127,9 +127,27 @@ def install_log_redaction() -> None:
     """
     import requests_oauthlib  # noqa: F401  (make sure its loggers exist)
 
+    _quiet_http_client_debug()
     manager = logging.Logger.manager
     names = [n for n in list(manager.loggerDict) if n.split(".")[0] in _NAMESPACES]
     for name in set(names) | set(_NAMESPACES):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def _redacting_print(*args: object, **kwargs: object) -> None:
+    import builtins
+
+    builtins.print(*(redact(arg) for arg in args), **kwargs)  # type: ignore[call-overload]
+
+
+def _quiet_http_client_debug() -> None:
+    """``http.client`` prints headers (Authorization included) at debuglevel > 0.
+
+    It looks ``print`` up in its own module first, so a module-level name there
+    redacts exactly those lines and nothing else.
+    """
+    import http.client
+
+    http.client.print = _redacting_print  # type: ignore[attr-defined]

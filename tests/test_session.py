@@ -146,8 +146,11 @@ def test_stock_refresh_styles_still_work(provider):
     from oauthlib.oauth2 import TokenExpiredError
     from requests_oauthlib import TokenUpdated
 
-    base = code_login(provider)
-    token = dict(base.token_info.with_changes(expires_at=time.time() - 10).to_oauthlib())
+    def expired_token(name):
+        fresh = code_login(provider, name=name)
+        return dict(fresh.token_info.with_changes(expires_at=time.time() - 10).to_oauthlib()), fresh
+
+    token, base = expired_token("style1")
     kwargs = dict(name="stock", provider=base.provider, client=base.client_auth, auto_refresh=False)
     style1 = Session(token=None, **kwargs)
     style1.token = token
@@ -155,13 +158,13 @@ def test_stock_refresh_styles_still_work(provider):
         style1.get(provider.url + "/userinfo")
     refresh_kwargs = {"client_id": provider.clients["public"].client_id}
     style2 = Session(auto_refresh_url=provider.url + "/token", auto_refresh_kwargs=refresh_kwargs, **kwargs)
-    style2.token = token
+    style2.token, _ = expired_token("style2")
     with pytest.raises(TokenUpdated):
         style2.get(provider.url + "/userinfo")
     seen = []
     style3 = Session(auto_refresh_url=provider.url + "/token", auto_refresh_kwargs=refresh_kwargs,
                      token_updater=seen.append, **kwargs)
-    style3.token = dict(token, refresh_token=base.refresh().refresh_token)
+    style3.token, _ = expired_token("style3")
     assert style3.get(provider.url + "/userinfo").status_code == 200
     assert len(seen) == 1
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import threading
 from typing import Any
 from urllib.parse import quote
 
 from oauthlib.oauth2 import MetadataEndpoint, Server
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
-from oauthlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint
+from oauthlib.oauth2.rfc8628.endpoints import DeviceAuthorizationEndpoint
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -48,6 +49,20 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"The demo provider cannot listen on {host} port {port}: {exc.strerror}. "
+                                 "Use port=0 for a free port.") from None
+    return sock
+
+
 def _token(_request: Any = None) -> str:
     return secrets.token_urlsafe(32)
 
@@ -72,11 +87,9 @@ class DemoProvider:
         if bind is None:
             raise ConfigurationError(
                 f"The demo provider only listens on loopback (127.0.0.1, ::1 or localhost), not {host!r}.")
-        try:
-            self._httpd = make_server(bind, int(port), self._wsgi, threaded=True, request_handler=_QuietHandler)
-        except OSError as exc:
-            raise ConfigurationError(f"The demo provider cannot listen on {bind} port {port}: {exc.strerror}. "
-                                     "Use port=0 for a free port.") from None
+        with _listen(bind, int(port)) as sock:  # werkzeug would sys.exit() on a busy port
+            self._httpd = make_server(bind, sock.getsockname()[1], self._wsgi, threaded=True,
+                                      request_handler=_QuietHandler, fd=sock.fileno())
         self._httpd.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
         self._httpd.handle_error = lambda *args, **kwargs: None  # type: ignore[method-assign]
         self._httpd.block_on_close = False
@@ -117,13 +130,13 @@ class DemoProvider:
             self.validator, verification_uri=verification_uri, expires_in=device_ttl, interval=interval,
             verification_uri_complete=lambda code: f"{verification_uri}?user_code={quote(code)}",
             user_code_generator=generate_user_code)
-        self.metadata = self._metadata(verification_uri)
+        self.metadata = self._metadata()
         self.browser = BrowserFlows(server=self.oauth, validator=self.validator, issuer=self.issuer,
                                     internal_url=self.url, users=self.users)
         self.api = DemoAPI(base_url=self.url, dataset=self._get_dataset, verify=self._verify_bearer,
                            profiles=self._profile)
 
-    def _metadata(self, verification_uri: str) -> dict[str, Any]:
+    def _metadata(self) -> dict[str, Any]:
         base = self.url
         claims = {
             "issuer": self.issuer,
@@ -141,10 +154,8 @@ class DemoProvider:
             "authorization_response_iss_parameter_supported": True,
             "service_documentation": f"{self._public_base}/",
         }
-        endpoint = MetadataEndpoint([self.oauth], claims=claims, raise_errors=False)
-        document = dict(endpoint.claims)
-        document["x_verification_uri"] = verification_uri
-        return document
+        # raise_errors=False: oauthlib would insist on an https issuer; loopback http is the point here
+        return dict(MetadataEndpoint([self.oauth], claims=claims, raise_errors=False).claims)
 
     # -- public controls ----------------------------------------------------------
 

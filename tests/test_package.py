@@ -1,0 +1,68 @@
+"""The package's face: public names, no Jupyter import, no global oauthlib flags."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import nb_oauth2
+
+EXPECTED_PUBLIC = {
+    "login", "prepare_login", "LoginAttempt", "session", "sessions", "set_default", "logout",
+    "read_json", "iter_pages", "iter_records", "to_parquet", "Session", "Token", "Provider", "Profile",
+    "ClientAuth", "Step", "AuthorizationCodeFlow", "ImplicitFlow", "PasswordFlow", "ClientCredentialsFlow",
+    "DeviceFlow", "LegacyGrantWarning", "ScopeChangedWarning", "PRESETS", "preset", "discover",
+    "load_profile", "define_profile", "load_ipython_extension", "__version__",
+}
+
+
+def test_all_is_pinned():
+    errors = set(nb_oauth2.errors.__all__)
+    assert set(nb_oauth2.__all__) == EXPECTED_PUBLIC | errors
+    for name in nb_oauth2.__all__:
+        assert getattr(nb_oauth2, name) is not None
+
+
+def test_import_loads_neither_ipython_nor_ipywidgets_nor_pandas():
+    code = ("import sys, nb_oauth2; bad=[m for m in ('IPython','ipywidgets','pandas') if m in sys.modules];"
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert out.stdout.strip() == ""
+
+
+def test_no_process_wide_oauthlib_flags_are_set():
+    for name in ("OAUTHLIB_INSECURE_TRANSPORT", "OAUTHLIB_RELAX_TOKEN_SCOPE"):
+        assert name not in os.environ
+
+
+def test_oauthlib_still_refuses_http_to_remote_hosts():
+    """Only loopback http is widened; oauthlib's check for remote http still holds."""
+    from oauthlib.oauth2.rfc6749 import parameters
+
+    assert parameters.is_secure_transport("http://127.0.0.1:5/x")
+    assert parameters.is_secure_transport("http://[::1]:5/x")
+    assert not parameters.is_secure_transport("http://example.com/x")
+    assert not parameters.is_secure_transport("http://127.0.0.1.evil.example/x")
+
+
+def test_every_error_repr_is_class_and_code_only():
+    err = nb_oauth2.InvalidGrant("The code abc was rejected", error="invalid_grant")
+    assert repr(err) == "InvalidGrant(error='invalid_grant')"
+
+
+def test_registry_survives_reimport():
+    """Case 45: re-importing the package keeps the kernel's sessions."""
+    import importlib
+
+    from nb_oauth2 import registry
+
+    sentinel = object()
+    state = registry._state()
+    state.sessions["keep"] = sentinel
+    try:
+        importlib.reload(registry)
+        assert registry._state().sessions["keep"] is sentinel
+    finally:
+        state.sessions.pop("keep", None)
