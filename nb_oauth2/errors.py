@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 from typing import Mapping
 
+import requests
+
 __all__ = [
     "OAuth2Error",
     "ConfigurationError",
@@ -182,8 +184,11 @@ class LoginCancelled(OAuth2Error):
 # -- transport -----------------------------------------------------------------
 
 
-class TransportError(OAuth2Error):
-    """A network failure: connection refused, timeout, broken TLS."""
+class TransportError(OAuth2Error, requests.RequestException):
+    """A network failure: connection refused, timeout, broken TLS.
+
+    Also a ``requests.RequestException``, so code written for requests keeps working.
+    """
 
 
 class TLSError(TransportError):

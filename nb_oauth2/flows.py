@@ -6,6 +6,8 @@ them; :mod:`nb_oauth2.callback` checks what comes back. Flows hold no UI.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import threading
 import time
@@ -27,6 +29,7 @@ from .errors import (
     DeviceAccessDenied,
     DeviceCodeExpired,
     DeviceFlowError,
+    IssuerMismatch,
     LoginCancelled,
     NoLoginInProgress,
     OAuth2Error,
@@ -181,7 +184,9 @@ class AuthorizationCodeFlow(_RedirectFlow):
             code=result.code, redirect_uri=pending.redirect_uri, code_verifier=pending.code_verifier,
             include_client_id=True,
         )
-        return self._token(form_pairs(body))
+        token = self._token(form_pairs(body))
+        _check_id_token_nonce(token, pending.nonce)
+        return token
 
 
 class ImplicitFlow(_RedirectFlow):
@@ -338,6 +343,22 @@ class DeviceFlow(Flow):
             if isinstance(exc, DeviceFlowError):
                 raise
             raise DeviceFlowError(f"The device login stopped: {exc.message}", error=code, status=exc.status) from None
+
+
+def _check_id_token_nonce(token: Token, nonce: str | None) -> None:
+    """OIDC: the id_token must echo this login's nonce (replay / mix-up check).
+
+    Only the claim is compared; signature validation is the provider SDK's job.
+    """
+    if not nonce or not token.id_token:
+        return
+    try:
+        payload = token.id_token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        raise IssuerMismatch("The id_token in the token response is not a JWT; refusing it.") from None
+    if claims.get("nonce") != nonce:
+        raise IssuerMismatch("The id_token's nonce does not match this login (replayed or mixed-up response).")
 
 
 FLOWS: dict[str, type[Flow]] = {

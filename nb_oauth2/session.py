@@ -30,11 +30,12 @@ from .errors import (
     InvalidGrant,
     OAuth2Error,
     ReauthRequired,
+    TLSError,
     TransportError,
 )
 from .flows import Flow
 from .providers import Provider
-from .redact import redact
+from .redact import redact, redact_url
 from .store import MemoryStore, TokenStore
 from .token import DEFAULT_LEEWAY, Token
 from .transport import allow_loopback_http, is_secure_or_loopback
@@ -262,9 +263,11 @@ class Session(OAuth2Session):
         try:
             return requests.Session.request(self, method, url, data=data, headers=merged, files=files, **kwargs)
         except requests.exceptions.SSLError:
-            from .errors import TLSError
-
-            raise TLSError(f"TLS to {redact(url)[:80]} failed (certificate verification or client certificate).") from None
+            raise TLSError(f"TLS to {redact_url(url)} failed (certificate verification or client certificate).") from None
+        except requests.Timeout:
+            raise TransportError(f"{method} {redact_url(url)} timed out after {kwargs['timeout']} s.") from None
+        except requests.ConnectionError:
+            raise TransportError(f"Could not connect for {method} {redact_url(url)}.") from None
 
     @staticmethod
     def _replayable(data: Any, files: Any) -> bool:

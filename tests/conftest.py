@@ -11,8 +11,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-pytest_plugins = ["nb_oauth2.testing"]
-
 from tests.scripted_server import ScriptedServer  # noqa: E402
 
 CANARY_TOKEN = "canaryTOKEN-4f7d1e0b9a8c7d6e5f4a3b2c1d0e9f8a"

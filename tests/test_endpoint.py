@@ -160,3 +160,70 @@ def test_connection_refused_is_transport_error():
 
 def test_errors_share_one_root():
     assert issubclass(TransportError, OAuth2Error) and issubclass(InvalidGrant, OAuth2Error)
+
+
+def _jwt(claims: dict) -> str:
+    import base64
+    import json
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part(claims)}.sig"
+
+
+def test_id_token_with_wrong_nonce_is_refused(scripted):
+    """OIDC nonce: an id_token from another login is refused."""
+    endpoints, provider, client = make(scripted)
+    flow = AuthorizationCodeFlow(provider, client, redirect_uri="http://127.0.0.1:1/cb", endpoints=endpoints,
+                                 scope=["openid"])
+    url = flow.start().authorization_url
+    assert "nonce=" in url
+    state = url.split("state=")[1].split("&")[0]
+    scripted.script("/token", [Reply(200, {"access_token": CANARY_TOKEN, "id_token": _jwt({"nonce": "other"})})])
+    from nb_oauth2.errors import IssuerMismatch
+
+    with pytest.raises(IssuerMismatch, match="nonce"):
+        flow.complete(f"http://127.0.0.1:1/cb?code={CANARY_CODE}&state={state}")
+
+
+def test_refresh_drop_after_server_rotated_retries_once_then_reauth(scripted):
+    """Case 21: the refresh answer is lost (timeout) after the server rotated; one retry,
+    then invalid_grant -> ReauthRequired explained; the store is never half-written."""
+    import time as _time
+
+    from nb_oauth2.errors import ReauthRequired
+    from nb_oauth2.session import Session
+    from nb_oauth2.token import Token
+
+    endpoints, provider, client = make(scripted, timeout=(1, 0.4))
+    token = Token.from_response({"access_token": CANARY_TOKEN, "refresh_token": "rt-old-123456", "expires_in": 1})
+    session = Session(name="drop", provider=provider, client=client, token=token, endpoints=endpoints)
+    saved_before = session.store.load("drop")
+    scripted.script("/token", [Reply(200, {"access_token": "new-at-123456", "refresh_token": "rt-new-123456"},
+                                     delay=1.0),
+                               Reply(400, {"error": "invalid_grant"})])
+    _time.sleep(0.01)
+    with pytest.raises(ReauthRequired, match="already rotated"):
+        session.refresh()
+    assert scripted.count("/token") == 2
+    stored = session.store.load("drop")
+    assert stored["access_token"] == saved_before["access_token"] and not stored.get("refresh_token")
+
+
+def test_resource_timeout_is_transport_error_and_still_a_requests_exception(scripted):
+    """Case 16: resource calls time out; the error is typed (and still a requests exception)."""
+    import requests
+
+    from nb_oauth2.errors import TransportError
+    from nb_oauth2.session import Session
+    from nb_oauth2.token import Token
+
+    endpoints, provider, client = make(scripted)
+    session = Session(name="slow", provider=provider, client=client, endpoints=endpoints, timeout=(1, 0.3),
+                      token=Token.from_response({"access_token": CANARY_TOKEN, "expires_in": 3600}))
+    scripted.script("/api", [Reply(200, {"ok": 1}, delay=1.0)])
+    with pytest.raises(TransportError) as info:
+        session.get(scripted.url + "/api?secret_param=abcdefgh")
+    assert isinstance(info.value, requests.RequestException)
+    assert "abcdefgh" not in str(info.value)

@@ -34,8 +34,8 @@ def html_response(body: str, status: int = 200) -> Response:
     resp.headers["Referrer-Policy"] = "no-referrer"
     resp.headers["X-Frame-Options"] = "DENY"
     resp.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-        "form-action 'self'; frame-ancestors 'none'")
+        # no form-action: browsers apply it to the redirect to the client's redirect URI too
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'")
     return resp
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import unquote_plus, urlsplit
 
-from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
 from oauthlib.oauth2.rfc8628.request_validator import RequestValidator
 
 __all__ = ["DEMO_SCOPES", "DEVICE_GRANT", "DemoClient", "DemoValidator", "is_loopback_redirect", "make_clients"]
@@ -350,24 +349,25 @@ class DemoValidator(RequestValidator):
         return rec
 
     def validate_device_code(self, client_id, code, request, *args, **kwargs) -> str | None:
+        """One of DeviceCodeGrant's statuses (its RFC 8628 3.5 error codes, or "authorized")."""
         rec = self.devices.get(code or "")
         if rec is None or rec["client_id"] != client_id or rec["status"] == "consumed":
             return None
         now = time.time()
         if now > rec["expires_at"]:
-            return DeviceCodeGrant.DEVICE_CODE_EXPIRED
+            return "expired_token"
         if rec["status"] == "denied":
-            return DeviceCodeGrant.DEVICE_CODE_DENIED
+            return "access_denied"
         if rec["status"] == "pending":
             too_fast = rec["last_poll"] is not None and now - rec["last_poll"] < rec["interval"] * 0.8
             rec["last_poll"] = now
             if too_fast:
                 rec["interval"] += 5  # RFC 8628 3.5: the client adds 5 s as well
-                return DeviceCodeGrant.DEVICE_CODE_SLOW_DOWN
-            return DeviceCodeGrant.DEVICE_CODE_PENDING
+                return "slow_down"
+            return "authorization_pending"
         rec["status"] = "consumed"
         request.user, request.scopes = rec["user"], list(rec["scopes"])
-        return DeviceCodeGrant.DEVICE_CODE_AUTHORIZED
+        return "authorized"
 
 
 def normalize_user_code(user_code: str) -> str:
