@@ -21,7 +21,8 @@ QUICKSTART = "01_quickstart.ipynb"
 def _notebooks_dir() -> Path | None:
     """The tutorials: next to the package in a checkout, or the packaged copy."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "notebooks", here / "notebooks"):
+    installed = Path(sys.prefix) / "share" / "nb_oauth2" / "notebooks"
+    for candidate in (here.parent / "notebooks", Path.cwd() / "notebooks", installed):
         if (candidate / QUICKSTART).exists():
             return candidate
     return None

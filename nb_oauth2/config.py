@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .endpoint import ClientAuth
-from .errors import ConfigurationError, SecretOnCommandLine
+from .errors import ConfigurationError, DiscoveryError, SecretOnCommandLine
 from .providers import PRESETS, Provider, discover, preset, provider_from_metadata
 
 if sys.version_info >= (3, 11):
@@ -64,6 +64,8 @@ class Profile:
     scope: tuple[str, ...] | None = None
     redirect_uri: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: TLS trust: True (system/certifi CAs), a CA bundle path, or False
+    verify: bool | str = True
 
 
 def env_name(profile: str, key: str) -> str:
@@ -149,10 +151,32 @@ def _settings_for(name: str) -> dict[str, Any]:
     return settings
 
 
-def _provider_for(name: str, settings: Mapping[str, Any]) -> Provider:
+def _discover(issuer: str, name: str, verify: bool | str) -> Provider:
+    """Discovery with the profile's trust; a TLS failure is reported as one (not "unreachable")."""
+    from .tls import http_session, is_tls_failure, tls_error
+
+    try:
+        return discover(issuer, name=name, session=http_session(verify))
+    except DiscoveryError as exc:
+        cause = exc.__context__
+        if cause is not None and is_tls_failure(cause):
+            raise tls_error(issuer, cause) from None
+        raise
+
+
+def _check_verify(verify: Any) -> bool | str:
+    if isinstance(verify, bool):
+        return verify
+    path = os.path.expanduser(str(verify))
+    if not os.path.exists(path):
+        raise ConfigurationError(f"The CA bundle {path!r} given as verify= does not exist.")
+    return path
+
+
+def _provider_for(name: str, settings: Mapping[str, Any], verify: bool | str = True) -> Provider:
     kind = str(settings.get("provider") or name).lower()
     if settings.get("issuer"):
-        return discover(str(settings["issuer"]), name=name)
+        return _discover(str(settings["issuer"]), name, verify)
     if settings.get("metadata"):
         return provider_from_metadata(settings["metadata"], name=name)
     if kind in PRESETS:
@@ -186,9 +210,16 @@ def load_profile(
     scope: Sequence[str] | str | None = None,
     redirect_uri: str | None = None,
     cert: str | tuple[str, str] | None = None,
+    verify: bool | str | None = None,
     **provider_options: str,
 ) -> Profile:
-    """Resolve a profile from arguments, environment, profiles file and keyring."""
+    """Resolve a profile from arguments, environment, profiles file and keyring.
+
+    ``cert``: TLS client certificate (RFC 8705), one PEM path or ``(cert_path, key_path)``;
+    checked when a login starts (an encrypted key's passphrase from
+    ``NB_OAUTH2_<PROFILE>_KEY_PASSPHRASE`` or a prompt). ``verify``: CA bundle path (or
+    False) for the provider's https.
+    """
     if name == "demo" and provider is None and issuer is None:
         from .demo_profile import demo_profile
 
@@ -197,12 +228,14 @@ def load_profile(
     settings.update({k: v for k, v in provider_options.items() if v})
     if issuer:
         settings["issuer"] = issuer
+    trust = _check_verify(verify if verify is not None else settings.get("verify", True))
+    client_cert = cert or _cert_setting(settings)  # checked when a login uses it (nb_oauth2.tls)
     if isinstance(provider, Provider):
         resolved = provider
     else:
         if isinstance(provider, str):
             settings["provider"] = provider
-        resolved = _provider_for(name, settings)
+        resolved = _provider_for(name, settings, trust)
     cid = client_id or settings.get("client_id")
     if not cid:
         raise ConfigurationError(
@@ -214,12 +247,12 @@ def load_profile(
     return Profile(
         name=name,
         provider=resolved,
-        client=ClientAuth(str(cid), secret, method=settings.get("token_endpoint_auth_method"),
-                          cert=cert or _cert_setting(settings)),
+        client=ClientAuth(str(cid), secret, method=settings.get("token_endpoint_auth_method"), cert=client_cert),
         flow=chosen_flow,
         scope=_scope(scope if scope is not None else settings.get("scope")),
         redirect_uri=redirect_uri or settings.get("redirect_uri"),
         options={k: v for k, v in settings.items() if k not in SECRET_KEYS},
+        verify=trust,
     )
 
 

@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl, urlencode
 import requests
 
 from .errors import (
+    ConfigurationError,
     OAuth2Error,
-    TLSError,
     TokenEndpointError,
     TransportError,
     UnexpectedTokenResponse,
@@ -28,14 +28,18 @@ from .errors import (
 )
 from .providers import Provider
 from .redact import fingerprint, register_secret, snippet
+from .tls import ClientCertificate, is_tls_failure, load_client_certificate, mount_client_cert, tls_error
 from .token import Token
 
-__all__ = ["ClientAuth", "Endpoints", "ScopeChangedWarning", "DEFAULT_TIMEOUT"]
+__all__ = ["ClientAuth", "Endpoints", "ScopeChangedWarning", "DEFAULT_TIMEOUT", "TLS_AUTH_METHODS"]
 
 log = logging.getLogger(__name__)
 
 #: (connect, read) seconds for every back-channel call (case 16)
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+#: RFC 8705 2: the client is authenticated by its TLS certificate; client_id goes in the body
+TLS_AUTH_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
 
 
 class ScopeChangedWarning(UserWarning):
@@ -63,6 +67,9 @@ class ClientAuth:
     def resolve_method(self, provider: Provider) -> str:
         if self.method:
             return self.method
+        if self.cert and self.is_public:  # a certificate and no secret: mutual TLS (RFC 8705)
+            listed = provider.token_endpoint_auth_method
+            return listed if listed in TLS_AUTH_METHODS else "tls_client_auth"
         if self.is_public and provider.token_endpoint_auth_method.startswith("client_secret"):
             return "none"
         return provider.token_endpoint_auth_method
@@ -111,6 +118,9 @@ class Endpoints:
             params.pop("client_secret", None)
             return params, requests.auth.HTTPBasicAuth(self.client.client_id, self.client.client_secret)
         params["client_id"] = self.client.client_id
+        if method in TLS_AUTH_METHODS and not self.client.cert:
+            raise ConfigurationError(f"Client authentication {method!r} needs a client certificate: pass "
+                                     "cert=(cert_path, key_path) or set cert/key in the profile.")
         if method == "client_secret_post" and self.client.client_secret:
             params["client_secret"] = self.client.client_secret
         else:
@@ -125,22 +135,33 @@ class Endpoints:
         data = urlencode(body)
         for hook in self._hooks(kind):
             url, headers, data = hook(url, headers, data)
+        certificate = self.client_certificate()
+        if certificate is not None:  # presented on this endpoint's origin only (RFC 8705)
+            mount_client_cert(self.http, url, certificate)
         self.calls += 1
         try:
             return self.http.post(
                 url, data=data, headers=headers, auth=auth, timeout=self.timeout,
-                cert=self.client.cert, verify=self.verify, allow_redirects=False,
+                verify=self.verify, allow_redirects=False,
             )
         except requests.exceptions.SSLError as exc:
-            raise TLSError(_tls_message(url, exc)) from None
+            raise tls_error(url, exc, client_cert=certificate is not None) from None
         except requests.Timeout:
             raise TransportError(
                 f"The {kind} endpoint did not answer within {self.timeout[1]:g} s; nothing was retried."
             ) from None
         except (requests.ConnectionError, OSError) as exc:
+            if is_tls_failure(exc):  # TLS 1.3: a refused certificate shows up after the handshake
+                raise tls_error(url, exc, client_cert=certificate is not None) from None
             raise TransportError(f"Could not reach the {kind} endpoint ({type(exc).__name__}).") from None
         except requests.RequestException as exc:
             raise TransportError(f"The request to the {kind} endpoint failed ({type(exc).__name__}).") from None
+
+    def client_certificate(self) -> ClientCertificate | None:
+        """The client's checked TLS certificate (loaded once; typed errors for bad files)."""
+        if not self.client.cert:
+            return None
+        return load_client_certificate(self.client.cert)
 
     def _hooks(self, kind: str) -> list:
         """Provider quirks registered as requests-oauthlib style compliance hooks."""
@@ -234,17 +255,6 @@ def _note_scope_change(requested: tuple[str, ...] | None, token: Token) -> None:
             ScopeChangedWarning,
             stacklevel=4,
         )
-
-
-def _tls_message(url: str, exc: BaseException) -> str:
-    text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text:
-        cause = "the server's certificate could not be verified"
-    elif "PEM" in text or "key values mismatch" in text or "KEY" in text.upper():
-        cause = "the client certificate or key could not be used"
-    else:
-        cause = "the TLS handshake failed"
-    return f"TLS to {snippet(url, 80)} failed: {cause}."
 
 
 def describe_token(token: Token | None) -> str:

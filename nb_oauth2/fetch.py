@@ -26,6 +26,7 @@ import requests
 
 from .errors import (
     APIError,
+    InsecureTransportError,
     InsufficientScope,
     InvalidToken,
     OAuth2Error,
@@ -153,8 +154,11 @@ class Fetcher:
 
     # -- public -----------------------------------------------------------
 
-    def get(self, url: str) -> Response:
-        """GET ``url`` and return its parsed JSON, retrying what is safe to retry."""
+    def get(self, url: str, *, parse: bool = True) -> Response:
+        """GET ``url`` and return its parsed JSON, retrying what is safe to retry.
+
+        With ``parse=False`` only the raw bytes are read (``data`` stays None; call :meth:`parse`).
+        """
         attempt = 0
         while True:
             try:
@@ -173,7 +177,7 @@ class Fetcher:
             try:
                 wait = self._retry_wait(resp, url, attempt)
                 if wait is None:
-                    return self._decode(resp, url)
+                    return self._decode(resp, url, parse=parse)
             except BaseException:
                 resp.close()
                 raise
@@ -194,7 +198,10 @@ class Fetcher:
             raise
         except requests.RequestException as exc:
             raise TransportError(f"GET {redact_url(url)} failed: {type(exc).__name__}.") from None
-        except Exception as exc:  # oauthlib's TokenExpiredError from a session that cannot refresh
+        except Exception as exc:  # oauthlib errors raised by a plain requests_oauthlib session
+            if type(exc).__name__ == "InsecureTransportError":
+                raise InsecureTransportError(
+                    f"Refused to send the token over plain http to {redact_url(url)}; use https.") from None
             if type(exc).__name__ in ("TokenExpiredError", "InvalidTokenError"):
                 raise InvalidToken("The access token expired and the session cannot refresh it; sign in again.",
                                    url=redact_url(url), error="invalid_token") from None
@@ -285,7 +292,18 @@ class Fetcher:
             f"A page of {redact_url(url)} is {what} (max_page_bytes={self.max_bytes:,}); ask for smaller pages "
             "(e.g. a per_page/limit parameter) or raise max_page_bytes=.", url=redact_url(url))
 
-    def _decode(self, resp: requests.Response, url: str) -> Response:
+    def parse(self, resp: Response) -> Response:
+        """Parse ``resp.raw`` into ``resp.data`` (UnexpectedContentType when it is not JSON)."""
+        try:
+            resp.data = loads(resp.raw) if resp.raw.strip() else None
+        except ValueError:
+            raise UnexpectedContentType(
+                f"GET {redact_url(resp.url)} answered HTTP {resp.status} with a body that is not JSON: "
+                f"{snippet(resp.raw[:300].decode('utf-8', 'replace'), 120)}", url=redact_url(resp.url),
+                status=resp.status) from None
+        return resp
+
+    def _decode(self, resp: requests.Response, url: str, *, parse: bool = True) -> Response:
         ctype = resp.headers.get("Content-Type", "")
         safe_url = redact_url(url)
         if ctype and not _is_json_type(ctype) and not ctype.lower().startswith(("text/plain", "application/octet")):
@@ -299,10 +317,5 @@ class Fetcher:
             resp.close()
             raise self._too_large(url, f"{int(length):,} bytes")
         raw = self._read(resp, url, limit=self.max_bytes)
-        try:
-            data = loads(raw) if raw.strip() else None
-        except ValueError:
-            raise UnexpectedContentType(
-                f"GET {safe_url} answered HTTP {resp.status_code} with a body that is not JSON: "
-                f"{snippet(raw[:300].decode('utf-8', 'replace'), 120)}", url=safe_url, status=resp.status_code) from None
-        return Response(url=resp.url or url, status=resp.status_code, headers=resp.headers, raw=raw, data=data)
+        out = Response(url=resp.url or url, status=resp.status_code, headers=resp.headers, raw=raw, data=None)
+        return self.parse(out) if parse else out

@@ -51,10 +51,16 @@ class LoginAttempt:
         self.error: OAuth2Error | None = None
         self._flow: Flow | None = None
         self._lock = threading.Lock()
-        endpoints = Endpoints(profile.provider, profile.client)
+        if profile.client.cert:  # typed errors before any token request; the passphrase is asked once
+            from .tls import load_client_certificate
+
+            load_client_certificate(profile.client.cert, profile=profile.name)
+        verify = getattr(profile, "verify", True)
+        endpoints = Endpoints(profile.provider, profile.client, verify=verify)
         self.session = Session(
             name=name or profile.name, provider=profile.provider, client=profile.client,
-            store=make_store(store), endpoints=endpoints,
+            store=make_store(store), endpoints=endpoints, verify=verify,
+            cert_hosts=_cert_hosts(profile.options.get("cert_hosts")),
         )
 
     @property
@@ -149,6 +155,15 @@ class LoginAttempt:
             return None
         self._flow = self._make_flow() if self.grant == "client_credentials" else None
         return self._finish(token)
+
+
+def _cert_hosts(value: Any) -> tuple[str, ...]:
+    """Profile ``cert_hosts``: hosts (or host:port, URLs) that get the TLS client certificate."""
+    if not value:
+        return ()
+    if isinstance(value, str):
+        return tuple(value.replace(",", " ").split())
+    return tuple(str(v) for v in value)
 
 
 def prepare_login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None = None,

@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import math
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from .errors import ConfigurationError, UnsafeNextLink
+from .errors import ConfigurationError, PaginationError, UnsafeNextLink
 from .redact import redact_url
 
 __all__ = [
     "PageInfo", "Paginator", "LinkPaginator", "BodyNextPaginator", "CursorPaginator", "PagePaginator",
     "OffsetPaginator", "NoPaginator", "AutoPaginator", "make_paginator", "check_next_url", "set_param",
-    "parse_link_header",
+    "parse_link_header", "follow", "ordered_map",
 ]
 
 _CONTAINERS = ("meta", "pagination", "paging", "page_info", "pageInfo", "response_metadata", "links", "_links")
@@ -126,7 +128,14 @@ def _varying(a: str, b: str) -> tuple[str, int, int] | None:
         return None
     name = diff[0]
     nb = _int(qb[name])
-    na = _int(qa.get(name)) if name in qa else (1 if nb == 2 else 0)
+    if name in qa:
+        na = _int(qa[name])
+    elif any(w in name.lower() for w in ("offset", "skip", "start", "from")):
+        na = 0
+    elif "page" in name.lower():
+        na = nb - 1  # the first page had no counter: it was the page before the next one
+    else:
+        return None  # an unknown counter: do not guess
     return (name, na, nb) if na is not None and nb > na else None
 
 
@@ -366,3 +375,65 @@ def make_paginator(paginate: str | Paginator | None) -> Paginator:
     except KeyError:
         raise ConfigurationError(
             f"paginate={paginate!r} is not one of {sorted(_STYLES)} or a Paginator instance.") from None
+
+
+def ordered_map(work: Callable[[str], Any], urls: list[str], workers: int) -> Iterator[Any]:
+    """``work(url)`` for each URL on ``workers`` threads, results in order, bounded look-ahead."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nb_oauth2-page") as pool:
+        pending: deque = deque()
+        todo = iter(urls)
+        try:
+            for url in todo:
+                pending.append(pool.submit(work, url))
+                if len(pending) >= workers * 2:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                url = next(todo, None)
+                if url is not None:
+                    pending.append(pool.submit(work, url))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def follow(url: str, work: Callable[[str], tuple[PageInfo, Any]], *, paginator: Paginator, concurrency: int = 1,
+           max_pages: int | None = None, on_total: Callable[[int], None] | None = None,
+           ) -> Iterator[tuple[PageInfo, Any]]:
+    """Fetch page 1 with ``work(url)``, then follow ``next_url`` (or fetch a known ``plan`` on
+    ``concurrency`` threads); yields (PageInfo, payload) in page order. ``work`` does the I/O;
+    loops, page caps and unsafe next links stop here."""
+    seen = {url}
+    info, payload = work(url)
+    pages = 1
+    yield info, payload
+    while True:
+        nxt = paginator.next_url(info)
+        if not nxt:
+            return
+        nxt = check_next_url(url, nxt)
+        if nxt in seen:
+            raise PaginationError(f"The API sent the same next link or cursor twice ({redact_url(nxt)}); "
+                                  "stopped to avoid a loop. Pass partial=True to keep what was read.")
+        if max_pages is not None and pages >= max_pages:
+            raise PaginationError(f"Stopped at max_pages={max_pages} with more pages left; raise max_pages= or "
+                                  "pass partial=True to keep the pages read so far.")
+        plan = paginator.plan(info, nxt) if concurrency > 1 else None
+        if plan and plan[0] == nxt and not seen.intersection(plan):
+            plan = [check_next_url(url, u) for u in plan]
+            room = len(plan) if max_pages is None else min(len(plan), max_pages - pages)
+            if on_total is not None:
+                on_total(pages + len(plan))
+            seen.update(plan)
+            for info, payload in ordered_map(work, plan[:room], concurrency):
+                pages += 1
+                yield info, payload
+            if room < len(plan):
+                raise PaginationError(f"The API has {len(plan) + 1} pages, more than max_pages={max_pages}; raise "
+                                      "max_pages= or pass partial=True to keep the pages read so far.")
+            continue
+        seen.add(nxt)
+        info, payload = work(nxt)
+        pages += 1
+        yield info, payload

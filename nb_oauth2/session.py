@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
 
 import requests
 from requests_oauthlib import OAuth2Session
@@ -30,13 +31,13 @@ from .errors import (
     InvalidGrant,
     OAuth2Error,
     ReauthRequired,
-    TLSError,
     TransportError,
 )
 from .flows import Flow
 from .providers import Provider
 from .redact import redact, redact_url
 from .store import MemoryStore, TokenStore
+from .tls import ClientCertificate, bound_thumbprint, is_tls_failure, mount_client_cert, tls_error
 from .token import DEFAULT_LEEWAY, Token
 from .transport import allow_loopback_http, is_secure_or_loopback
 
@@ -81,6 +82,8 @@ class Session(OAuth2Session):
         leeway: float = DEFAULT_LEEWAY,
         auto_refresh: bool = True,
         endpoints: Endpoints | None = None,
+        verify: bool | str | None = None,
+        cert_hosts: Sequence[str] = (),
         **oauth2session_kwargs: Any,
     ) -> None:
         super().__init__(client_id=client.client_id, **oauth2session_kwargs)
@@ -91,10 +94,16 @@ class Session(OAuth2Session):
         self.timeout = timeout
         self.leeway = leeway
         self.auto_refresh = auto_refresh
-        self.endpoints = endpoints or (flow.endpoints if flow else Endpoints(provider, client, timeout=timeout))
+        self.endpoints = endpoints or (flow.endpoints if flow else Endpoints(
+            provider, client, timeout=timeout, verify=True if verify is None else verify))
         self.store = store if store is not None else MemoryStore()
         self.store_key = store_key or name
-        self.cert = client.cert
+        # RFC 8705: the client certificate is not set session-wide (requests would present it to every
+        # host); _cert_for() mounts it on the origins that need it.
+        self.cert = None
+        self.cert_hosts = tuple(cert_hosts)
+        if verify is not None:
+            self.verify = verify
         self.token_requests = 0
         self._renew_lock = threading.RLock()
         self._token: Token | None = None
@@ -239,10 +248,14 @@ class Session(OAuth2Session):
                 client_secret: str | None = None, files: Any = None, **kwargs: Any) -> requests.Response:
         """Send with a fresh token; on 401 invalid_token renew once and retry once."""
         kwargs.setdefault("timeout", self.timeout)
+        if self.verify is not True:  # requests lets REQUESTS_CA_BUNDLE override Session.verify
+            kwargs.setdefault("verify", self.verify)
         if not self.auto_refresh:
+            self._cert_for(url, self._token)
             return super().request(method, url, data=data, headers=headers, withhold_token=withhold_token,
                                    client_id=client_id, client_secret=client_secret, files=files, **kwargs)
         if withhold_token:
+            self._cert_for(url, None)
             return requests.Session.request(self, method, url, data=data, headers=headers, files=files, **kwargs)
         if not is_secure_or_loopback(url):
             raise InsecureTransportError(
@@ -260,14 +273,43 @@ class Session(OAuth2Session):
               kwargs: dict) -> requests.Response:
         merged = dict(headers or {})
         merged["Authorization"] = f"Bearer {token.access_token}"
+        certificate = self._cert_for(url, token)
         try:
             return requests.Session.request(self, method, url, data=data, headers=merged, files=files, **kwargs)
-        except requests.exceptions.SSLError:
-            raise TLSError(f"TLS to {redact_url(url)} failed (certificate verification or client certificate).") from None
+        except requests.exceptions.SSLError as exc:
+            raise tls_error(url, exc, client_cert=certificate is not None) from None
         except requests.Timeout:
             raise TransportError(f"{method} {redact_url(url)} timed out after {kwargs['timeout']} s.") from None
-        except requests.ConnectionError:
+        except requests.ConnectionError as exc:
+            if is_tls_failure(exc):
+                raise tls_error(url, exc, client_cert=certificate is not None) from None
             raise TransportError(f"Could not connect for {method} {redact_url(url)}.") from None
+
+    def _cert_for(self, url: str, token: Token | None) -> ClientCertificate | None:
+        """Mount the client certificate on ``url``'s origin when that host needs it (RFC 8705).
+
+        Needed: the token sent is certificate-bound (``cnf``), the origin is one of the
+        provider's mTLS endpoint aliases, or the profile lists the host in ``cert_hosts``.
+        """
+        if not self.client_auth.cert or not url.lower().startswith("https://"):
+            return None
+        if not (token is not None and bound_thumbprint(token)) and not self._listed_for_cert(url):
+            return None
+        certificate = self.endpoints.client_certificate()
+        if certificate is not None:
+            mount_client_cert(self, url, certificate)
+        return certificate
+
+    def _listed_for_cert(self, url: str) -> bool:
+        target = urlsplit(url)
+        host, port = (target.hostname or "").lower(), target.port or 443
+        for entry in (*self.provider.mtls_endpoint_aliases.values(), *self.cert_hosts):
+            is_url = "//" in entry
+            listed = urlsplit(entry if is_url else f"//{entry}")
+            any_port = not is_url and listed.port is None  # a bare host name: every port
+            if (listed.hostname or "").lower() == host and (any_port or (listed.port or 443) == port):
+                return True
+        return False
 
     @staticmethod
     def _replayable(data: Any, files: Any) -> bool:

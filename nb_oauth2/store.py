@@ -1,54 +1,452 @@
-"""Token stores (placeholder MemoryStore until the full module lands)."""
+"""Token stores: where a session keeps its token (SECURITY_CASES 18, 20, 21, 40).
+
+* :class:`MemoryStore` (default) -- this kernel only; a restart forgets.
+* :class:`FileStore` (opt-in) -- one JSON file per key in a 0700 directory, each
+  file 0600, written atomically (temp file, fsync, ``os.replace``), read only if
+  it is a regular, private, non-symlinked file; a cross-process lock file per key
+  so that two kernels sharing the store refresh once.
+* :class:`KeyringStore` (opt-in) -- the OS keyring, with the same lock files.
+
+A store never holds a client secret or password, and never touches ``os.environ``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import sys
 import threading
+import time
+import warnings
 from contextlib import contextmanager
-from typing import Iterator, Protocol
+from pathlib import Path
+from typing import Any, ContextManager, Iterator, Protocol, runtime_checkable
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "TokenStore",
+    "MemoryStore",
+    "FileStore",
+    "KeyringStore",
+    "StoreError",
+    "InsecureStoreError",
+    "make_store",
+    "default_store_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+#: keys a store refuses to keep (they belong to the client registration, not the token)
+FORBIDDEN_KEYS = frozenset({"client_secret", "password"})
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_POSIX = os.name == "posix"
 
 
+class StoreError(ConfigurationError):
+    """The token store cannot be read or written (permissions, disk, keyring)."""
+
+
+class InsecureStoreError(StoreError):
+    """The store's directory or file is a symlink or readable by other users (case 40)."""
+
+
+@runtime_checkable
 class TokenStore(Protocol):
+    """What a session needs from a store. ``token`` is ``Token.to_dict()``."""
+
     def load(self, key: str) -> dict | None: ...
     def save(self, key: str, token: dict) -> None: ...
     def delete(self, key: str) -> None: ...
-    def lock(self, key: str): ...
+    def lock(self, key: str) -> ContextManager[None]: ...
     def purge_refresh_token(self, key: str) -> None: ...
 
 
+def _clean(token: dict) -> dict:
+    """A copy of ``token`` without client secrets or passwords (strip, then assert)."""
+    data = {k: v for k, v in dict(token).items() if k not in FORBIDDEN_KEYS}
+    assert not FORBIDDEN_KEYS & data.keys()
+    return data
+
+
 class MemoryStore:
-    """Default: tokens live in this kernel only."""
+    """Default: tokens live in this kernel only (a restart forgets them)."""
 
     def __init__(self) -> None:
         self._data: dict[str, dict] = {}
-        self._lock = threading.RLock()
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.RLock] = {}
 
     def load(self, key: str) -> dict | None:
-        with self._lock:
+        with self._guard:
             value = self._data.get(key)
             return dict(value) if value else None
 
     def save(self, key: str, token: dict) -> None:
-        with self._lock:
-            self._data[key] = {k: v for k, v in token.items() if k not in ("client_secret", "password")}
+        with self._guard:
+            self._data[key] = _clean(token)
 
     def delete(self, key: str) -> None:
-        with self._lock:
+        with self._guard:
             self._data.pop(key, None)
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:
-        with self._lock:
+        """Exclusive per key among this kernel's threads (re-entrant)."""
+        with self._guard:
+            rlock = self._locks.setdefault(key, threading.RLock())
+        with rlock:
             yield
 
     def purge_refresh_token(self, key: str) -> None:
-        with self._lock:
+        """Keep the access token, drop the refresh token (case 17)."""
+        with self._guard:
             if key in self._data:
                 self._data[key]["refresh_token"] = None
 
+    def __repr__(self) -> str:
+        return f"MemoryStore(keys={len(self._data)})"
 
-def make_store(kind: "str | TokenStore" = "memory") -> "TokenStore":
+
+def default_store_dir() -> Path:
+    """``$NB_OAUTH2_STATE_DIR``, else ``$XDG_STATE_HOME/nb_oauth2``, else the platform's state dir."""
+    explicit = os.environ.get("NB_OAUTH2_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "nb_oauth2"
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "nb_oauth2"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / "nb_oauth2"
+    return home / ".local" / "state" / "nb_oauth2"
+
+
+def _filename(key: str) -> str:
+    """A safe file stem for ``key``: readable slug plus a hash prefix (no collisions, no traversal)."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", key).strip("_")[:40] or "token"
+    return f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _ensure_private_dir(directory: Path) -> Path:
+    """Create ``directory`` 0700, or refuse an existing one that is a symlink or shared."""
+    directory = Path(os.path.abspath(directory.expanduser()))
+    if not os.path.lexists(directory):
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"Cannot create the token store directory {directory}: {exc.strerror}.") from None
+    _check_private_dir(directory)
+    return directory
+
+
+def _check_private_dir(directory: Path) -> None:
+    try:
+        st = os.lstat(directory)
+    except OSError as exc:
+        raise StoreError(f"Cannot use the token store directory {directory}: {exc.strerror}.") from None
+    if os.path.islink(directory):
+        raise InsecureStoreError(f"The token store directory {directory} is a symlink; refusing to use it. "
+                                 "Point NB_OAUTH2_STATE_DIR at a real directory.")
+    if not os.path.isdir(directory):
+        raise StoreError(f"The token store path {directory} is not a directory.")
+    if _POSIX and st.st_mode & 0o077:
+        raise InsecureStoreError(f"The token store directory {directory} is accessible to other users "
+                                 f"(mode {st.st_mode & 0o777:o}); run `chmod 700 {directory}` and retry.")
+    if _POSIX and st.st_uid != os.getuid():
+        raise InsecureStoreError(f"The token store directory {directory} belongs to another user.")
+
+
+class _FileLock:
+    """Cross-process exclusive lock on ``<stem>.lock`` files (flock; msvcrt on Windows, best effort).
+
+    Re-entrant within a thread; threads of one process queue on a per-key RLock first.
+    """
+
+    def __init__(self, directory: Path, *, timeout: float = 120.0) -> None:
+        self.directory = directory
+        self.timeout = timeout
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.RLock] = {}
+        self._depth: dict[str, int] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            rlock = self._locks.setdefault(key, threading.RLock())
+        with rlock:
+            depth = self._depth.get(key, 0)
+            if depth:
+                self._depth[key] = depth + 1
+                try:
+                    yield
+                finally:
+                    self._depth[key] -= 1
+                return
+            fd = self._acquire(self.directory / f"{_filename(key)}.lock")
+            self._depth[key] = 1
+            try:
+                yield
+            finally:
+                self._depth[key] = 0
+                _unlock(fd)
+
+    def _acquire(self, path: Path) -> int:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StoreError(f"Cannot open the lock file {path.name}: {exc.strerror}.") from None
+        deadline = time.monotonic() + self.timeout
+        pause = 0.005
+        while not _try_lock(fd):
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise StoreError(f"Another process has held the token store lock {path.name} for over "
+                                 f"{self.timeout:.0f} s; close the other kernel or delete the lock file.")
+            time.sleep(pause)  # short sleeps keep Ctrl-C responsive (case 44)
+            pause = min(pause * 2, 0.05)
+        return fd
+
+
+def _try_lock(fd: int) -> bool:
+    if _POSIX:
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+    import msvcrt  # pragma: no cover - Windows
+
+    try:  # pragma: no cover
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return True
+    except OSError:  # pragma: no cover
+        return False
+
+
+def _unlock(fd: int) -> None:
+    try:
+        if _POSIX:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        else:  # pragma: no cover - Windows
+            import msvcrt
+
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    finally:
+        os.close(fd)
+
+
+class FileStore:
+    """Tokens survive a kernel restart: one private JSON file per key (case 40)."""
+
+    def __init__(self, directory: str | Path | None = None, *, lock_timeout: float = 120.0) -> None:
+        self.directory = _ensure_private_dir(Path(directory) if directory is not None else default_store_dir())
+        self._locks = _FileLock(self.directory, timeout=lock_timeout)
+        self._warned: set[str] = set()
+
+    def path(self, key: str) -> Path:
+        """The JSON file that holds ``key``'s token."""
+        return self.directory / f"{_filename(key)}.json"
+
+    def load(self, key: str) -> dict | None:
+        """The stored token, or None if absent or corrupt (one warning per corrupt file)."""
+        _check_private_dir(self.directory)
+        path = self.path(key)
+        raw = self._read_private(path)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+            self._warn_corrupt(path)
+            return None
+        return _clean(data)
+
+    def _read_private(self, path: Path) -> bytes | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if os.path.islink(path):
+                raise InsecureStoreError(f"The token file {path.name} is a symlink; refusing to read it. "
+                                         "Delete it and sign in again.") from None
+            raise StoreError(f"Cannot read the token file {path.name}: {exc.strerror}.") from None
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if not _is_regular(st.st_mode):
+                raise InsecureStoreError(f"The token file {path.name} is not a regular file; refusing it.")
+            if _POSIX and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
+                raise InsecureStoreError(
+                    f"The token file {path.name} is readable by other users (mode {st.st_mode & 0o777:o}); "
+                    f"refusing to use it. Delete it (`rm {path}`) and sign in again.")
+            return handle.read()
+
+    def _warn_corrupt(self, path: Path) -> None:
+        if path.name in self._warned:
+            return
+        self._warned.add(path.name)
+        warnings.warn(f"The token file {path.name} is corrupt; ignoring it (sign in again to replace it).",
+                      RuntimeWarning, stacklevel=3)
+
+    def save(self, key: str, token: dict) -> None:
+        """Write atomically: 0600 temp file in the same directory, fsync, ``os.replace`` (cases 18, 21)."""
+        payload = json.dumps(_clean(token), sort_keys=True).encode("utf-8")
+        _check_private_dir(self.directory)
+        path = self.path(key)
+        tmp = self.directory / f".{path.stem}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW | _CLOEXEC, 0o600)
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            _unlink_quietly(tmp)
+            raise StoreError(f"Could not save the token to {path.name} ({exc.strerror or exc}); "
+                             "the previous copy is unchanged.") from None
+        _fsync_dir(self.directory)
+
+    def delete(self, key: str) -> None:
+        """Remove the stored token (the lock file stays: removing it would race other holders)."""
+        _unlink_quietly(self.path(key))
+
+    def lock(self, key: str) -> ContextManager[None]:
+        """Cross-process exclusive lock around "re-read, refresh if still expired, save" (case 20)."""
+        return self._locks.hold(key)
+
+    def purge_refresh_token(self, key: str) -> None:
+        """Keep the access token, drop the refresh token (case 17)."""
+        with self.lock(key):
+            data = self.load(key)
+            if data is not None and data.get("refresh_token") is not None:
+                data["refresh_token"] = None
+                self.save(key, data)
+
+    def __repr__(self) -> str:
+        return f"FileStore({str(self.directory)!r})"
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        logger.warning("Could not remove %s: %s", path.name, exc.strerror)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable (POSIX; best effort)."""
+    if not _POSIX:
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | _CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class KeyringStore:
+    """Tokens in the OS keyring (``pip install nb_oauth2[keyring]``); locks are files in the state dir."""
+
+    def __init__(self, *, service: str = "nb_oauth2", lock_dir: str | Path | None = None) -> None:
+        try:
+            import keyring
+        except ImportError:
+            raise ConfigurationError("The keyring store needs the keyring package: "
+                                     "`pip install nb_oauth2[keyring]`.") from None
+        self._keyring = keyring
+        self.service = service
+        self._locks = _FileLock(_ensure_private_dir(Path(lock_dir) if lock_dir else default_store_dir()))
+
+    def _call(self, action: str, func: Any, *args: Any) -> Any:
+        try:
+            return func(self.service, *args)
+        except Exception as exc:  # keyring backends raise their own types
+            raise StoreError(f"The keyring could not {action} the token ({type(exc).__name__}).") from None
+
+    def load(self, key: str) -> dict | None:
+        raw = self._call("read", self._keyring.get_password, key)
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+            warnings.warn("The keyring entry for this session is corrupt; ignoring it.", RuntimeWarning,
+                          stacklevel=2)
+            return None
+        return _clean(data)
+
+    def save(self, key: str, token: dict) -> None:
+        self._call("save", self._keyring.set_password, key, json.dumps(_clean(token), sort_keys=True))
+
+    def delete(self, key: str) -> None:
+        if self._call("read", self._keyring.get_password, key) is not None:
+            self._call("delete", self._keyring.delete_password, key)
+
+    def lock(self, key: str) -> ContextManager[None]:
+        return self._locks.hold(key)
+
+    def purge_refresh_token(self, key: str) -> None:
+        with self.lock(key):
+            data = self.load(key)
+            if data is not None and data.get("refresh_token") is not None:
+                data["refresh_token"] = None
+                self.save(key, data)
+
+    def __repr__(self) -> str:
+        return f"KeyringStore(service={self.service!r})"
+
+
+_KINDS = ("memory", "file", "keyring")
+
+
+def make_store(kind: str | TokenStore = "memory") -> TokenStore:
+    """``"memory"`` (default), ``"file"``, ``"keyring"``, or a store object passed through."""
     if not isinstance(kind, str):
+        if not isinstance(kind, TokenStore):
+            raise ConfigurationError(f"store= takes one of {', '.join(_KINDS)} or a TokenStore object.")
         return kind
-    if kind == "memory":
+    name = kind.strip().lower()
+    if name == "memory":
         return MemoryStore()
-    raise NotImplementedError(kind)
+    if name == "file":
+        return FileStore()
+    if name == "keyring":
+        return KeyringStore()
+    raise ConfigurationError(f"Unknown token store {kind!r}; use one of: {', '.join(_KINDS)}.")

@@ -129,7 +129,8 @@ class DemoAPI:
             body = {"error": error, "error_description": f"This endpoint needs the '{scope}' scope.",
                     "scope": scope}
             return json_response(body, 403, {"WWW-Authenticate": challenge}), oreq
-        description = "The access token is expired, revoked or unknown."
+        description = (getattr(oreq, "nb_error_description", None)
+                       or "The access token is expired, revoked or unknown.")
         challenge = f'Bearer realm="{_REALM}", error="invalid_token", error_description="{description}"'
         return json_response({"error": "invalid_token", "error_description": description}, 401,
                              {"WWW-Authenticate": challenge}), oreq
@@ -169,7 +170,8 @@ class DemoAPI:
     def _url(self, req: Request, **params: Any) -> str:
         merged = {k: v for k, v in req.args.items() if k not in params and k != "access_token"}
         merged.update({k: v for k, v in params.items() if v is not None})
-        return f"{self.base_url}{req.path}?{urlencode(merged)}"
+        base = req.environ.get("nb_oauth2.base_url") or self.base_url  # the listener it came in on
+        return f"{base}{req.path}?{urlencode(merged)}"
 
     # -- styles ----------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ class Driver:
     def _session(self) -> requests.Session:
         session = requests.Session()
         session.trust_env = False  # loopback only: never through a proxy from the environment
+        session.verify = getattr(self._provider, "ca_path", None) or True  # the demo's HTTPS mode
         return session
 
     def _internal(self, url: str) -> str:

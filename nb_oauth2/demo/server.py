@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import socket
+import ssl
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -26,8 +27,9 @@ from . import pages
 from .api import DemoAPI, json_response
 from .browser import BrowserFlows, html_response
 from .data import Dataset
-from .validator import (DEMO_SCOPES, DemoClient, DemoValidator, _basic_credentials, generate_user_code,
-                        make_clients)
+from .certs import peer_headers
+from .validator import (DEMO_SCOPES, PEER_CERT_HEADERS, TLS_AUTH_METHODS, DemoClient, DemoValidator,
+                        _basic_credentials, generate_user_code, make_clients)
 
 __all__ = ["DEMO_USERS", "DemoProvider", "start"]
 
@@ -63,6 +65,28 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _serve(bind: str, port: int, app: Any, ssl_context: ssl.SSLContext | None) -> Any:
+    """A quiet threaded werkzeug server on an already bound loopback socket.
+
+    TLS is wrapped here with the handshake deferred to the request thread, so a
+    slow or broken client never stalls the accept loop.
+    """
+    with _listen(bind, port) as sock:  # werkzeug would sys.exit() on a busy port
+        httpd = make_server(bind, sock.getsockname()[1], app, threaded=True,
+                            request_handler=_QuietHandler, fd=sock.fileno())
+    if ssl_context is not None:
+        httpd.socket = ssl_context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
+        httpd.ssl_context = ssl_context
+    httpd.log = lambda *args, **kwargs: None
+    httpd.handle_error = lambda *args, **kwargs: None
+    httpd.block_on_close = False
+    return httpd
+
+
+def _base_url(scheme: str, bind: str, port: int) -> str:
+    return f"{scheme}://[{bind}]:{port}" if ":" in bind else f"{scheme}://{bind}:{port}"
+
+
 def _token(_request: Any = None) -> str:
     return secrets.token_urlsafe(32)
 
@@ -82,19 +106,24 @@ class DemoProvider:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, access_token_ttl: int = 3600,
                  refresh_token_ttl: int = 86400, device_code_ttl: int = 600, device_interval: int = 5,
                  records: int = 5000, seed: int = 0, rotate_refresh_tokens: bool = True,
-                 public_url: str | None = None) -> None:
+                 public_url: str | None = None, https: bool = False, mtls: bool = False) -> None:
         bind = _LOOPBACK.get(str(host).strip().lower())
         if bind is None:
             raise ConfigurationError(
                 f"The demo provider only listens on loopback (127.0.0.1, ::1 or localhost), not {host!r}.")
-        with _listen(bind, int(port)) as sock:  # werkzeug would sys.exit() on a busy port
-            self._httpd = make_server(bind, sock.getsockname()[1], self._wsgi, threaded=True,
-                                      request_handler=_QuietHandler, fd=sock.fileno())
-        self._httpd.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
-        self._httpd.handle_error = lambda *args, **kwargs: None  # type: ignore[method-assign]
-        self._httpd.block_on_close = False
+        self.tls: Any = None
+        if https or mtls:
+            from .certs import DemoCertificates
+
+            self.tls = DemoCertificates()
+        self._httpd = _serve(bind, int(port), self._wsgi, self.tls.server_context(mtls=False) if self.tls else None)
         self.port: int = self._httpd.socket.getsockname()[1]
-        self.url = f"http://[{bind}]:{self.port}" if ":" in bind else f"http://{bind}:{self.port}"
+        self.url = _base_url("https" if self.tls else "http", bind, self.port)
+        self._mtls_httpd: Any = None
+        self.mtls_url: str | None = None
+        if mtls:  # RFC 8705 5: mTLS endpoint aliases on a second port that asks for a client certificate
+            self._mtls_httpd = _serve(bind, 0, self._wsgi_mtls, self.tls.server_context(mtls=True))
+            self.mtls_url = _base_url("https", bind, self._mtls_httpd.socket.getsockname()[1])
         self.issuer = self.url
         self.browser_url = _browser_base(self.url, self.port, public_url)
         absolute = self.browser_url.startswith(("http://", "https://"))
@@ -111,11 +140,16 @@ class DemoProvider:
         self._stopped = False
         redirect_uris = tuple(dict.fromkeys([self.callback_url, f"{self.url}/callback"]))
         self.clients: dict[str, DemoClient] = make_clients(redirect_uris)
+        if mtls:
+            self.clients.update(self.tls.clients(redirect_uris))
         self._build_endpoints(access_token_ttl, refresh_token_ttl, device_code_ttl, device_interval,
                               rotate_refresh_tokens, proxy_path=None if absolute else self.callback_url)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"nb_oauth2-demo-{self.port}", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                          name=f"nb_oauth2-demo-{self.port}", daemon=True)
+                         for httpd in (self._httpd, self._mtls_httpd) if httpd is not None]
+        self._thread = self._threads[0]
+        for thread in self._threads:
+            thread.start()
 
     def _build_endpoints(self, access_ttl: int, refresh_ttl: int, device_ttl: int, interval: int,
                          rotate: bool, proxy_path: str | None) -> None:
@@ -154,10 +188,41 @@ class DemoProvider:
             "authorization_response_iss_parameter_supported": True,
             "service_documentation": f"{self._public_base}/",
         }
+        if self.mtls_url:
+            for key in ("token_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported",
+                        "introspection_endpoint_auth_methods_supported"):
+                claims[key] = [*claims[key], *TLS_AUTH_METHODS]
         # raise_errors=False: oauthlib would insist on an https issuer; loopback http is the point here
-        return dict(MetadataEndpoint([self.oauth], claims=claims, raise_errors=False).claims)
+        metadata = dict(MetadataEndpoint([self.oauth], claims=claims, raise_errors=False).claims)
+        if self.mtls_url:
+            names = ("token", "revocation", "introspection", "device_authorization", "userinfo")
+            paths = ("/token", "/revoke", "/introspect", "/device_authorization", "/userinfo")
+            metadata["mtls_endpoint_aliases"] = {f"{n}_endpoint": f"{self.mtls_url}{p}" for n, p in zip(names, paths)}
+            metadata["tls_client_certificate_bound_access_tokens"] = True
+        return metadata
 
     # -- public controls ----------------------------------------------------------
+
+    @property
+    def ca_path(self) -> str | None:
+        """HTTPS mode: the demo CA's PEM bundle, for ``verify=``."""
+        return self.tls.ca_path if self.tls else None
+
+    @property
+    def client_cert(self) -> tuple[str, str] | None:
+        """mTLS mode: ``(cert_path, key_path)`` of the ``tls`` client (tls_client_auth)."""
+        return self.tls.client_cert if self.mtls_url else None
+
+    @property
+    def self_signed_cert(self) -> tuple[str, str] | None:
+        """mTLS mode: ``(cert_path, key_path)`` of the ``self_signed_tls`` client."""
+        return self.tls.self_signed_cert if self.mtls_url else None
+
+    def issue_client_cert(self, common_name: str, **options: Any) -> tuple[str, str]:
+        """HTTPS mode: another client certificate from the demo CA (``not_before``/``not_after``)."""
+        if self.tls is None:
+            raise ConfigurationError("Start the demo with https=True to issue client certificates.")
+        return self.tls.issue_client_cert(common_name, **options)
 
     @property
     def requests_without_auth(self) -> int:
@@ -191,9 +256,14 @@ class DemoProvider:
         if self._stopped:
             return
         self._stopped = True
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=1.0)
+        for httpd in (self._httpd, self._mtls_httpd):
+            if httpd is not None:
+                httpd.shutdown()
+                httpd.server_close()
+        for thread in self._threads:
+            thread.join(timeout=1.0)
+        if self.tls is not None:
+            self.tls.cleanup()
 
     @property
     def running(self) -> bool:
@@ -226,7 +296,10 @@ class DemoProvider:
         query = req.query_string.decode("latin-1")
         uri = f"{self.url}{req.path}" + (f"?{query}" if query else "")
         body = req.get_data(as_text=True) if req.method == "POST" else ""
-        return uri, body, dict(req.headers.items())
+        drop = {name.lower() for name in PEER_CERT_HEADERS}  # only the TLS layer may set these
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in drop}
+        headers.update(peer_headers(req.environ))
+        return uri, body, headers
 
     def _verify_bearer(self, req: Request, scopes: list[str]) -> tuple[bool, Any]:
         uri, _, headers = self._oauth_args(req)
@@ -292,6 +365,11 @@ class DemoProvider:
             return self._call(post[path], req)
         return json_response({"error": "not_found", "error_description": f"Nothing at {req.path}."}, 404)
 
+    def _wsgi_mtls(self, environ: dict, start_response: Any) -> Any:
+        environ["nb_oauth2.mtls"] = True
+        environ["nb_oauth2.base_url"] = self.mtls_url
+        return self._wsgi(environ, start_response)
+
     def _wsgi(self, environ: dict, start_response: Any) -> Any:
         req = Request(environ)
         req.max_content_length = _MAX_BODY
@@ -305,9 +383,16 @@ class DemoProvider:
 def start(*, host: str = "127.0.0.1", port: int = 0, access_token_ttl: int = 3600,
           refresh_token_ttl: int = 86400, device_code_ttl: int = 600, device_interval: int = 5,
           records: int = 5000, seed: int = 0, rotate_refresh_tokens: bool = True,
-          public_url: str | None = None) -> DemoProvider:
-    """Start a demo provider on loopback and return it, already accepting connections."""
+          public_url: str | None = None, https: bool = False, mtls: bool = False) -> DemoProvider:
+    """Start a demo provider on loopback and return it, already accepting connections.
+
+    ``https=True`` serves over TLS with a throwaway CA (``p.ca_path`` for ``verify=``);
+    ``mtls=True`` adds RFC 8705 mutual TLS: endpoint aliases on a second port
+    (``p.mtls_url``), the ``tls`` and ``self_signed_tls`` clients (``p.client_cert``,
+    ``p.self_signed_cert``) and certificate-bound access tokens. Needs ``trustme``.
+    """
     return DemoProvider(host=host, port=port, access_token_ttl=access_token_ttl,
                         refresh_token_ttl=refresh_token_ttl, device_code_ttl=device_code_ttl,
                         device_interval=device_interval, records=records, seed=seed,
-                        rotate_refresh_tokens=rotate_refresh_tokens, public_url=public_url)
+                        rotate_refresh_tokens=rotate_refresh_tokens, public_url=public_url,
+                        https=https, mtls=mtls)

@@ -18,12 +18,16 @@ from urllib.parse import unquote_plus, urlsplit
 
 from oauthlib.oauth2.rfc8628.request_validator import RequestValidator
 
-__all__ = ["DEMO_SCOPES", "DEVICE_GRANT", "DemoClient", "DemoValidator", "is_loopback_redirect", "make_clients"]
+__all__ = ["DEMO_SCOPES", "DEVICE_GRANT", "DemoClient", "DemoValidator", "is_loopback_redirect", "make_clients",
+           "peer_cert", "PEER_CERT_HEADERS", "TLS_AUTH_METHODS"]
 
 DEMO_SCOPES: tuple[str, ...] = ("openid", "profile", "read:events", "read:users")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 _CODE_TTL = 600.0
+TLS_AUTH_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
+#: set by the server from the TLS connection (never from the client: incoming copies are dropped)
+PEER_CERT_HEADERS = ("X-Nb-Demo-Peer-Cert-S256", "X-Nb-Demo-Peer-Cert-Subject", "X-Nb-Demo-Peer-Cert-Issuer")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,11 @@ class DemoClient:
     public: bool
     scopes: tuple[str, ...] = DEMO_SCOPES
     name: str = ""
+    #: RFC 8705: "tls_client_auth" (subject + issuer DN) or "self_signed_tls_client_auth" (thumbprint)
+    auth_method: str = ""
+    tls_client_auth_subject_dn: str | None = None
+    tls_client_auth_issuer_dn: str | None = None
+    tls_thumbprint: str | None = field(default=None, repr=False)
 
 
 def make_clients(redirect_uris: tuple[str, ...]) -> dict[str, DemoClient]:
@@ -54,6 +63,12 @@ def make_clients(redirect_uris: tuple[str, ...]) -> dict[str, DemoClient]:
         "service": client("service", ("client_credentials",), False, "Demo service account"),
         "device": client("device", (DEVICE_GRANT, "refresh_token"), True, "Demo device"),
     }
+
+
+def peer_cert(headers: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """(x5t#S256, subject DN, issuer DN) of the client certificate the TLS layer saw, if any."""
+    values = tuple(headers.get(name) or "" for name in PEER_CERT_HEADERS)
+    return values if values[0] else None  # type: ignore[return-value]
 
 
 def is_loopback_redirect(uri: str) -> bool:
@@ -120,7 +135,7 @@ class DemoValidator(RequestValidator):
     def authenticate_client(self, request, *args, **kwargs) -> bool:
         creds = self._credentials(request)
         if creds is None:
-            return False
+            return self._authenticate_tls(request)
         client_id, secret = creds
         client = self.clients.get(client_id) or self.clients.get(unquote_plus(client_id))
         if client is None or client.client_secret is None:
@@ -133,6 +148,21 @@ class DemoValidator(RequestValidator):
             return False
         request.client, request.client_id = client, client.client_id
         return True
+
+    def _authenticate_tls(self, request) -> bool:
+        """RFC 8705 2: client_id in the body, the certificate from the TLS handshake."""
+        client = self.clients.get(request.client_id or "")
+        peer = peer_cert(request.headers)
+        if client is None or client.auth_method not in TLS_AUTH_METHODS or peer is None:
+            return False
+        thumb, subject, issuer = peer
+        if client.auth_method == "tls_client_auth":
+            ok = subject == client.tls_client_auth_subject_dn and issuer == client.tls_client_auth_issuer_dn
+        else:
+            ok = bool(client.tls_thumbprint) and hmac.compare_digest(thumb, client.tls_thumbprint or "")
+        if ok:
+            request.client, request.client_id = client, client.client_id
+        return ok
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs) -> bool:
         client = self.clients.get(client_id or "")
@@ -246,6 +276,11 @@ class DemoValidator(RequestValidator):
             "client_id": client_id, "user": request.user, "scopes": scopes, "issued_at": now,
             "expires_at": now + float(token.get("expires_in") or 0), "family": family, "revoked": False,
         }
+        peer = peer_cert(request.headers)
+        if peer is not None:  # RFC 8705 3: bound to the certificate used on this request
+            cnf = {"x5t#S256": peer[0]}
+            self.access[token["access_token"]]["cnf"] = cnf
+            token["cnf"] = dict(cnf)
         new_refresh = token.get("refresh_token")
         old_refresh = request.refresh_token if request.grant_type == "refresh_token" else None
         if old_refresh and new_refresh != old_refresh and old_refresh in self.refresh:
@@ -290,6 +325,12 @@ class DemoValidator(RequestValidator):
 
     def validate_bearer_token(self, token, scopes, request) -> bool:
         error, rec = self.bearer_status(token, scopes)
+        bound = (rec or {}).get("cnf", {}).get("x5t#S256")
+        peer = peer_cert(request.headers)
+        if bound and (peer is None or not hmac.compare_digest(peer[0], bound)):
+            error, rec = "invalid_token", None  # RFC 8705 3: a bound token needs its certificate
+            request.nb_error_description = ("The access token is bound to a client certificate (RFC 8705); "
+                                            "present that certificate on this request.")
         request.nb_error, request.nb_token = error, rec
         if rec is not None:
             request.user, request.client_id = rec["user"], rec["client_id"]
@@ -320,6 +361,8 @@ class DemoValidator(RequestValidator):
                   "sub": rec["user"] or rec["client_id"]}
         if rec["user"]:
             claims["username"] = rec["user"]
+        if rec.get("cnf"):
+            claims["cnf"] = dict(rec["cnf"])
         return claims
 
     def expire_access_tokens(self) -> None:

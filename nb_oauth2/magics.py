@@ -1,0 +1,267 @@
+"""``%oauth2``: IPython magics over the plain-Python API (``%load_ext nb_oauth2``).
+
+A thin, configurable shell in the style of jupysql: arguments are parsed with
+argparse sub-commands (``%oauth2?`` prints the real help), options are
+traitlets (``%config OAuth2Magics.default_profile = "github"``), package errors
+become a one-line ``UsageError`` with a redacted message, and no sub-command
+returns anything that shows a token. Secrets are refused on the line
+(SECURITY_CASES 35): IPython keeps every line in ``history.sqlite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Bool, Unicode
+from traitlets.config import Configurable
+
+from .config import env_name
+from .errors import OAuth2Error, SecretOnCommandLine
+from .redact import redact
+
+__all__ = ["OAuth2Magics", "load_ipython_extension", "BROWSER_HOOK", "DEVICE_HOOK", "SECRET_OPTIONS"]
+
+#: ``Callable[[authorization_url], redirect_url]`` doing the browser's part (tests, headless runs)
+BROWSER_HOOK: Callable[[str], str] | None = None
+#: ``Callable[[Step], None]`` told the user code of a device login (tests, headless runs)
+DEVICE_HOOK: Callable[[Any], None] | None = None
+
+SECRET_OPTIONS = ("--client-secret", "--secret", "--password", "--token", "--access-token", "--refresh-token")
+FLOWS = ("code", "device", "implicit", "password", "client_credentials")
+VIAS = ("auto", "paste", "loopback", "proxy", "device")
+
+
+class _HelpShown(Exception):
+    """argparse printed help (``--help``); nothing else to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}. See %oauth2? for help.")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            print(message, file=sys.stderr)
+        raise _HelpShown()
+
+
+def build_parser() -> _Parser:
+    """The ``%oauth2`` command line: one sub-parser per sub-command."""
+    parser = _Parser(prog="%oauth2", description="Sign in to OAuth 2 APIs and load their JSON into DataFrames.",
+                     epilog="Secrets never go on the line: use NB_OAUTH2_<PROFILE>_CLIENT_SECRET, keyring or "
+                            "the prompt. Options: %config OAuth2Magics.default_profile / default_store / "
+                            "show_traceback / progress.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    login = sub.add_parser("login", help="sign in with a profile (widget in notebooks, prompt in terminals)")
+    login.add_argument("profile", nargs="?", help="profile or preset name (default: OAuth2Magics.default_profile)")
+    login.add_argument("--scope", action="append", help='scopes, space or comma separated ("read:user repo")')
+    login.add_argument("--flow", choices=FLOWS, help="grant (default: the profile's, else code with PKCE)")
+    login.add_argument("--via", choices=VIAS, default="auto", help="how the redirect comes back (default auto)")
+    login.add_argument("--store", choices=("memory", "file"), help="token store (default OAuth2Magics.default_store)")
+    login.add_argument("--name", help="session name (default: the profile name)")
+    login.add_argument("--client-id", help="OAuth client id (public; secrets come from env/keyring/prompt)")
+    login.add_argument("--issuer", help="issuer URL to discover (OIDC / RFC 8414)")
+    login.add_argument("--cert", help="TLS client certificate (PEM) for mTLS")
+    login.add_argument("--key", help="private key of --cert (PEM)")
+    sub.add_parser("status", help="every session: provider, scopes, expiry, fingerprint")
+    refresh = sub.add_parser("refresh", help="refresh a session's token now")
+    refresh.add_argument("name", nargs="?", help="session (default: the default session)")
+    logout = sub.add_parser("logout", help="forget a session's tokens")
+    logout.add_argument("name", nargs="?", help="session (default: the default session)")
+    logout.add_argument("--revoke", action="store_true", help="revoke at the provider first (RFC 7009)")
+    sub.add_parser("providers", help="built-in provider presets")
+    use = sub.add_parser("use", help="make a session the default")
+    use.add_argument("profile", help="session name")
+    sub.add_parser("redirect-uri", help="the redirect URI to register for this environment")
+    get = sub.add_parser("get", help="GET a protected JSON API into a DataFrame (every page)")
+    get.add_argument("url", help="API URL ({...} and $ are not expanded)")
+    get.add_argument("--session", help="session name (default: the default session)")
+    get.add_argument("--record-path", help="where the records are in each page (dotted path)")
+    get.add_argument("--max-pages", type=int, help="stop after N pages")
+    get.add_argument("--paginate", default="auto", help="link, next, cursor, pages, offset, odata, none or auto")
+    get.add_argument("--partial", action="store_true", help="keep the pages read when a cap stops the read")
+    get.add_argument("--no-progress", action="store_true", help="no progress bar")
+    profile = sub.add_parser("profile", help="%%%%oauth2 profile NAME: define a profile from a TOML cell body")
+    profile.add_argument("name", help="profile name")
+    return parser
+
+
+def full_help() -> str:
+    parser = build_parser()
+    parts = [parser.format_help()]
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subs.choices.items():
+        parts.append(f"\n--- %oauth2 {name} ---\n{sub.format_help()}")
+    return "".join(parts)
+
+
+def refuse_secrets(argv: list[str]) -> None:
+    """Case 35: a secret typed on a magic line is refused (it is in history.sqlite already)."""
+    for i, token in enumerate(argv):
+        option = token.split("=", 1)[0].lower().replace("_", "-")
+        if option in SECRET_OPTIONS:
+            profile = next((t for t in argv[1:i] if not t.startswith("-")), None) or "<PROFILE>"
+            raise SecretOnCommandLine(
+                f"{option} is refused on a magic line: secrets do not belong in commands. IPython has already "
+                f"saved this line to its history (history.sqlite), so treat that secret as exposed and rotate it. "
+                f"Put the client secret in the environment variable {env_name(profile, 'client_secret')}, in keyring "
+                f"(keyring set nb_oauth2 {profile}:client_secret), or leave it out and type it at the getpass prompt."
+            )
+
+
+@magics_class
+class OAuth2Magics(Magics, Configurable):
+    """The ``%oauth2`` line magic and the ``%%oauth2 profile`` cell magic."""
+
+    default_profile = Unicode("demo", help="profile used by %oauth2 login without a name").tag(config=True)
+    default_store = Unicode("memory", help="token store: memory (kernel only) or file").tag(config=True)
+    show_traceback = Bool(False, help="show full tracebacks of nb_oauth2 errors").tag(config=True)
+    progress = Bool(True, help="progress bar for %oauth2 get").tag(config=True)
+
+    @no_var_expand
+    @line_cell_magic
+    def oauth2(self, line: str = "", cell: str | None = None) -> Any:
+        try:
+            return self._dispatch(line, cell)
+        except _HelpShown:
+            return None
+        except OAuth2Error as exc:
+            if self.show_traceback:
+                raise
+            raise UsageError(f"{type(exc).__name__}: {redact(exc.message)}") from None
+
+    def _dispatch(self, line: str, cell: str | None) -> Any:
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%oauth2: cannot parse the line ({exc}).") from None
+        refuse_secrets(argv)
+        if not argv:
+            print(full_help())
+            return None
+        args = build_parser().parse_args(argv)
+        if cell is not None and args.command != "profile":
+            raise UsageError("%%oauth2 as a cell magic only supports: %%oauth2 profile NAME (TOML body).")
+        if args.command == "profile":
+            return self._profile(args.name, cell)
+        handler = getattr(self, "_cmd_" + args.command.replace("-", "_"))
+        return handler(args)
+
+    # -- sub-commands ----------------------------------------------------------------
+
+    def _cmd_login(self, args: argparse.Namespace) -> None:
+        from .login import login
+
+        if args.key and not args.cert:
+            raise UsageError("%oauth2 login: --key needs --cert.")
+        options: dict[str, Any] = {k: v for k, v in (("client_id", args.client_id), ("issuer", args.issuer)) if v}
+        if args.cert:
+            options["cert"] = (args.cert, args.key) if args.key else args.cert
+        flow = args.flow or ("device" if args.via == "device" else None)
+        scope = " ".join(args.scope).replace(",", " ").split() if args.scope else None
+        session = login(args.profile or self.default_profile, scope=scope, flow=flow, via=args.via,
+                        store=args.store or self.default_store, name=args.name, browser=BROWSER_HOOK,
+                        on_device_code=DEVICE_HOOK, **options)
+        if session.is_authorized and session.token_info is not None:
+            token = session.token_info
+            print(f"Signed in as profile {session.name} ({token.fingerprint}, {token.describe_expiry()}).")
+        return None  # never a Session in Out/_ (case 36)
+
+    def _cmd_status(self, args: argparse.Namespace) -> Any:
+        from .magic_tables import status_table
+        from .registry import _state, sessions
+
+        return status_table(sessions(), _state().default)
+
+    def _cmd_refresh(self, args: argparse.Namespace) -> None:
+        from .registry import session
+
+        target = session(args.name)
+        token = target.refresh()
+        print(f"Refreshed {target.name} ({token.fingerprint}, {token.describe_expiry()}).")
+
+    def _cmd_logout(self, args: argparse.Namespace) -> None:
+        import warnings
+
+        from .registry import logout, session
+
+        name = session(args.name).name
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            confirmed = logout(name, revoke=args.revoke)
+        if args.revoke and not confirmed:
+            detail = str(caught[-1].message) if caught else "the provider did not confirm the revocation"
+            print(f"Logged out of {name}; {redact(detail)}")
+        else:
+            print(f"Logged out of {name}" + ("; the provider revoked the tokens." if args.revoke else "."))
+
+    def _cmd_providers(self, args: argparse.Namespace) -> Any:
+        from .magic_tables import providers_table
+
+        return providers_table()
+
+    def _cmd_use(self, args: argparse.Namespace) -> None:
+        from .registry import set_default
+
+        set_default(args.profile)
+        print(f"{args.profile} is now the default session.")
+
+    def _cmd_redirect_uri(self, args: argparse.Namespace) -> None:
+        from .login import DEFAULT_REDIRECT_URI
+        from .loopback import choose_via, public_base_url
+
+        method, reason = choose_via("auto")
+        print(f"This environment: {method} ({reason}).")
+        if method == "proxy":
+            base = public_base_url() or "https://<hub>/user/<you>/"
+            print(f"Register {base}proxy/<port>/callback (auto-capture through jupyter-server-proxy; fix the port "
+                  "with the profile's redirect_uri), or for paste-back:")
+        elif method == "loopback":
+            print("Auto-capture uses http://127.0.0.1:<free port>/callback (RFC 8252: providers that follow it "
+                  "accept any loopback port). If yours wants one exact URI, register:")
+        else:
+            print("Paste-back: register this URI; after signing in, copy the address your browser shows:")
+        print(DEFAULT_REDIRECT_URI)
+
+    def _cmd_get(self, args: argparse.Namespace) -> Any:
+        from . import frames
+        from .registry import resolve_session
+
+        session = resolve_session(args.session)
+        return frames.read_json(args.url, session=session, record_path=args.record_path, max_pages=args.max_pages,
+                                paginate=args.paginate, partial=args.partial, progress=self.progress and not args.no_progress)
+
+    def _profile(self, name: str, body: str | None) -> None:
+        from .config import check_no_secrets, define_profile
+
+        if body is None:
+            raise UsageError("%oauth2 profile is a cell magic: %%oauth2 profile NAME, then TOML lines in the cell.")
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            mapping = tomllib.loads(body)
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"%%oauth2 profile {name}: the cell is not valid TOML ({exc}).") from None
+        for value in mapping.values():  # nested tables ([client] ...) are checked too
+            if isinstance(value, dict):
+                check_no_secrets(value, where="cell", profile=name)
+        define_profile(name, mapping)
+        print(f"Profile {name!r} defined for this kernel ({', '.join(sorted(mapping)) or 'no settings'}).")
+
+
+OAuth2Magics.oauth2.__doc__ = "%oauth2 COMMAND [options]\n\n" + full_help()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics and make ``%config OAuth2Magics`` work."""
+    magics = OAuth2Magics(shell=ipython, config=ipython.config)
+    ipython.register_magics(magics)
+    if magics not in ipython.configurables:
+        ipython.configurables.append(magics)

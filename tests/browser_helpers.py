@@ -1,0 +1,150 @@
+"""JupyterLab on 127.0.0.1 in headless Chromium, isolated and quiet (see /work/shared/BROWSER_TESTS.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def skip_reason() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is not installed"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    if shutil.which("jupyter-lab") is None and not _has_module("jupyterlab"):
+        return "jupyterlab is not installed"
+    return None
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+class Lab:
+    """A JupyterLab server with fresh config/data/runtime/settings dirs under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        self.notebooks = root / "notebooks"
+        self.notebooks.mkdir(parents=True)
+        self.env = self._environment()
+        self.log = open(root / "lab.log", "wb")  # noqa: SIM115
+        self.proc: subprocess.Popen | None = None
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for key in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
+                    "JUPYTERLAB_WORKSPACES_DIR", "IPYTHONDIR"):
+            path = self.root / key.lower()
+            path.mkdir()
+            env[key] = str(path)
+        settings = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True)
+        (settings / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        repo = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+        for name in ("JUPYTERHUB_SERVICE_PREFIX", "SSH_CONNECTION", "SSH_CLIENT"):
+            env.pop(name, None)
+        return env
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> "Lab":
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.notebooks}",
+               "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True"]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited: see {self.root / 'lab.log'}")
+            try:
+                if requests.get(f"{self.url}/api/status", params={"token": self.token}, timeout=2).ok:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("JupyterLab did not start in time")
+
+    def write_notebook(self, name: str, cells: list[str]) -> str:
+        nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "cells": [{"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None,
+                       "id": f"c{i}"} for i, src in enumerate(cells)]}
+        (self.notebooks / name).write_text(json.dumps(nb))
+        return f"{self.url}/lab/tree/{name}?token={self.token}"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # our own process group: server and its kernels
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+WAIT_FOR_KERNEL = """async () => {
+  const app = window.jupyterapp;
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    const panel = app && app.shell.currentWidget;
+    const ctx = panel && panel.sessionContext;
+    const kernel = ctx && ctx.session && ctx.session.kernel;
+    if (ctx && ctx.isReady && kernel && kernel.status === 'idle' && kernel.connectionStatus === 'connected') {
+      return true;
+    }
+    await new Promise(r => setTimeout(r, 200));
+  }
+  return false;
+}"""
+
+RUN_CELL = """(index) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  panel.content.activeCellIndex = index;
+  window.jupyterapp.commands.execute('notebook:run-cell');
+  return true;
+}"""
+
+
+def launch_browser(playwright: Any, profile_dir: Path) -> Any:
+    return playwright.chromium.launch_persistent_context(
+        str(profile_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 1280, "height": 1000})

@@ -1,0 +1,114 @@
+"""The login widget in a real JupyterLab, driven by headless Chromium (see BROWSER_TESTS.md).
+
+A notebook loads the extension and starts the demo provider in the kernel; the
+test signs in once by paste-back (the redirect caught with ``page.route``) and
+once by auto-capture (the redirect goes to the kernel's loopback catcher), then
+runs ``%oauth2 status`` and ``%oauth2 get`` into a DataFrame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser_helpers import RUN_CELL, WAIT_FOR_KERNEL, Lab, free_port, launch_browser, skip_reason
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def lab(tmp_path):
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    server = Lab(tmp_path).start()
+    yield server
+    server.stop()
+
+
+def _sign_in(page, href: str) -> None:
+    """The user's part on the demo provider's pages: sign in as alice, approve."""
+    page.goto(href)
+    page.fill("#username", "alice")
+    page.fill("#password", "wonderland")
+    page.click("button.approve")
+    page.wait_for_selector("button[value=approve]")
+    page.click("button[value=approve]")
+
+
+def _run_cell(page, index: int) -> None:
+    page.evaluate(RUN_CELL, index)
+
+
+def test_login_widget_in_jupyterlab_paste_back_and_auto_capture(lab):
+    """Paste-back, auto-capture, status table and a DataFrame, all in a real browser."""
+    from playwright.sync_api import expect, sync_playwright
+
+    demo_port = free_port()
+    url = lab.write_notebook("login.ipynb", [
+        f"%load_ext nb_oauth2\nfrom nb_oauth2.demo_profile import running_demo\n"
+        f"demo = running_demo(port={demo_port})\nprint('demo at', demo.url)",
+        "%oauth2 login demo --via paste",
+        "%oauth2 login demo --name auto --via loopback",
+        "%oauth2 status",
+        f"df = %oauth2 get http://127.0.0.1:{demo_port}/api/events --no-progress\ndf.head(3)",
+    ])
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        context = launch_browser(p, lab.root / "chromium")
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.pages[0] if context.pages else context.new_page()
+        try:
+            page.goto(url)
+            page.wait_for_selector(".jp-Notebook .jp-Cell")
+            assert page.evaluate(WAIT_FOR_KERNEL), "the kernel never became idle"
+            for index in range(3):
+                _run_cell(page, index)
+            boxes = page.locator(".nb-oauth2-login")
+            expect(boxes).to_have_count(2)
+            paste_box, auto_box = boxes.nth(0), boxes.nth(1)
+
+            # 1. paste-back: catch the redirect in the browser and paste it into the box
+            expect(paste_box.locator(".nb-oauth2-method")).to_contain_text("paste")
+            href = paste_box.locator(".nb-oauth2-link a").get_attribute("href")
+            assert paste_box.locator(".nb-oauth2-link a").get_attribute("rel") == "noopener noreferrer"
+            caught: list[str] = []
+            provider_page = context.new_page()
+            context.route("**/callback*", lambda route: (
+                caught.append(route.request.url),
+                route.fulfill(status=200, content_type="text/plain", body="redirect caught by the test")))
+            _sign_in(provider_page, href)
+            provider_page.wait_for_url("**/callback*")
+            print("DEBUG", caught, provider_page.url, provider_page.content()[:300])
+            assert caught and "code=" in caught[0]
+            paste_input = paste_box.locator(".nb-oauth2-paste input")
+            paste_input.fill(caught[0])
+            paste_box.locator("button.nb-oauth2-submit").click()
+            expect(paste_box.locator(".nb-oauth2-status")).to_contain_text("Signed in as profile demo")
+            expect(paste_box.locator(".nb-oauth2-paste")).to_have_count(0)  # inputs closed
+
+            # 2. auto-capture: the redirect lands on the kernel's loopback catcher
+            expect(auto_box.locator(".nb-oauth2-method")).to_contain_text("loopback")
+            auto_href = auto_box.locator(".nb-oauth2-link a").get_attribute("href")
+            auto_page = context.new_page()
+            _sign_in(auto_page, auto_href)
+            auto_page.wait_for_function("() => document.body.innerText.includes('Return to the notebook')")
+            expect(auto_box.locator(".nb-oauth2-status")).to_contain_text("Signed in as profile auto")
+
+            # 3. status table and a DataFrame
+            _run_cell(page, 3)
+            table = page.locator("table.nb-oauth2-table")
+            expect(table).to_contain_text("auto *")
+            expect(table).to_contain_text("sha256:")
+            _run_cell(page, 4)
+            expect(page.locator("table.dataframe")).to_have_count(1)
+            page.bring_to_front()
+            page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
+            token_text = page.locator(".jp-Notebook").inner_text()
+            assert caught[0] not in token_text
+        finally:
+            context.close()

@@ -1,0 +1,229 @@
+"""%oauth2 in a real IPython InteractiveShell (history in memory) against the demo provider.
+
+Cases 35 (secrets on the line), 36 (Out/_/_oh), 37 (tracebacks in every xmode).
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import parse_qsl, urlsplit
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing import globalipapp
+
+import nb_oauth2.magics as magics
+from nb_oauth2 import registry
+
+SECRET = "canarySECRET-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+
+
+@pytest.fixture
+def demo(demo_provider):
+    registry._state().demo = demo_provider
+    return demo_provider
+
+
+@pytest.fixture
+def ip(demo, monkeypatch):
+    """The shared test shell, extension loaded; the browser's part done by the demo driver."""
+    shell = globalipapp.start_ipython() or globalipapp.get_ipython()
+    shell.run_line_magic("load_ext", "nb_oauth2")
+    seen: list[str] = []
+
+    def browser(url: str) -> str:
+        seen.append(demo.driver.authorize(url))
+        return seen[-1]
+
+    def device(step) -> None:
+        threading.Timer(0.2, demo.driver.approve_device, args=(step.user_code,)).start()
+
+    monkeypatch.setattr(magics, "BROWSER_HOOK", browser)
+    monkeypatch.setattr(magics, "DEVICE_HOOK", device)
+    shell.redirects = seen
+    shell.run_line_magic("config", "OAuth2Magics.show_traceback = False")
+    shell.run_line_magic("xmode", "Context")
+    yield shell
+    shell.run_line_magic("xmode", "Context")
+    shell.run_line_magic("config", "OAuth2Magics.show_traceback = False")
+
+
+def _secrets(ip) -> list[str]:
+    out = [SECRET]
+    for url in ip.redirects:
+        out.append(dict(parse_qsl(urlsplit(url).query)).get("code", ""))
+    for session in registry.sessions():
+        token = session.token_info
+        if token:
+            out += [token.access_token, token.refresh_token or ""]
+    return [s for s in out if s]
+
+
+def _run(ip, code: str):
+    result = ip.run_cell(code, store_history=True)
+    return result
+
+
+def test_login_status_get_logout(ip, demo, capsys):
+    """The three-line promise: login, get a DataFrame, status, logout --revoke."""
+    assert ip.run_line_magic("oauth2", "login demo --scope 'read:events read:users'") is None
+    assert "Signed in as profile demo (sha256:" in capsys.readouterr().out
+    table = ip.run_line_magic("oauth2", "status")
+    assert "demo *" in repr(table) and "read:events read:users" in repr(table)
+    assert "<table" in table._repr_html_() and "sha256:" in table._repr_html_()
+    df = ip.run_line_magic("oauth2", f"get {demo.url}/api/events --no-progress --max-pages 2 --partial")
+    assert isinstance(df, pd.DataFrame) and len(df) > 0
+    token = registry.session("demo").token_info.access_token
+    ip.run_line_magic("oauth2", "logout --revoke")
+    assert "revoked" in capsys.readouterr().out
+    assert registry.sessions() == []
+    assert demo.driver is not None and token  # the revoked token no longer works:
+    import requests
+
+    assert requests.get(f"{demo.url}/api/events", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_device_login_named_session_use_and_refresh(ip, capsys):
+    ip.run_line_magic("oauth2", "login demo --flow device --name dev")
+    ip.run_line_magic("oauth2", "login demo --name web")
+    assert {s.name for s in registry.sessions()} == {"dev", "web"}
+    ip.run_line_magic("oauth2", "use dev")
+    assert registry.session().name == "dev"
+    before = registry.session("dev").token_info.fingerprint
+    capsys.readouterr()
+    ip.run_line_magic("oauth2", "refresh")
+    out = capsys.readouterr().out
+    assert out.startswith("Refreshed dev (sha256:")
+    assert registry.session("dev").token_info.fingerprint != before
+
+
+def test_via_device_selects_the_device_grant(ip):
+    ip.run_line_magic("oauth2", "login demo --via device")
+    assert registry.session("demo").flow.grant == "device_code"
+
+
+def test_help_lists_subcommands_and_options(ip, capsys):
+    """%oauth2? prints real help: the sub-commands and their options."""
+    ip.run_cell("%oauth2?")
+    shown = capsys.readouterr().out + (magics.OAuth2Magics.oauth2.__doc__ or "")
+    for word in ("login", "status", "refresh", "logout", "providers", "use", "redirect-uri", "get",
+                 "--scope", "--flow", "--via", "--revoke", "--record-path", "--max-pages", "--partial", "--paginate"):
+        assert word in shown
+    ip.run_line_magic("oauth2", "")
+    assert "usage: %oauth2" in capsys.readouterr().out
+
+
+def test_sub_command_help_does_not_raise(ip, capsys):
+    assert ip.run_line_magic("oauth2", "login --help") is None
+    assert "--client-id" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line", [
+    f"login demo --client-secret {SECRET}",
+    f"login demo --client_secret={SECRET}",
+    f"login github --password {SECRET}",
+    f"login demo --token {SECRET}",
+    f"login demo --refresh-token {SECRET}",
+])
+def test_secrets_on_the_line_are_refused(ip, line):
+    """Case 35: refused, pointing to env var / keyring / getpass, warning about history.sqlite."""
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("oauth2", line)
+    message = str(info.value)
+    assert "SecretOnCommandLine" in message and "history.sqlite" in message
+    assert "NB_OAUTH2_" in message and "_CLIENT_SECRET" in message
+    assert "keyring" in message and "getpass" in message
+    assert SECRET not in message
+    assert registry.sessions() == []
+
+
+def test_profile_cell_magic_defines_a_profile_and_refuses_secrets(ip, capsys):
+    """Case 35: a cell body is history too: client_secret/password keys are refused."""
+    ip.run_cell_magic("oauth2", "profile acme", 'provider = "github"\nclient_id = "abc123"\nscope = "repo"\n')
+    assert "Profile 'acme' defined" in capsys.readouterr().out
+    from nb_oauth2.config import load_profile
+
+    assert load_profile("acme").client.client_id == "abc123"
+    for body in (f'client_id = "x"\nclient_secret = "{SECRET}"\n', f'[client]\npassword = "{SECRET}"\n'):
+        with pytest.raises(UsageError) as info:
+            ip.run_cell_magic("oauth2", "profile acme2", body)
+        assert "SecretOnCommandLine" in str(info.value) and SECRET not in str(info.value)
+
+
+def test_errors_become_one_line_usage_errors(ip):
+    with pytest.raises(UsageError, match="No session"):
+        ip.run_line_magic("oauth2", "get http://127.0.0.1:9/api")
+    with pytest.raises(UsageError, match="unrecognized arguments"):
+        ip.run_line_magic("oauth2", "status --bogus")
+    with pytest.raises(UsageError, match="invalid choice"):
+        ip.run_line_magic("oauth2", "login demo --flow magic")
+
+
+def test_braces_and_dollars_in_urls_are_not_expanded(ip, monkeypatch):
+    """@no_var_expand: {x} and $y reach the API untouched."""
+    ip.run_line_magic("oauth2", "login demo")
+    seen = {}
+
+    def fake_read_json(url, **kwargs):
+        seen["url"] = url
+        return pd.DataFrame()
+
+    monkeypatch.setattr("nb_oauth2.frames.read_json", fake_read_json)
+    ip.user_ns.update(x="EXPANDED", y="DOLLAR")
+    ip.run_cell("%oauth2 get http://127.0.0.1:1/api/{x}?filter=$y --no-progress")
+    assert seen["url"] == "http://127.0.0.1:1/api/{x}?filter=$y"
+
+
+def test_providers_and_redirect_uri(ip, capsys):
+    table = ip.run_line_magic("oauth2", "providers")
+    assert "github" in repr(table) and "demo" in repr(table)
+    ip.run_line_magic("oauth2", "redirect-uri")
+    out = capsys.readouterr().out
+    assert "This environment:" in out and "http://127.0.0.1:8765/callback" in out
+
+
+def test_config_traitlets(ip):
+    ip.run_line_magic("config", "OAuth2Magics.default_profile = 'demo'")
+    ip.run_line_magic("config", "OAuth2Magics.progress = False")
+    ip.run_line_magic("oauth2", "login")
+    assert registry.session().name == "demo"
+    ip.run_line_magic("config", "OAuth2Magics.progress = True")
+
+
+def test_out_history_holds_no_token(ip, demo):
+    """Case 36: login returns nothing; Out/_/_oh reprs of status, sessions and frames show no secret."""
+    count = ip.execution_count
+    assert _run(ip, "%oauth2 login demo").result is None
+    assert count not in ip.user_ns["Out"]
+    _run(ip, "%oauth2 status")
+    _run(ip, "import nb_oauth2; nb_oauth2.session('demo')")
+    _run(ip, "nb_oauth2.session('demo').token_info")
+    _run(ip, "nb_oauth2.session('demo').token")
+    _run(ip, f"%oauth2 get {demo.url}/api/users --no-progress")
+    outputs = [v for k, v in ip.user_ns["Out"].items() if k > count]
+    assert len(outputs) == 5
+    text = " ".join(repr(v) + str(getattr(v, "_repr_html_", lambda: "")()) for v in outputs)
+    text += repr(ip.user_ns["_"]) + repr(ip.user_ns.get("__")) + repr(ip.user_ns.get("_oh"))
+    for secret in _secrets(ip):
+        assert secret not in text
+
+
+@pytest.mark.parametrize("mode", ["Plain", "Context", "Verbose", "Minimal"])
+@pytest.mark.parametrize("show_traceback", [False, True])
+def test_tracebacks_hold_no_secret_in_any_xmode(ip, demo, capsys, mode, show_traceback):
+    """Case 37: failing calls after login, in every xmode (Verbose prints locals), show no secret."""
+    ip.run_line_magic("oauth2", "login demo")
+    ip.run_line_magic("xmode", mode)
+    ip.run_line_magic("config", f"OAuth2Magics.show_traceback = {show_traceback}")
+    capsys.readouterr()
+    _run(ip, f"%oauth2 get {demo.url}/api/no-such-thing --no-progress")
+    _run(ip, f"%oauth2 get {demo.url}/api/events?per_page=notanumber --no-progress")
+    _run(ip, "%oauth2 login demo --flow password --via paste --name pw --issuer http://127.0.0.1:9")
+    out = capsys.readouterr()
+    shown = out.out + out.err
+    assert "Error" in shown
+    if not show_traceback:
+        assert "Traceback" not in shown
+    for secret in _secrets(ip):
+        assert secret not in shown

@@ -1,0 +1,307 @@
+"""The login widget, driven from Python against the real demo provider (cases 1-9, 39, 41-44)."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+import warnings
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import ipywidgets as widgets
+import pytest
+import requests
+
+from nb_oauth2 import registry
+from nb_oauth2.errors import LoginCancelled
+from nb_oauth2.flows import LegacyGrantWarning
+from nb_oauth2.login import prepare_login
+from nb_oauth2.loopback import LoopbackPortBusy
+from nb_oauth2.widgets import LoginWidget
+
+PASSWORD = "wonderland"
+
+
+@pytest.fixture(autouse=True)
+def demo(demo_provider, monkeypatch):
+    """The 'demo' profile uses the session's demo provider; the kernel looks local."""
+    registry._state().demo = demo_provider
+    for name in ("JUPYTERHUB_SERVICE_PREFIX", "SSH_CONNECTION", "SSH_CLIENT", "CODESPACES", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    warnings.simplefilter("ignore", LegacyGrantWarning)
+    return demo_provider
+
+
+def _widget(flow: str | None = None, via: str = "paste", **kw) -> LoginWidget:
+    return LoginWidget(prepare_login("demo", flow=flow), via=via, **kw)
+
+
+def _href(widget: LoginWidget) -> str:
+    return html.unescape(re.search(r'href="([^"]+)"', widget._link.value).group(1))
+
+
+def _paste(widget: LoginWidget, text: str) -> None:
+    widget._paste.value = text
+    widget._submit.click()
+
+
+def _with_param(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update(changes)
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+def _all_widgets(widget: LoginWidget) -> list[widgets.Widget]:
+    found = [v for v in vars(widget).values() if isinstance(v, widgets.Widget)]
+    stack = list(found)
+    while stack:
+        item = stack.pop()
+        for child in getattr(item, "children", ()):
+            if child not in found:
+                found.append(child)
+                stack.append(child)
+    return found
+
+
+def assert_no_secret_in_state(widget: LoginWidget, *secrets: str) -> None:
+    """Case 39: no token, code, pasted URL or password in any widget's synced state."""
+    states = [str(w.get_state()) for w in _all_widgets(widget)] + [str(widget._repr_mimebundle_()), repr(widget)]
+    for secret in filter(None, secrets):
+        for state in states:
+            assert secret not in state
+
+
+def _token_secrets() -> list[str]:
+    token = registry.session("demo").token_info
+    return [token.access_token, token.refresh_token or ""]
+
+
+def _wait(predicate, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert predicate()
+
+
+def test_paste_back_signs_in_and_clears_everything(demo):
+    """Case 39: after a paste-back login the box is cleared, the inputs closed, the status safe."""
+    w = _widget()
+    seen = []
+    w.on_success(seen.append)
+    assert w.phase == "waiting" and w.via == "paste"
+    redirect = demo.driver.authorize(_href(w))
+    _paste(w, redirect)
+    assert w.phase == "done"
+    assert re.search(r"Signed in as profile demo \(sha256:[0-9a-f]{8}, expires in", w.status_text)
+    assert w._paste.value == "" and w._paste.comm is None and w._submit.comm is None
+    assert w.box.children == (w._title, w._status)
+    assert seen == [registry.session("demo")]
+    code = dict(parse_qsl(urlsplit(redirect).query))["code"]
+    assert_no_secret_in_state(w, code, redirect, *_token_secrets())
+
+
+def test_link_opens_a_new_tab_without_referrer_or_opener():
+    w = _widget()
+    assert 'target="_blank" rel="noopener noreferrer"' in w._link.value
+    assert "nb-oauth2-link" in w._link._dom_classes
+    for name in ("_paste", "_submit", "_cancel", "_status"):
+        assert any(c.startswith("nb-oauth2-") for c in getattr(w, name)._dom_classes)
+
+
+@pytest.mark.parametrize("garbage", ["hello", "javascript:alert(1)", "x" * 50_000, "   "])
+def test_garbage_is_shown_inline_and_the_login_stays_usable(demo, garbage):
+    """Case 1: garbage gives an inline error, the paste box is cleared, the same login still completes."""
+    w = _widget()
+    _paste(w, garbage)
+    assert w.phase == "waiting"
+    assert "redirect URL" in w.status_text or "Paste the address" in w.status_text
+    assert w._paste.value == ""
+    assert len(w.status_text) < 600
+    _paste(w, demo.driver.authorize(_href(w)))
+    assert w.phase == "done"
+
+
+def test_wrong_state_is_rejected_before_any_token_request(demo):
+    """Case 2: a redirect with another state is refused inline; nothing reaches the token endpoint."""
+    w = _widget()
+    redirect = demo.driver.authorize(_href(w))
+    before = demo.token_requests
+    _paste(w, _with_param(redirect, state="forged-state-value"))
+    assert w.phase == "waiting"
+    assert "state" in w.status_text.lower()
+    assert demo.token_requests == before
+    _paste(w, redirect)
+    assert w.phase == "done"
+
+
+def test_missing_state_and_duplicate_code_are_refused(demo):
+    """Case 3."""
+    w = _widget()
+    redirect = demo.driver.authorize(_href(w))
+    parts = urlsplit(redirect)
+    no_state = parts._replace(query="&".join(p for p in parts.query.split("&") if not p.startswith("state="))).geturl()
+    _paste(w, no_state)
+    assert "state" in w.status_text.lower() and w.phase == "waiting"
+    _paste(w, redirect + "&code=again")
+    assert "twice" in w.status_text and w.phase == "waiting"
+
+
+def test_denied_authorization_is_shown_escaped(demo):
+    """Case 4: error=access_denied with the right state fails the login; the description is HTML-escaped."""
+    w = _widget()
+    redirect = demo.driver.authorize(_href(w), approve=False)
+    _paste(w, _with_param(redirect, error_description="<script>alert(1)</script>"))
+    assert w.phase == "failed"
+    assert "access_denied" in w.status_text
+    assert "<script>" not in w.status_text and "&lt;script&gt;" in w.status_text
+
+
+def test_bare_code_is_accepted_while_pkce_is_pending(demo):
+    """Case 6: a bare code completes a pending PKCE login."""
+    w = _widget()
+    redirect = demo.driver.authorize(_href(w))
+    code = dict(parse_qsl(urlsplit(redirect).query))["code"]
+    _paste(w, f'  "{code}"  ')
+    assert w.phase == "done"
+    assert_no_secret_in_state(w, code, *_token_secrets())
+
+
+def test_redirect_from_an_earlier_login_is_refused(demo):
+    """Case 9: a URL from another (earlier) login run does not complete this one."""
+    first = _widget()
+    old = demo.driver.authorize(_href(first))
+    _paste(first, old)
+    second = _widget()
+    _paste(second, old)
+    assert second.phase == "waiting"
+    assert "login" in second.status_text.lower()
+
+
+def test_auto_capture_through_the_loopback_catcher(demo):
+    """Cases 42/43: the redirect reaches the catcher, the login completes, the port closes."""
+    w = _widget(via="loopback")
+    assert w.via == "loopback" and w._catcher is not None
+    assert "loopback" in w._method.value
+    redirect = demo.driver.authorize(_href(w))
+    assert redirect.startswith(w._catcher.loopback_redirect_uri + "?")
+    page = requests.get(redirect, timeout=5)
+    assert page.status_code == 200 and "Return to the notebook" in page.text
+    w.join(5)
+    assert w.phase == "done"
+    assert w._catcher.closed
+    assert_no_secret_in_state(w, redirect, *_token_secrets())
+
+
+def test_auto_capture_leaves_paste_back_as_fallback(demo):
+    """The paste box still works while the catcher waits; the catcher is closed afterwards."""
+    w = _widget(via="auto")
+    assert w.via == "loopback" and "local Jupyter" in w.via_reason
+    _paste(w, demo.driver.authorize(_href(w)))
+    assert w.phase == "done"
+    w.join(2)
+    assert w._catcher.closed
+
+
+def test_busy_port_falls_back_to_paste_back():
+    """Case 41: the catcher cannot listen: paste-back is offered and the reason shown."""
+    def busy():
+        raise LoopbackPortBusy("Cannot listen on 127.0.0.1 port 8765 (Address already in use).")
+
+    w = _widget(via="loopback", catcher_factory=busy)
+    assert w.via == "paste" and "8765" in w.via_reason
+    assert "paste" in w._method.value
+
+
+def test_remote_kernel_offers_paste_back(monkeypatch):
+    """Case 43: over SSH the kernel's loopback is not the browser's: paste-back, with the reason."""
+    monkeypatch.setenv("SSH_CONNECTION", "10.0.0.1 5000 10.0.0.2 22")
+    w = _widget(via="auto")
+    assert w.via == "paste" and "SSH" in w._method.value and w._catcher is None
+
+
+def test_cancel_closes_the_catcher_and_the_inputs():
+    """Case 44: Cancel stops the loopback wait at once; no thread or port left."""
+    w = _widget(via="loopback")
+    w._cancel.click()
+    w.join(1)
+    assert w.phase == "cancelled"
+    assert all(not t.is_alive() for t in w._threads)
+    assert w._catcher.closed
+    assert "cancelled" in w.status_text
+
+
+def test_implicit_grant_pastes_back_and_clears_the_box(demo):
+    """Case 5: the token in the fragment is read after the state check; the box is cleared at once."""
+    w = _widget(flow="implicit", via="auto")
+    assert w.via == "paste" and "fragment" in w.via_reason
+    redirect = demo.driver.authorize(_href(w))
+    assert "#" in redirect
+    _paste(w, redirect)
+    assert w.phase == "done" and w._paste.value == ""
+    assert_no_secret_in_state(w, redirect, *_token_secrets())
+
+
+def test_device_panel_shows_code_and_completes_in_background(demo):
+    """The device panel does not block; approving the code signs in."""
+    w = _widget(flow="device")
+    step = w.step
+    assert w.phase == "waiting"
+    assert step.user_code in w._user_code.value
+    assert html.escape(step.verification_uri_complete) in w._link.value
+    _wait(lambda: "expires in" in w._countdown.value, 3)
+    demo.driver.approve_device(step.user_code)
+    _wait(lambda: w.phase == "done", 15)
+    assert "Signed in as profile demo" in w.status_text
+    w.join(3)
+    assert_no_secret_in_state(w, *_token_secrets())
+
+
+def test_device_cancel_ends_polling_at_once():
+    """Case 44: Cancel ends the device polling within 1 s; the login is cancelled."""
+    w = _widget(flow="device")
+    time.sleep(0.3)
+    started = time.monotonic()
+    w._cancel.click()
+    w.join(2)
+    assert all(not t.is_alive() for t in w._threads)
+    assert w.phase == "cancelled" and w.attempt.phase == "cancelled"
+    assert isinstance(w.attempt.error, LoginCancelled) or w.attempt.phase == "cancelled"
+    assert time.monotonic() - started < 5  # generous bound; the real wait is one poll step
+
+
+def test_password_form_is_cleared_and_the_password_kept_nowhere(demo):
+    """Case 39: username and password are cleared on click, never stay in a trait."""
+    w = _widget(flow="password")
+    assert "nb-oauth2-password" in w._password._dom_classes
+    w._username.value = "alice"
+    w._password.value = PASSWORD
+    w._signin.click()
+    assert w.phase == "done"
+    assert w._password.value == "" and w._username.value == ""
+    assert w._password.comm is None
+    assert_no_secret_in_state(w, PASSWORD, *_token_secrets())
+
+
+def test_wrong_password_fails_with_a_message():
+    w = _widget(flow="password")
+    w._username.value = "alice"
+    w._password.value = "not-the-password"
+    w._signin.click()
+    assert w.phase == "failed"
+    assert "not-the-password" not in w.status_text
+    assert w._password.value == ""
+
+
+def test_client_credentials_shows_status_only():
+    w = _widget(flow="client_credentials")
+    assert w.phase == "done"
+    assert "Signed in as profile demo" in w.status_text
+    assert w.box.children == (w._title, w._status)
+
+
+def test_display_bundle_has_a_widget_view_and_a_text_fallback(demo):
+    w = _widget()
+    bundle = w._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "Open http://" in bundle["text/plain"] and "paste back" in bundle["text/plain"]
