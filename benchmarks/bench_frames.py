@@ -97,7 +97,8 @@ class _Handler(BaseHTTPRequestHandler):
         page = int(q.get("page", 1))
         total_pages = -(-n // size)
         blobs = self.store.blobs_for(n, size)
-        base = f"http://127.0.0.1:{self.server.server_port}{parts.path}?n={n}&per_page={size}&latency_ms={q.get('latency_ms', 0)}"
+        base = (f"http://127.0.0.1:{self.server.server_port}{parts.path}"
+                f"?n={n}&per_page={size}&latency_ms={q.get('latency_ms', 0)}")
         nxt = json.dumps(f"{base}&page={page + 1}" if page < total_pages else None)
         head = (f'{{"page":{page},"per_page":{size},"total":{n},"total_pages":{total_pages},'
                 f'"next":{nxt},"data":').encode()

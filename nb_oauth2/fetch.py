@@ -307,11 +307,10 @@ class Fetcher:
         ctype = resp.headers.get("Content-Type", "")
         safe_url = redact_url(url)
         if ctype and not _is_json_type(ctype) and not ctype.lower().startswith(("text/plain", "application/octet")):
-            preview = self._read(resp, url, limit=300, raise_over=False)
+            preview = snippet(self._read(resp, url, limit=300, raise_over=False).decode("utf-8", "replace"), 120)
             raise UnexpectedContentType(
                 f"GET {safe_url} answered HTTP {resp.status_code} with {snippet(ctype, 60)}, not JSON "
-                f"(often a login page, a proxy page or a wrong URL): {snippet(preview.decode('utf-8', 'replace'), 120)}",
-                url=safe_url, status=resp.status_code)
+                f"(often a login page, a proxy page or a wrong URL): {preview}", url=safe_url, status=resp.status_code)
         length = resp.headers.get("Content-Length")
         if self.max_bytes is not None and length and length.isdigit() and int(length) > self.max_bytes:
             resp.close()

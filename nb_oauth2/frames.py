@@ -190,7 +190,8 @@ class _Columns:
 
         read = pajson.ReadOptions(block_size=max(1 << 20, len(data) + 64), use_threads=False)
         for _ in range(8):
-            forced = _forced_schema(self.pa, self._forced)
+            with self._lock:
+                forced = _forced_schema(self.pa, self._forced)
             parse = pajson.ParseOptions(explicit_schema=forced, unexpected_field_behavior="infer",
                                         newlines_in_values=True)
             table = pajson.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
@@ -234,7 +235,14 @@ class _Columns:
             table = pa.concat_tables(chunks, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             return None
-        return table.select(self._ordered(table.column_names))
+        names = self._ordered(table.column_names)
+        return table.select([n for n in names if not (n in self._parents(names) and
+                                                      table.column(n).null_count == table.num_rows)])
+
+    def _parents(self, names: list[str]) -> set[str]:
+        """Names that also have dotted children: an all-null one is dropped (page boundaries must not
+        decide whether a missing object shows up as a column of its own)."""
+        return {n for n in names for m in names if m.startswith(n + self.sep)}
 
     def _ordered(self, names: list[str]) -> list[str]:
         if not self.order:
@@ -269,6 +277,10 @@ class _Columns:
                 if len(col) < total:
                     col.extend([None] * (total - len(col)))
         chunks.clear()
+        parents = self._parents(list(columns))
+        for name in parents:
+            if all(v is None for v in columns[name]):
+                del columns[name]
         return pd.DataFrame({name: pd.Series(columns[name], dtype=None if columns[name] else object)
                              for name in self._ordered(list(columns))}, index=pd.RangeIndex(total))
 
@@ -567,10 +579,10 @@ def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None
                                       max_wait=max_wait):
             chunks.append(chunk)
         builder = builder or _Columns(sep=sep, max_level=max_level, meta=meta)
-        if to == "arrow" and not parse_dates:
+        if to != "pandas" and not parse_dates:
             table = builder.to_arrow(chunks)
             if table is not None:
-                return table
+                return table if to == "arrow" else __import__("polars").from_arrow(table)
         frame = builder.to_pandas(chunks)
     if parse_dates:
         frame = _parse_dates(frame, parse_dates)

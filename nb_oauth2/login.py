@@ -91,9 +91,9 @@ class LoginAttempt:
             self.error = None
             return self.step
 
-    def _finish(self, token: Token) -> Session:
+    def _finish(self, token: Token, *, persist: bool = True) -> Session:
         self.session.flow = self._flow
-        self.session.set_token(token)
+        self.session.set_token(token, persist=persist)
         register(self.session)
         self.phase = "done"
         return self.session
@@ -154,7 +154,7 @@ class LoginAttempt:
         if token.is_expired(self.session.leeway) and not token.refresh_token and self.grant != "client_credentials":
             return None
         self._flow = self._make_flow() if self.grant == "client_credentials" else None
-        return self._finish(token)
+        return self._finish(token, persist=False)
 
 
 def _cert_hosts(value: Any) -> tuple[str, ...]:

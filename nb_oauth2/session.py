@@ -36,7 +36,7 @@ from .errors import (
 from .flows import Flow
 from .providers import Provider
 from .redact import redact, redact_url
-from .store import MemoryStore, TokenStore
+from .store import MemoryStore, StoreError, TokenStore
 from .tls import ClientCertificate, bound_thumbprint, is_tls_failure, mount_client_cert, tls_error
 from .token import DEFAULT_LEEWAY, Token
 from .transport import allow_loopback_http, is_secure_or_loopback
@@ -136,16 +136,26 @@ class Session(OAuth2Session):
         """Call ``callback(token)`` after every new token (login, refresh, re-fetch)."""
         self._listeners.append(callback)
 
-    def set_token(self, token: Token) -> None:
-        """Install a token obtained by a flow (the end of a login)."""
-        with self._renew_lock:
-            self._commit(token)
+    def set_token(self, token: Token, *, persist: bool = True) -> None:
+        """Install a token obtained by a flow (the end of a login).
 
-    def _commit(self, token: Token) -> None:
+        ``persist=False`` installs a token just read from the store without
+        writing it back (a restore must not overwrite a newer token another
+        kernel saved meanwhile).
+        """
+        with self._renew_lock:
+            self._commit(token, persist=persist)
+
+    def _commit(self, token: Token, *, persist: bool = True) -> None:
         """Memory first, then the store, then listeners (case 18)."""
         self._token = token
         self.token = token.to_oauthlib()
-        self.store.save(self.store_key, token.to_dict())
+        if persist:
+            try:
+                self.store.save(self.store_key, token.to_dict())
+            except StoreError as exc:
+                warnings.warn(f"The new token is kept in memory but could not be stored: {exc}", RuntimeWarning,
+                              stacklevel=3)
         for callback in list(self._listeners):
             callback(token)
 

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 import sys
 import threading
 import time
@@ -251,7 +252,19 @@ def _unlock(fd: int) -> None:
         os.close(fd)
 
 
-class FileStore:
+class _PurgeUnderLock:
+    """``purge_refresh_token`` for persistent stores: read, drop, write back under the lock."""
+
+    def purge_refresh_token(self, key: str) -> None:
+        """Keep the access token, drop the refresh token (case 17)."""
+        with self.lock(key):  # type: ignore[attr-defined]
+            data = self.load(key)  # type: ignore[attr-defined]
+            if data is not None and data.get("refresh_token") is not None:
+                data["refresh_token"] = None
+                self.save(key, data)  # type: ignore[attr-defined]
+
+
+class FileStore(_PurgeUnderLock):
     """Tokens survive a kernel restart: one private JSON file per key (case 40)."""
 
     def __init__(self, directory: str | Path | None = None, *, lock_timeout: float = 120.0) -> None:
@@ -291,7 +304,7 @@ class FileStore:
             raise StoreError(f"Cannot read the token file {path.name}: {exc.strerror}.") from None
         with os.fdopen(fd, "rb") as handle:
             st = os.fstat(handle.fileno())
-            if not _is_regular(st.st_mode):
+            if not stat.S_ISREG(st.st_mode):
                 raise InsecureStoreError(f"The token file {path.name} is not a regular file; refusing it.")
             if _POSIX and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
                 raise InsecureStoreError(
@@ -336,22 +349,8 @@ class FileStore:
         """Cross-process exclusive lock around "re-read, refresh if still expired, save" (case 20)."""
         return self._locks.hold(key)
 
-    def purge_refresh_token(self, key: str) -> None:
-        """Keep the access token, drop the refresh token (case 17)."""
-        with self.lock(key):
-            data = self.load(key)
-            if data is not None and data.get("refresh_token") is not None:
-                data["refresh_token"] = None
-                self.save(key, data)
-
     def __repr__(self) -> str:
         return f"FileStore({str(self.directory)!r})"
-
-
-def _is_regular(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -379,7 +378,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class KeyringStore:
+class KeyringStore(_PurgeUnderLock):
     """Tokens in the OS keyring (``pip install nb_oauth2[keyring]``); locks are files in the state dir."""
 
     def __init__(self, *, service: str = "nb_oauth2", lock_dir: str | Path | None = None) -> None:
@@ -421,13 +420,6 @@ class KeyringStore:
 
     def lock(self, key: str) -> ContextManager[None]:
         return self._locks.hold(key)
-
-    def purge_refresh_token(self, key: str) -> None:
-        with self.lock(key):
-            data = self.load(key)
-            if data is not None and data.get("refresh_token") is not None:
-                data["refresh_token"] = None
-                self.save(key, data)
 
     def __repr__(self) -> str:
         return f"KeyringStore(service={self.service!r})"

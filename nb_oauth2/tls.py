@@ -96,7 +96,16 @@ def passphrase_env_name(profile: str) -> str:
     return f"NB_OAUTH2_{slug}_KEY_PASSPHRASE"
 
 
+def _require_cryptography() -> None:
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        raise ConfigurationError("TLS client certificates need the cryptography package: "
+                                 "pip install 'nb_oauth2[tls]'.") from None
+
+
 def _der(cert: Any) -> bytes:
+    _require_cryptography()
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -143,10 +152,11 @@ def _split_setting(cert: CertSetting) -> tuple[str, str]:
     if isinstance(cert, (tuple, list)):
         if len(cert) != 2 or not all(cert):
             raise ConfigurationError("cert= takes one PEM path or a (cert_path, key_path) pair.")
-        return str(Path(os.fspath(cert[0])).expanduser()), str(Path(os.fspath(cert[1])).expanduser())
+        return (os.path.abspath(Path(os.fspath(cert[0])).expanduser()),
+                os.path.abspath(Path(os.fspath(cert[1])).expanduser()))
     if not cert:
         raise ConfigurationError("cert= is empty; pass a PEM path or a (cert_path, key_path) pair.")
-    path = str(Path(os.fspath(cert)).expanduser())
+    path = os.path.abspath(Path(os.fspath(cert)).expanduser())
     return path, path
 
 
@@ -328,6 +338,7 @@ def load_client_certificate(cert: CertSetting | ClientCertificate, *, profile: s
 
 def _load(cert_path: str, key_path: str, *, profile: str | None, passphrase: str | None,
           prompt: Prompt | None) -> ClientCertificate:
+    _require_cryptography()
     from cryptography import x509
 
     cert_pem = _read_file(cert_path, "certificate")

@@ -77,7 +77,7 @@ class API:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         for page in pages or ():
             self.pages[(page["path"], tuple(sorted(page["query"].items())))] = page
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def first_url(self, shape: dict) -> str:
         from urllib.parse import urlencode
@@ -304,3 +304,29 @@ def test_mixed_types_big_ints_and_empty_last_page_are_kept(api, session, monkeyp
     df = frames.read_json(api(dynamic=route).url + "/m", session=session, progress=False)
     assert df["v"].tolist() == [1, "one", 2.5] and df["big"].tolist()[0] == 2**70
     assert df["when"].tolist()[2] == "2024-01-01"
+
+
+@pytest.mark.parametrize("fast", ["0", "1"])
+def test_null_object_on_a_whole_page_adds_no_column_of_its_own(api, session, monkeypatch, fast):
+    monkeypatch.setenv("NB_OAUTH2_NO_FAST", fast)
+    pages = [[{"id": 1, "license": None}], [{"id": 2, "license": {"key": "mit"}}]]
+
+    def route(path, query):
+        p = int(query.get("page", 1))
+        return {"body": {"data": pages[p - 1], "next": "{base}/l?page=2" if p == 1 else None}}
+
+    df = frames.read_json(api(dynamic=route).url + "/l", session=session, progress=False)
+    assert list(df.columns) == ["id", "license.key"] and df["license.key"].tolist()[1] == "mit"
+
+
+def test_timestamp_looking_cursor_is_sent_back_verbatim(api, session):
+    def route(path, query):
+        if "cursor" not in query:
+            return {"body": {"members": [{"at": "2024-01-01"}],
+                             "response_metadata": {"next_cursor": "2024-01-02T03:04:05Z"}}}
+        return {"body": {"members": [{"at": "2024-01-03"}], "response_metadata": {"next_cursor": ""}}}
+
+    server = api(dynamic=route)
+    df = frames.read_json(server.url + "/c", session=session, progress=False)
+    assert server.seen[1]["query"]["cursor"] == "2024-01-02T03:04:05Z"
+    assert df["at"].tolist() == ["2024-01-01", "2024-01-03"]

@@ -65,6 +65,7 @@ def _run(ip, code: str):
     return result
 
 
+@pytest.mark.filterwarnings("ignore:Returning the")
 def test_login_status_get_logout(ip, demo, capsys):
     """The three-line promise: login, get a DataFrame, status, logout --revoke."""
     assert ip.run_line_magic("oauth2", "login demo --scope 'read:events read:users'") is None

@@ -269,8 +269,9 @@ def test_purge_refresh_token_on_disk(file_store: FileStore):
 # -- cross-process lock (case 20) -----------------------------------------------------------
 
 
-def _contend(directory: str, log: str, rounds: int) -> None:
+def _contend(directory: str, log: str, rounds: int, barrier) -> None:
     store = FileStore(directory)
+    barrier.wait()  # both processes are up before either enters
     for _ in range(rounds):
         with store.lock("shared"):
             with open(log, "a") as handle:
@@ -308,7 +309,8 @@ def _spawn(target, *args) -> list:
 def test_two_processes_never_overlap_in_the_lock(file_store: FileStore, tmp_path: Path):
     """Case 20: critical sections of two processes sharing the store never overlap."""
     log = tmp_path / "log.txt"
-    _spawn(_contend, str(file_store.directory), str(log), 5)
+    barrier = multiprocessing.get_context("spawn").Barrier(2)
+    _spawn(_contend, str(file_store.directory), str(log), 5, barrier)
     lines = [line.split() for line in log.read_text().splitlines()]
     assert len(lines) == 20 and len({pid for _, pid, _ in lines}) == 2
     for start, end in zip(lines[::2], lines[1::2]):  # strictly S/E pairs from the same process
@@ -326,6 +328,44 @@ def test_two_kernels_refresh_once(file_store: FileStore, tmp_path: Path):
     _spawn(_refresh_once, str(file_store.directory), str(refreshes), barrier)
     assert len(refreshes.read_text().splitlines()) == 1
     assert file_store.load("shared")["access_token"].startswith("fresh-")
+
+
+def _kernel_calls_api(directory: str, issuer: str, client_id: str, client_secret: str, barrier, out: str) -> None:
+    """One "kernel": restore the shared token from the file store, then call the API across its expiry."""
+    import warnings
+
+    import nb_oauth2 as oa
+
+    warnings.simplefilter("ignore")
+    session = oa.login("it", issuer=issuer, client_id=client_id, client_secret=client_secret, flow="password",
+                       store=FileStore(directory), name="shared")
+    barrier.wait()
+    status = session.get(issuer + "/api/me").status_code
+    with open(out, "a") as handle:
+        handle.write(f"{status}\n")
+
+
+@posix_only
+def test_two_kernels_sharing_the_file_store_make_one_token_request(authlib_provider, tmp_path: Path):
+    """Case 20 end to end: two processes, real Sessions, Authlib server, forced expiry -> 1 refresh, 2 successes."""
+    import warnings
+
+    import nb_oauth2 as oa
+
+    srv, client = authlib_provider, authlib_provider.clients["password"]
+    store = FileStore(tmp_path / "shared")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oa.login("it", issuer=srv.issuer, client_id=client.client_id, client_secret=client.client_secret,
+                 flow="password", username="alice", password="wonderland", store=store, name="shared")
+    srv.expire_access_tokens()
+    store.save("shared", {**store.load("shared"), "expires_at": time.time() - 10})
+    before, out = srv.token_requests, tmp_path / "status.txt"
+    barrier = multiprocessing.get_context("spawn").Barrier(2)
+    _spawn(_kernel_calls_api, str(store.directory), srv.issuer, client.client_id, client.client_secret,
+           barrier, str(out))
+    assert out.read_text().split() == ["200", "200"]
+    assert srv.token_requests - before == 1
 
 
 def test_lock_is_reentrant_and_threads_queue(file_store: FileStore):

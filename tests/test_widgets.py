@@ -305,3 +305,28 @@ def test_display_bundle_has_a_widget_view_and_a_text_fallback(demo):
     bundle = w._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert "Open http://" in bundle["text/plain"] and "paste back" in bundle["text/plain"]
+
+
+def test_jupyterhub_auto_capture_goes_through_jupyter_server_proxy(monkeypatch):
+    """Under JupyterHub the redirect URI is the hub's proxied path to the catcher's port."""
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+    monkeypatch.setenv("NB_OAUTH2_PUBLIC_URL", "https://hub.example.org/user/alice/")
+    monkeypatch.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: True)
+    w = _widget(via="auto")
+    try:
+        assert w.via == "proxy"
+        expected = f"https://hub.example.org/user/alice/proxy/{w._catcher.port}/callback"
+        assert w.attempt.redirect_uri == expected == w.step.redirect_uri
+        assert dict(parse_qsl(urlsplit(_href(w)).query))["redirect_uri"] == expected
+    finally:
+        w.cancel()
+
+
+def test_jupyterhub_without_a_public_url_falls_back_to_paste(monkeypatch):
+    """Case 43: the hub's address is unknown: paste-back, and how to enable auto-capture."""
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+    for name in ("NB_OAUTH2_PUBLIC_URL", "JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: True)
+    w = _widget(via="auto")
+    assert w.via == "paste" and "NB_OAUTH2_PUBLIC_URL" in w.via_reason and w._catcher is None

@@ -18,6 +18,13 @@ not an absolute URL: clients should then omit ``redirect_uri`` (the registered
 default, ``callback_url``, is used) or send its absolute form on the hub's host,
 which is accepted too. Every client also accepts any loopback redirect URI
 (``http://127.0.0.1:<port>/<path>``, ``[::1]``, ``localhost``; RFC 8252 7.3).
+
+``demo.start(https=True)`` serves over TLS with a throwaway CA (``p.ca_path`` for
+``verify=``); ``mtls=True`` adds RFC 8705 mutual TLS: endpoint aliases on a second
+port (``p.mtls_url``, metadata ``mtls_endpoint_aliases``), the clients ``tls``
+(``tls_client_auth``, ``p.client_cert``) and ``self_signed_tls``
+(``self_signed_tls_client_auth``, ``p.self_signed_cert``), and certificate-bound
+access tokens (``cnf``) that the API refuses without their certificate.
 """
 
 from __future__ import annotations

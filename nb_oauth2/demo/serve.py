@@ -27,6 +27,10 @@ def describe(provider: DemoProvider, *, secrets: bool = True) -> str:
         kind = "public" if client.public else "confidential"
         secret = f"  secret={client.client_secret}" if secrets and client.client_secret else ""
         lines.append(f"    {name:<9} client_id={client.client_id}  ({kind}; {', '.join(client.grant_types)}){secret}")
+    if provider.ca_path:
+        lines.append(f"  CA bundle:    {provider.ca_path}  (verify=)")
+    if provider.mtls_url:
+        lines.append(f"  mTLS aliases: {provider.mtls_url}  client cert: {', '.join(provider.client_cert or ())}")
     return "\n".join(lines)
 
 
@@ -42,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device-interval", type=int, default=5, metavar="SECONDS")
     parser.add_argument("--no-rotate", action="store_true", help="keep refresh tokens on refresh")
     parser.add_argument("--public-url", default=None, help="browser-facing base URL, if not the local one")
+    parser.add_argument("--https", action="store_true", help="serve over TLS with a throwaway CA (needs trustme)")
+    parser.add_argument("--mtls", action="store_true", help="also mutual TLS, RFC 8705 (implies --https)")
     parser.add_argument("--hide-secrets", action="store_true", help="do not print client secrets")
     return parser
 
@@ -53,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         provider = start(host=args.host, port=args.port, records=args.records, seed=args.seed,
                          access_token_ttl=args.access_token_ttl, refresh_token_ttl=args.refresh_token_ttl,
                          device_interval=args.device_interval, rotate_refresh_tokens=not args.no_rotate,
-                         public_url=args.public_url)
+                         public_url=args.public_url, https=args.https, mtls=args.mtls)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
