@@ -39,6 +39,16 @@ __all__ = [
     "TransportError",
     "TLSError",
     "RevocationIncomplete",
+    "ClientCertificateError",
+    "CertificateFileError",
+    "CertificateKeyMismatch",
+    "CertificateExpired",
+    "KeyPassphraseError",
+    "CertificateRejected",
+    "ServerCertificateUntrusted",
+    "StoreError",
+    "InsecureStoreError",
+    "LoopbackPortBusy",
     "APIError",
     "InsufficientScope",
     "InvalidToken",
@@ -193,6 +203,56 @@ class TransportError(OAuth2Error, requests.RequestException):
 
 class TLSError(TransportError):
     """TLS failed: certificate verification or client certificate problems."""
+
+
+# -- TLS client certificates (RFC 8705) ---------------------------------------
+
+
+class ClientCertificateError(TLSError, ConfigurationError):
+    """The client certificate or its key cannot be used (checked before any request)."""
+
+    def __init__(self, message: str | None = None, *, path: str | None = None, **kwargs) -> None:
+        self.path = path
+        super().__init__(message, **kwargs)
+
+
+class CertificateFileError(ClientCertificateError):
+    """A certificate or key file is missing, unreadable or holds no PEM of the right kind."""
+
+
+class CertificateKeyMismatch(ClientCertificateError):
+    """The private key does not belong to the certificate."""
+
+
+class CertificateExpired(ClientCertificateError):
+    """The client certificate is expired (or not valid yet)."""
+
+
+class KeyPassphraseError(ClientCertificateError):
+    """The private key is encrypted and the passphrase is missing or wrong."""
+
+
+class CertificateRejected(TLSError):
+    """The server refused the client certificate during the TLS handshake."""
+
+
+class ServerCertificateUntrusted(TLSError):
+    """The server's certificate could not be verified (unknown CA, wrong host, expired)."""
+
+
+# -- token stores and the loopback catcher ------------------------------------
+
+
+class StoreError(ConfigurationError):
+    """The token store cannot be read or written (permissions, disk, keyring)."""
+
+
+class InsecureStoreError(StoreError):
+    """The store's directory or file is a symlink or readable by other users (case 40)."""
+
+
+class LoopbackPortBusy(ConfigurationError):
+    """The fixed loopback port is taken: use port=0, or paste the redirect back."""
 
 
 class RevocationIncomplete(OAuth2Error):

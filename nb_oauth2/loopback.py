@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import ConfigurationError, LoginCancelled
+from .errors import ConfigurationError, LoginCancelled, LoopbackPortBusy
 
 __all__ = ["LoopbackCatcher", "LoopbackPortBusy", "choose_via", "VIA_CHOICES", "proxied_path", "public_base_url"]
 
@@ -43,10 +43,6 @@ SUCCESS_PAGE = """<!doctype html>
 h1{{font-size:1.4em}}</style></head>
 <body><h1>{title}</h1><p>{body}</p><p>You can close this tab.</p></body></html>
 """
-
-
-class LoopbackPortBusy(ConfigurationError):
-    """The fixed loopback port is taken: use port=0, or paste the redirect back."""
 
 
 def _is_loopback_host(host: str) -> bool:

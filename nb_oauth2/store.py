@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ContextManager, Iterator, Protocol, runtime_checkable
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InsecureStoreError, StoreError
 
 __all__ = [
     "TokenStore",
@@ -47,14 +47,6 @@ FORBIDDEN_KEYS = frozenset({"client_secret", "password"})
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _POSIX = os.name == "posix"
-
-
-class StoreError(ConfigurationError):
-    """The token store cannot be read or written (permissions, disk, keyring)."""
-
-
-class InsecureStoreError(StoreError):
-    """The store's directory or file is a symlink or readable by other users (case 40)."""
 
 
 @runtime_checkable

@@ -30,7 +30,17 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from .errors import ConfigurationError, TLSError
+from .errors import (
+    CertificateExpired,
+    CertificateFileError,
+    CertificateKeyMismatch,
+    CertificateRejected,
+    ClientCertificateError,
+    ConfigurationError,
+    KeyPassphraseError,
+    ServerCertificateUntrusted,
+    TLSError,
+)
 from .redact import redact_url, register_secret
 
 __all__ = [
@@ -56,38 +66,6 @@ __all__ = [
 
 #: ``"both.pem"`` or ``("cert.pem", "key.pem")``
 CertSetting = Union[str, "os.PathLike[str]", tuple[str, str]]
-
-
-class ClientCertificateError(TLSError, ConfigurationError):
-    """The client certificate or its key cannot be used (checked before any request)."""
-
-    def __init__(self, message: str | None = None, *, path: str | None = None, **kwargs: Any) -> None:
-        self.path = path
-        super().__init__(message, **kwargs)
-
-
-class CertificateFileError(ClientCertificateError):
-    """A certificate or key file is missing, unreadable or holds no PEM of the right kind."""
-
-
-class CertificateKeyMismatch(ClientCertificateError):
-    """The private key does not belong to the certificate."""
-
-
-class CertificateExpired(ClientCertificateError):
-    """The client certificate is expired (or not valid yet)."""
-
-
-class KeyPassphraseError(ClientCertificateError):
-    """The private key is encrypted and the passphrase is missing or wrong."""
-
-
-class CertificateRejected(TLSError):
-    """The server refused the client certificate during the TLS handshake."""
-
-
-class ServerCertificateUntrusted(TLSError):
-    """The server's certificate could not be verified (unknown CA, wrong host, expired)."""
 
 
 def passphrase_env_name(profile: str) -> str:

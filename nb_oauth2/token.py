@@ -132,6 +132,7 @@ class Token:
             scope=tuple(scope) if scope is not None else None,
             id_token=data.get("id_token"),
             received_at=data.get("received_at", time.time()),
+            extra={"cnf": data["cnf"]} if data.get("cnf") else {},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +145,7 @@ class Token:
             "scope": list(self.scope) if self.scope is not None else None,
             "id_token": self.id_token,
             "received_at": self.received_at,
+            **({"cnf": self.extra["cnf"]} if self.extra.get("cnf") else {}),
         }
 
     def to_oauthlib(self) -> dict[str, Any]:

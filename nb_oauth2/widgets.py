@@ -237,7 +237,6 @@ class LoginWidget:
             return
         self._say("Signing in…")
         self._finish(lambda: self.attempt.complete_password(username, password))
-        del password
 
     def _on_cancel_click(self, _button: Any) -> None:
         self._cancel_event.set()

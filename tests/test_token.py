@@ -94,3 +94,9 @@ def test_to_dict_round_trip_keeps_absolute_expiry():
     again = Token.from_dict(token.to_dict())
     assert again.expires_at == 110.0 and again.access_token == CANARY_TOKEN and again.scope == ("a",)
     assert "client_secret" not in token.to_dict()
+
+
+def test_certificate_binding_survives_the_store():
+    """RFC 8705: a token's cnf (x5t#S256) is kept through to_dict/from_dict."""
+    token = Token.from_response({"access_token": CANARY_TOKEN, "cnf": {"x5t#S256": "abc"}})
+    assert Token.from_dict(token.to_dict()).extra["cnf"] == {"x5t#S256": "abc"}
