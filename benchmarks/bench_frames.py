@@ -160,11 +160,58 @@ def variant_b(url: str):
     return pd.json_normalize(records)
 
 
+def _nb_session():
+    """The session a user of nb_oauth2 has after login: auto-refreshing, no env flags needed."""
+    from nb_oauth2 import ClientAuth, Provider, Session, Token
+
+    provider = Provider(name="bench", token_endpoint="http://127.0.0.1:1/token")
+    return Session(name="bench", provider=provider, client=ClientAuth("bench"),
+                   token=Token.from_response({"access_token": TOKEN, "expires_in": 3600}))
+
+
+def _concurrency(for_limit: bool = False) -> int | str:
+    value = os.environ.get("NB_BENCH_CONCURRENCY", "auto")
+    if value == "auto":
+        return 8 if for_limit else "auto"
+    return int(value)
+
+
 def variant_c(url: str):
     from nb_oauth2.frames import read_json
 
-    concurrency = int(os.environ.get("NB_BENCH_CONCURRENCY", "4"))
-    return read_json(url, session=_oauth_session(), progress=False, concurrency=concurrency)
+    return read_json(url, session=_nb_session(), progress=False, concurrency=_concurrency())
+
+
+def _raw_loop(session, url: str) -> int:
+    """Fetch every page sequentially, bytes only: isolates per-request overhead."""
+    count = 0
+    while url:
+        body = json.loads(session.get(url, timeout=30).content)
+        count += len(body["data"])
+        url = body.get("next")
+    return count
+
+
+class _Rows:
+    def __init__(self, n: int) -> None:
+        self.n, self.shape = n, (n, 0)
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def variant_r(url: str):
+    """(r) plain requests.Session + header, raw sequential loop."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {TOKEN}"
+    return _Rows(_raw_loop(session, url))
+
+
+def variant_s(url: str):
+    """(s) nb_oauth2's auto-refreshing Session, the same raw sequential loop."""
+    return _Rows(_raw_loop(_nb_session(), url))
 
 
 def variant_d(url: str):
@@ -181,7 +228,7 @@ def variant_d(url: str):
     if os.environ.get("NB_OAUTH2_NO_FAST") == "1":
         import pandas as pd
 
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(_concurrency(for_limit=True)) as pool:
             raws = [first] + list(pool.map(lambda u: session.get(u, timeout=30).content, urls))
         records = [r for raw in raws for r in json.loads(raw)["data"]]
         return pd.json_normalize(records)
@@ -194,19 +241,19 @@ def variant_d(url: str):
         table = pajson.read_json(io.BytesIO(raw), read_options=pajson.ReadOptions(block_size=len(raw) + 64))
         return pa.Table.from_struct_array(table.column("data").combine_chunks().flatten()).flatten()
 
-    with ThreadPoolExecutor(4) as pool:  # fetch + parse pipelined in each thread
+    with ThreadPoolExecutor(_concurrency(for_limit=True)) as pool:  # fetch + parse pipelined in each thread
         tables = [parse(first)] + list(pool.map(lambda u: parse(session.get(u, timeout=30).content), urls))
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
-VARIANTS = {"a": variant_a, "b": variant_b, "c": variant_c, "d": variant_d}
+VARIANTS = {"a": variant_a, "b": variant_b, "c": variant_c, "d": variant_d, "r": variant_r, "s": variant_s}
 
 
 def worker(variant: str, url: str) -> None:
     import pandas  # noqa: F401  (imports before the clock starts)
     import requests  # noqa: F401
 
-    if variant == "c":
+    if variant in "cs":
         import nb_oauth2.frames  # noqa: F401
     start = time.perf_counter()
     frame = VARIANTS[variant](url)
@@ -255,7 +302,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat", type=int, default=None, help="runs per variant (median)")
     p.add_argument("--variants", default="abcd")
     p.add_argument("--no-fast", action="store_true", help="NB_OAUTH2_NO_FAST=1 (no orjson/pyarrow)")
-    p.add_argument("--concurrency", type=int, default=4, help="read_json(concurrency=...) for (c); default 4")
+    p.add_argument("--concurrency", default="auto",
+                   help='read_json(concurrency=...) for (c); "auto" (default) or a number, also used by (d)')
+    p.add_argument("--overhead", action="store_true",
+                   help="per-request overhead of nb_oauth2's Session (s) vs a plain requests.Session (r)")
     args = p.parse_args(argv)
     if args.serve:
         return serve()
@@ -275,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())
+        if args.overhead:
+            return _overhead(port, args.repeat or 7, env)
         print(f"| records | page | latency ms | {' | '.join(f'({v}) rows/s' for v in args.variants)} | "
               f"{' | '.join(f'({v}) MB' for v in args.variants)} | c/a rows/s | c/a RSS | c/d rows/s |")
         print("|" + "---|" * (3 + 2 * len(args.variants) + 3))
@@ -289,6 +341,15 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.terminate()
         server.wait()
+
+
+def _overhead(port: int, repeat: int, env: dict) -> None:
+    """Time per request of (s) vs (r): 1,000 sequential small pages, interleaved runs, medians."""
+    n, size = 20_000, 20
+    r = _case(port, n, size, 0, repeat, "rs", env)
+    per_r, per_s = size / r["r"]["rows_s"] * 1e6, size / r["s"]["rows_s"] * 1e6
+    print(f"per request: (r) requests.Session {per_r:.0f} us, (s) nb_oauth2.Session {per_s:.0f} us, "
+          f"overhead {100 * (per_s / per_r - 1):+.1f}% ({n // size:,} requests, median of {repeat})")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ next link to another origin or from https to http (the token would follow it).
 
 from __future__ import annotations
 
+import time
+
 import math
 import re
 from collections import deque
@@ -398,14 +400,19 @@ def ordered_map(work: Callable[[str], Any], urls: list[str], workers: int) -> It
                 future.cancel()
 
 
-def follow(url: str, work: Callable[[str], tuple[PageInfo, Any]], *, paginator: Paginator, concurrency: int = 1,
+def follow(url: str, work: Callable[[str], tuple[PageInfo, Any]], *, paginator: Paginator,
+           concurrency: int | Callable[[float], int] = 1,
            max_pages: int | None = None, on_total: Callable[[int], None] | None = None,
            ) -> Iterator[tuple[PageInfo, Any]]:
     """Fetch page 1 with ``work(url)``, then follow ``next_url`` (or fetch a known ``plan`` on
     ``concurrency`` threads); yields (PageInfo, payload) in page order. ``work`` does the I/O;
-    loops, page caps and unsafe next links stop here."""
+    loops, page caps and unsafe next links stop here. ``concurrency`` may be a function of
+    the seconds page 1 took (latency-bound APIs earn more threads)."""
     seen = {url}
+    started = time.monotonic()
     info, payload = work(url)
+    if callable(concurrency):
+        concurrency = concurrency(time.monotonic() - started)
     pages = 1
     yield info, payload
     while True:

@@ -88,6 +88,7 @@ def test_login_widget_in_jupyterlab_paste_back_and_auto_capture(lab):
 
             # 1. paste-back: catch the redirect in the browser and paste it into the box
             expect(paste_box.locator(".nb-oauth2-method")).to_contain_text("paste")
+            page.screenshot(path=str(ARTIFACTS / "login-widget.png"))  # what the user sees first
             href = paste_box.locator(".nb-oauth2-link a").get_attribute("href")
             assert paste_box.locator(".nb-oauth2-link a").get_attribute("rel") == "noopener noreferrer"
             caught: list[str] = []
