@@ -107,6 +107,7 @@ class Session(OAuth2Session):
         self.token_requests = 0
         self._renew_lock = threading.RLock()
         self._token: Token | None = None
+        self._signed_out = False
         self._listeners: list[Callable[[Token], None]] = []
         if token is not None:
             self._commit(token)
@@ -162,6 +163,7 @@ class Session(OAuth2Session):
     def forget(self) -> None:
         """Drop the token from memory and the store (logout without revocation)."""
         with self._renew_lock:
+            self._signed_out = self._signed_out or self._token is not None
             self._token = None
             self._client.token = {}
             self._client.access_token = None
@@ -175,9 +177,9 @@ class Session(OAuth2Session):
     def _current_token(self) -> Token:
         token = self._token
         if token is None:
+            state = "was signed out (logout or revocation)" if self._signed_out else "is not signed in yet"
             raise ReauthRequired(
-                f"Session {self.name!r} is not signed in yet: finish the login above, or run "
-                f"nb_oauth2.login({self.name!r})."
+                f"Session {self.name!r} {state}: finish the login above, or run nb_oauth2.login({self.name!r})."
             )
         if token.is_expired(self.leeway):
             return self._renew(token)

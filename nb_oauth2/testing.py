@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-__all__ = ["demo_provider", "fresh_demo_provider", "TEST_OPTIONS"]
+__all__ = ["demo_provider", "fresh_demo_provider", "demo_session", "TEST_OPTIONS"]
 
 TEST_OPTIONS: dict[str, Any] = {"device_interval": 1}
 
@@ -44,3 +44,20 @@ def fresh_demo_provider() -> Iterator[Any]:
         yield provider
     finally:
         provider.stop()
+
+
+@pytest.fixture
+def demo_session(demo_provider: Any) -> Iterator[Any]:
+    """A signed-in session against the shared demo provider (the driver plays the user).
+
+    Use it to test your own notebook code: ``read_json(url, session=demo_session)``.
+    """
+    import nb_oauth2
+
+    client = demo_provider.clients["public"]
+    session = nb_oauth2.login("demo-test", issuer=demo_provider.issuer, client_id=client.client_id,
+                              browser=demo_provider.driver.authorize)
+    try:
+        yield session
+    finally:
+        session.forget()

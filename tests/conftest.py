@@ -49,3 +49,55 @@ def authlib_provider():
 def auth_server(request):
     """Every grant runs against our demo provider and a third-party server (Authlib)."""
     return request.getfixturevalue("demo_provider" if request.param == "demo" else "authlib_provider")
+
+
+# -- the SECURITY_CASES.md figure: which numbered cases have passing tests ---------------
+
+import re  # noqa: E402
+
+_CASE_GROUPS = [("paste-back", 1, 9), ("token endpoint", 10, 16), ("refresh & revocation", 17, 23),
+                ("device flow", 24, 27), ("resource fetching", 28, 34), ("secrets leakage", 35, 40),
+                ("loopback catcher", 41, 44), ("kernel", 45, 45)]
+_CASE_RE = re.compile(r"Cases? ((?:\d+(?:\s*[-/,]\s*|\s+and\s+)?)+)")
+_case_tests: dict[int, list[str]] = {}
+_case_failed: set[int] = set()
+_case_passed: set[int] = set()
+
+
+def _case_numbers(doc: str) -> set[int]:
+    found: set[int] = set()
+    for match in _CASE_RE.finditer(doc or ""):
+        numbers = [int(n) for n in re.findall(r"\d+", match.group(1))]
+        if "-" in match.group(1) and len(numbers) == 2:
+            numbers = list(range(numbers[0], numbers[1] + 1))
+        found.update(n for n in numbers if 1 <= n <= 45)
+    return found
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        doc = getattr(getattr(item, "function", None), "__doc__", "") or ""
+        for number in _case_numbers(doc):
+            _case_tests.setdefault(number, []).append(item.nodeid)
+
+
+def pytest_runtest_logreport(report):
+    if report.failed or (report.when == "call" and report.passed):
+        target = _case_failed if report.failed else _case_passed
+        for number, ids in _case_tests.items():
+            if report.nodeid in ids:
+                target.add(number)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _case_tests:
+        return
+    passing = _case_passed - _case_failed
+    parts = []
+    for name, low, high in _CASE_GROUPS:
+        total = high - low + 1
+        parts.append(f"{name} {len(passing & set(range(low, high + 1)))}/{total}")
+    missing = sorted(set(range(1, 46)) - passing)
+    terminalreporter.write_line(
+        f"SECURITY_CASES: {len(passing)} of 45 cases have passing tests ({'; '.join(parts)})"
+        + (f"; without a passing test here: {missing}" if missing else ""))
