@@ -20,7 +20,7 @@ from .errors import (
     StateMismatch,
     error_from_response,
 )
-from .providers import is_loopback_url
+from .providers import NOTEBOOK_ORIGIN, is_loopback_url
 from .redact import redact, register_secret
 
 __all__ = ["Pending", "CallbackResult", "clean_pasted_text", "check_callback"]
@@ -78,6 +78,8 @@ def _params(raw: str) -> dict[str, str]:
 
 def _same_place(url: str, expected: str) -> bool:
     got, want = urlsplit(url), urlsplit(expected)
+    if expected.startswith(NOTEBOOK_ORIGIN + "/"):  # a path on the notebook's own origin (JupyterHub proxy)
+        return got.scheme == "https" and got.path.rstrip("/") == want.path.rstrip("/")
     return (got.scheme, (got.hostname or "").lower(), got.port, got.path.rstrip("/")) == (
         want.scheme, (want.hostname or "").lower(), want.port, want.path.rstrip("/"),
     )

@@ -43,5 +43,5 @@ def demo_profile(*, flow: str | None = None, scope: tuple[str, ...] | None = Non
         client=ClientAuth(registered.client_id, registered.client_secret),
         flow=chosen,
         scope=scope,
-        redirect_uri=redirect_uri or provider_handle.callback_url,
+        redirect_uri=redirect_uri or provider_handle.redirect_uri,
     )

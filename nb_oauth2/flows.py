@@ -35,7 +35,7 @@ from .errors import (
     OAuth2Error,
     TransportError,
 )
-from .providers import Provider
+from .providers import NOTEBOOK_ORIGIN, Provider
 from .redact import register_secret
 from .token import Token
 from .transport import allow_loopback_http
@@ -137,6 +137,14 @@ class _RedirectFlow(Flow):
         self._pending = pending
         return pending
 
+    def _authorization_url(self, client, **params) -> str:
+        """oauthlib builds the link; a browser-relative endpoint (JupyterHub proxy) stays relative."""
+        endpoint = self.provider.endpoint("authorization")
+        base = NOTEBOOK_ORIGIN if endpoint.startswith("/") else ""
+        url = client.prepare_request_uri(base + endpoint, redirect_uri=self.redirect_uri,
+                                         scope=self.scope_string or None, **params)
+        return url[len(base):]
+
     def _take_pending(self, text: str):
         """Validate ``text`` and consume the pending login; nothing changes on error."""
         with self._lock:
@@ -171,10 +179,7 @@ class AuthorizationCodeFlow(_RedirectFlow):
         if verifier:
             extra["code_challenge"] = self._oauthlib.create_code_challenge(verifier, self.pkce)
             extra["code_challenge_method"] = self.pkce
-        url = self._oauthlib.prepare_request_uri(
-            self.provider.endpoint("authorization"), redirect_uri=self.redirect_uri,
-            scope=self.scope_string or None, state=pending.state, **extra,
-        )
+        url = self._authorization_url(self._oauthlib, state=pending.state, **extra)
         return Step(kind="redirect", authorization_url=url, redirect_uri=self.redirect_uri)
 
     def complete(self, redirect_url_or_code: str) -> Token:
@@ -207,10 +212,7 @@ class ImplicitFlow(_RedirectFlow):
 
     def start(self) -> Step:
         pending = self._new_pending()
-        url = self._oauthlib.prepare_request_uri(
-            self.provider.endpoint("authorization"), redirect_uri=self.redirect_uri,
-            scope=self.scope_string or None, state=pending.state,
-        )
+        url = self._authorization_url(self._oauthlib, state=pending.state)
         return Step(kind="redirect", authorization_url=url, redirect_uri=self.redirect_uri)
 
     def complete(self, redirect_url: str) -> Token:

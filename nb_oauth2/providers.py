@@ -25,10 +25,16 @@ __all__ = [
     "discover",
     "provider_from_metadata",
     "is_loopback_url",
+    "NOTEBOOK_ORIGIN",
     "require_secure_url",
 ]
 
 ComplianceHook = Callable[[Any], Any]
+
+#: Stands for "the notebook page's own origin" in URLs the kernel cannot know absolutely: under
+#: JupyterHub/Binder the browser reaches loopback servers at ``{prefix}proxy/<port>/`` on the hub's
+#: host. Links are sent browser-relative, and a redirect URI under this origin matches by path.
+NOTEBOOK_ORIGIN = "https://notebook-origin.invalid"
 
 
 def is_loopback_url(url: str) -> bool:
@@ -99,6 +105,8 @@ class Provider:
             raise ConfigurationError(
                 f"Provider {self.name!r} has no {kind} endpoint; this grant is not available for it."
             )
+        if kind == "authorization" and url.startswith("/") and not url.startswith("//"):
+            return url  # browser-relative: a provider behind jupyter-server-proxy, on the notebook's own origin
         return require_secure_url(url, f"{kind} endpoint")
 
     def apply_quirks(self, session: Any) -> Any:

@@ -20,6 +20,7 @@ from oauthlib.common import add_params_to_uri
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from werkzeug.wrappers import Request, Response
 
+from ..providers import NOTEBOOK_ORIGIN
 from . import pages
 from .validator import DemoValidator
 
@@ -40,6 +41,9 @@ def html_response(body: str, status: int = 200) -> Response:
 
 
 def redirect(location: str) -> Response:
+    """302 to ``location``; a redirect to the notebook's own origin becomes a relative one."""
+    if location.startswith(NOTEBOOK_ORIGIN + "/"):
+        location = location[len(NOTEBOOK_ORIGIN):]
     resp = Response("", status=302)
     resp.headers["Location"] = location
     resp.headers["Cache-Control"] = "no-store"

@@ -19,10 +19,12 @@ from urllib.parse import quote
 from oauthlib.oauth2 import MetadataEndpoint, Server
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.oauth2.rfc8628.endpoints import DeviceAuthorizationEndpoint
+from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from ..errors import ConfigurationError
+from ..providers import NOTEBOOK_ORIGIN
 from . import pages
 from .api import DemoAPI, json_response
 from .browser import BrowserFlows, html_response
@@ -40,6 +42,9 @@ _PROFILES = {
 }
 _LOOPBACK = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "::1": "::1", "[::1]": "::1"}
 _MAX_BODY = 1 << 20
+
+#: oauthlib 4 serves RFC 8628's token polling (pending, slow_down, expiry, denial); 3.3 does not
+DEVICE_GRANT_SUPPORTED = hasattr(DeviceCodeGrant, "DEVICE_CODE_AUTHORIZED")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -130,6 +135,9 @@ class DemoProvider:
         self._public_base = self.browser_url if absolute else self.url
         self.metadata_url = f"{self.url}/.well-known/oauth-authorization-server"
         self.callback_url = f"{self.browser_url}/callback"
+        #: what clients send as redirect_uri: the callback, absolute (behind the hub's proxy the
+        #: notebook's origin is unknown here, so it is NOTEBOOK_ORIGIN, turned relative on redirect)
+        self.redirect_uri = self.callback_url if absolute else NOTEBOOK_ORIGIN + self.callback_url
         self.users = dict(DEMO_USERS)
         self.records, self.seed = records, seed
         self.token_requests = 0
@@ -138,7 +146,7 @@ class DemoProvider:
         self._dataset_lock = threading.Lock()
         self._driver: Any = None
         self._stopped = False
-        redirect_uris = tuple(dict.fromkeys([self.callback_url, f"{self.url}/callback"]))
+        redirect_uris = tuple(dict.fromkeys([self.redirect_uri, f"{self.url}/callback"]))
         self.clients: dict[str, DemoClient] = make_clients(redirect_uris)
         if mtls:
             self.clients.update(self.tls.clients(redirect_uris))
@@ -188,6 +196,8 @@ class DemoProvider:
             "authorization_response_iss_parameter_supported": True,
             "service_documentation": f"{self._public_base}/",
         }
+        if not DEVICE_GRANT_SUPPORTED:
+            del claims["device_authorization_endpoint"]
         if self.mtls_url:
             for key in ("token_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported",
                         "introspection_endpoint_auth_methods_supported"):
@@ -324,6 +334,9 @@ class DemoProvider:
         return resp
 
     def _device_authorization(self, req: Request) -> Response:
+        if not DEVICE_GRANT_SUPPORTED:
+            return json_response({"error": "unsupported_grant_type", "error_description":
+                                  "the demo provider's device grant needs oauthlib>=4"}, 400)
         resp = self._call(self.device_endpoint.create_device_authorization_response, req)
         if resp.status_code == 200:
             data = json.loads(resp.get_data(as_text=True))
