@@ -33,6 +33,7 @@ from .errors import (
     ReauthRequired,
     TransportError,
 )
+from .fetch import parse_www_authenticate
 from .flows import Flow
 from .providers import Provider
 from .redact import redact, redact_url
@@ -59,10 +60,11 @@ class MaskedTokenDict(dict):
 
 
 def _is_invalid_token(response: requests.Response) -> bool:
+    """401 with ``error="invalid_token"``, or with no error code at all (RFC 6750 3.1)."""
     if response.status_code != 401:
         return False
-    challenge = response.headers.get("WWW-Authenticate", "")
-    return "error=" not in challenge or "invalid_token" in challenge
+    error = parse_www_authenticate(response.headers.get("WWW-Authenticate")).get("error")
+    return error in (None, "invalid_token")
 
 
 class Session(OAuth2Session):

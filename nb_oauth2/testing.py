@@ -22,9 +22,7 @@ __all__ = ["demo_provider", "fresh_demo_provider", "demo_session", "TEST_OPTIONS
 TEST_OPTIONS: dict[str, Any] = {"device_interval": 1}
 
 
-@pytest.fixture(scope="session")
-def demo_provider() -> Iterator[Any]:
-    """One demo provider on 127.0.0.1 for the whole test session."""
+def _running_demo() -> Iterator[Any]:
     from nb_oauth2 import demo
 
     provider = demo.start(**TEST_OPTIONS)
@@ -32,18 +30,18 @@ def demo_provider() -> Iterator[Any]:
         yield provider
     finally:
         provider.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_provider() -> Iterator[Any]:
+    """One demo provider on 127.0.0.1 for the whole test session."""
+    yield from _running_demo()
 
 
 @pytest.fixture
 def fresh_demo_provider() -> Iterator[Any]:
     """A demo provider of its own for one test (free to expire, revoke, rate-limit)."""
-    from nb_oauth2 import demo
-
-    provider = demo.start(**TEST_OPTIONS)
-    try:
-        yield provider
-    finally:
-        provider.stop()
+    yield from _running_demo()
 
 
 @pytest.fixture
