@@ -46,13 +46,6 @@ from .redact import redact_url, register_secret
 __all__ = [
     "CertSetting",
     "ClientCertificate",
-    "ClientCertificateError",
-    "CertificateFileError",
-    "CertificateKeyMismatch",
-    "CertificateExpired",
-    "KeyPassphraseError",
-    "CertificateRejected",
-    "ServerCertificateUntrusted",
     "ClientCertAdapter",
     "load_client_certificate",
     "mount_client_cert",

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["LoginWidget"]
 
 _CSS = "nb-oauth2-"
+#: the sign-in link looks like a button (JupyterLab shows plain anchors as body text)
+_LINK_STYLE = ("display:inline-block;padding:4px 14px;margin:4px 0;border-radius:4px;background:#1976d2;"
+               "color:#fff;text-decoration:none;font-weight:600")
 
 
 def _styled(widget: widgets.DOMWidget, name: str) -> Any:
@@ -150,8 +153,8 @@ class LoginWidget:
             self._catcher.state = _state_of(step.authorization_url or "")
         href = html.escape(step.authorization_url or "", quote=True)
         self._link = _styled(widgets.HTML(
-            f'<a href="{href}" target="_blank" rel="noopener noreferrer">Open the sign-in page of '
-            f'{html.escape(self.attempt.provider_name)}</a>'), "link")
+            f'<a href="{href}" target="_blank" rel="noopener noreferrer" style="{_LINK_STYLE}">'
+            f'Sign in to {html.escape(self.attempt.provider_name)} ↗</a>'), "link")
         how = ("The redirect comes back here by itself" if self._catcher else "After signing in, copy the "
                "address your browser shows and paste it below")
         self._method = _styled(widgets.HTML(f"<small>{html.escape(how)} ({html.escape(method)}: "

@@ -23,16 +23,19 @@ pytest.importorskip("trustme")
 import nb_oauth2 as oa  # noqa: E402
 from nb_oauth2 import demo  # noqa: E402
 from nb_oauth2.endpoint import ClientAuth  # noqa: E402
-from nb_oauth2.errors import ConfigurationError, TLSError  # noqa: E402
-from nb_oauth2.providers import provider_from_metadata  # noqa: E402
-from nb_oauth2.tls import (  # noqa: E402
+from nb_oauth2.errors import (  # noqa: E402
     CertificateExpired,
     CertificateFileError,
     CertificateKeyMismatch,
     CertificateRejected,
-    ClientCertAdapter,
+    ConfigurationError,
     KeyPassphraseError,
     ServerCertificateUntrusted,
+    TLSError,
+)
+from nb_oauth2.providers import provider_from_metadata  # noqa: E402
+from nb_oauth2.tls import (  # noqa: E402
+    ClientCertAdapter,
     load_client_certificate,
     mount_client_cert,
     thumbprint,
