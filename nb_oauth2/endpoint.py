@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import parse_qsl, urlencode
@@ -30,6 +29,7 @@ from .providers import Provider
 from .redact import fingerprint, register_secret, snippet
 from .tls import ClientCertificate, is_tls_failure, load_client_certificate, mount_client_cert, tls_error
 from .token import Token
+from .warn import warn_user
 
 __all__ = ["ClientAuth", "Endpoints", "ScopeChangedWarning", "DEFAULT_TIMEOUT", "TLS_AUTH_METHODS"]
 
@@ -249,11 +249,10 @@ def _note_scope_change(requested: tuple[str, ...] | None, token: Token) -> None:
     if requested is None or token.scope is None:
         return
     if set(requested) != set(token.scope):
-        warnings.warn(
+        warn_user(
             f"The provider granted scope {' '.join(token.scope)!r} instead of {' '.join(requested)!r}; "
             "it is recorded on the session (session.token_info.scope).",
-            ScopeChangedWarning,
-            stacklevel=4,
+            ScopeChangedWarning
         )
 
 

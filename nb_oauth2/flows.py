@@ -11,7 +11,6 @@ import json
 import secrets
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -39,6 +38,7 @@ from .providers import NOTEBOOK_ORIGIN, Provider
 from .redact import register_secret
 from .token import Token
 from .transport import allow_loopback_http
+from .warn import warn_user
 
 __all__ = [
     "Step",
@@ -202,10 +202,10 @@ class ImplicitFlow(_RedirectFlow):
 
     def __init__(self, provider: Provider, client: ClientAuth, *, redirect_uri: str,
                  scope: Sequence[str] | None = None, endpoints: Endpoints | None = None) -> None:
-        warnings.warn(
+        warn_user(
             "The implicit grant is deprecated by RFC 9700 (tokens in URLs leak through history and "
             "referrers); prefer the authorization code grant with PKCE.",
-            LegacyGrantWarning, stacklevel=2,
+            LegacyGrantWarning
         )
         super().__init__(provider, client, redirect_uri=redirect_uri, scope=scope, endpoints=endpoints)
         self._oauthlib = MobileApplicationClient(client.client_id)
@@ -228,10 +228,10 @@ class PasswordFlow(Flow):
 
     def __init__(self, provider: Provider, client: ClientAuth, *, scope: Sequence[str] | None = None,
                  endpoints: Endpoints | None = None) -> None:
-        warnings.warn(
+        warn_user(
             "The password grant is deprecated by RFC 9700 (the app sees the user's password); "
             "use it only where the provider offers nothing else.",
-            LegacyGrantWarning, stacklevel=2,
+            LegacyGrantWarning
         )
         super().__init__(provider, client, scope=scope, endpoints=endpoints)
         self._oauthlib = LegacyApplicationClient(client.client_id)

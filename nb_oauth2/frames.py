@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -28,6 +27,7 @@ from .columns import _Columns, _parse_dates, extract_records, flatten_records
 from .fetch import Fetcher
 from .pagination import PageInfo, Paginator, follow, make_paginator
 from .redact import redact_url
+from .warn import warn_user
 
 __all__ = ["Page", "read_json", "iter_pages", "iter_records", "to_parquet", "extract_records", "flatten_records"]
 
@@ -182,7 +182,7 @@ def _collect(gen, *, max_rows: int | None, partial: bool) -> Iterator[tuple[Any,
                     raise ResultTooLarge(f"The result passed max_rows={max_rows:,}; narrow the query (filters, "
                                          "date range) or raise max_rows=, or pass partial=True to keep the first "
                                          f"{max_rows:,} rows.")
-                warnings.warn(f"Stopped at max_rows={max_rows:,}; the result is partial.", stacklevel=4)
+                warn_user(f"Stopped at max_rows={max_rows:,}; the result is partial.")
                 yield payload, max_rows - rows
                 return
             rows += n
@@ -190,7 +190,7 @@ def _collect(gen, *, max_rows: int | None, partial: bool) -> Iterator[tuple[Any,
     except (PaginationError, ResultTooLarge) as exc:
         if not partial or isinstance(exc, UnsafeNextLink) or rows == 0:
             raise
-        warnings.warn(f"Returning the {rows:,} rows read before: {exc.message}", stacklevel=4)
+        warn_user(f"Returning the {rows:,} rows read before: {exc.message}")
     finally:
         gen.close()
 

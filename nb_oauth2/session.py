@@ -18,7 +18,6 @@ keyword arguments; the stock code path then runs unchanged.
 from __future__ import annotations
 
 import threading
-import warnings
 from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
@@ -41,6 +40,7 @@ from .store import MemoryStore, StoreError, TokenStore
 from .tls import ClientCertificate, bound_thumbprint, is_tls_failure, mount_client_cert, tls_error
 from .token import DEFAULT_LEEWAY, Token
 from .transport import allow_loopback_http, is_secure_or_loopback
+from .warn import warn_user
 
 __all__ = ["Session", "MaskedTokenDict"]
 
@@ -157,8 +157,7 @@ class Session(OAuth2Session):
             try:
                 self.store.save(self.store_key, token.to_dict())
             except StoreError as exc:
-                warnings.warn(f"The new token is kept in memory but could not be stored: {exc}", RuntimeWarning,
-                              stacklevel=3)
+                warn_user(f"The new token is kept in memory but could not be stored: {exc}", RuntimeWarning)
         for callback in list(self._listeners):
             callback(token)
 
@@ -339,8 +338,8 @@ class Session(OAuth2Session):
         if token is None:
             return True
         if not self.provider.revocation_endpoint:
-            warnings.warn(f"{self.provider.name} has no revocation endpoint; the token was wiped locally and "
-                          "may remain valid until it expires.", RuntimeWarning, stacklevel=2)
+            warn_user(f"{self.provider.name} has no revocation endpoint; the token was wiped locally and "
+                          "may remain valid until it expires.", RuntimeWarning)
             return False
         confirmed = True
         for value, hint in ((token.refresh_token, "refresh_token"), (token.access_token, "access_token")):
@@ -350,8 +349,8 @@ class Session(OAuth2Session):
                 except OAuth2Error:
                     confirmed = False
         if not confirmed:
-            warnings.warn("The provider did not confirm the revocation; the token was wiped locally and may "
-                          "remain valid until it expires.", RuntimeWarning, stacklevel=2)
+            warn_user("The provider did not confirm the revocation; the token was wiped locally and may "
+                          "remain valid until it expires.", RuntimeWarning)
         return confirmed
 
     def status(self) -> dict[str, Any]:

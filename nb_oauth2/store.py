@@ -22,12 +22,12 @@ import stat
 import sys
 import threading
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ContextManager, Iterator, Protocol, runtime_checkable
 
 from .errors import ConfigurationError, InsecureStoreError, StoreError
+from .warn import warn_user
 
 __all__ = [
     "TokenStore",
@@ -308,8 +308,8 @@ class FileStore(_PurgeUnderLock):
         if path.name in self._warned:
             return
         self._warned.add(path.name)
-        warnings.warn(f"The token file {path.name} is corrupt; ignoring it (sign in again to replace it).",
-                      RuntimeWarning, stacklevel=3)
+        warn_user(f"The token file {path.name} is corrupt; ignoring it (sign in again to replace it).",
+                      RuntimeWarning)
 
     def save(self, key: str, token: dict) -> None:
         """Write atomically: 0600 temp file in the same directory, fsync, ``os.replace`` (cases 18, 21)."""
@@ -398,8 +398,7 @@ class KeyringStore(_PurgeUnderLock):
         except ValueError:
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-            warnings.warn("The keyring entry for this session is corrupt; ignoring it.", RuntimeWarning,
-                          stacklevel=2)
+            warn_user("The keyring entry for this session is corrupt; ignoring it.", RuntimeWarning)
             return None
         return _clean(data)
 

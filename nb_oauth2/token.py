@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from .errors import UnexpectedTokenResponse, UnsupportedTokenType
 from .redact import fingerprint, register_secret, snippet
+from .warn import warn_user
 
 __all__ = ["Token", "parse_expires_in", "DEFAULT_LEEWAY"]
 
@@ -33,11 +33,10 @@ def parse_expires_in(value: object) -> float | None:
     except (TypeError, ValueError):
         seconds = math.nan
     if not math.isfinite(seconds) or seconds <= 0:
-        warnings.warn(
+        warn_user(
             f"The token endpoint sent an unusable expires_in ({snippet(value, 40)!r}); "
             "treating the token's expiry as unknown (it is refreshed after a 401).",
-            RuntimeWarning,
-            stacklevel=3,
+            RuntimeWarning
         )
         return None
     return seconds

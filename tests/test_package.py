@@ -66,3 +66,16 @@ def test_registry_survives_reimport():
         assert registry._state().sessions["keep"] is sentinel
     finally:
         state.sessions.pop("keep", None)
+
+
+def test_warnings_point_at_the_callers_line(demo_provider):
+    """A legacy-grant warning names the user's file, not nb_oauth2's internals."""
+    import warnings
+
+    client = demo_provider.clients["password"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nb_oauth2.login("legacy", issuer=demo_provider.issuer, client_id=client.client_id,
+                        client_secret=client.client_secret, flow="password", username="alice", password="wonderland")
+    legacy = [w for w in caught if issubclass(w.category, nb_oauth2.LegacyGrantWarning)]
+    assert legacy and legacy[0].filename == __file__
