@@ -92,6 +92,8 @@ class LoginAttempt:
             return self.step
 
     def _finish(self, token: Token, *, persist: bool = True) -> Session:
+        if self.phase == "cancelled":  # Cancel arrived while the token request was in flight
+            raise LoginCancelled("The login was cancelled; the token it obtained was dropped.")
         self.session.flow = self._flow
         self.session.set_token(token, persist=persist)
         register(self.session)
