@@ -51,3 +51,22 @@ def test_missing_scope_is_insufficient_scope(fresh_demo_provider):
     with pytest.raises(oa.InsufficientScope, match="read:events"):
         oa.read_json(p.url + "/api/events", session=session, progress=False)
     assert p.token_requests == before
+
+
+@pytest.mark.parametrize("to", ["arrow", "polars"])
+def test_arrow_and_polars_outputs_match_pandas(demo_provider, demo_session, to):
+    pytest.importorskip("pyarrow" if to == "arrow" else "polars")
+    url = demo_provider.url + "/api/pages/events?per_page=500"
+    expected = oa.read_json(url, session=demo_session, progress=False)
+    table = oa.read_json(url, session=demo_session, progress=False, to=to)
+    shape = table.shape if to == "polars" else (table.num_rows, table.num_columns)
+    columns = table.columns if to == "polars" else table.column_names
+    assert shape == expected.shape and list(columns) == list(expected.columns)
+
+
+def test_to_parquet_streams_every_record(demo_provider, demo_session, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "events.parquet"
+    rows = oa.to_parquet(demo_provider.url + "/api/next/events?per_page=250", str(path), session=demo_session,
+                         progress=False)
+    assert rows == 5000 and pq.read_table(path).num_rows == 5000
