@@ -19,14 +19,13 @@ import requests
 
 from .errors import (
     ConfigurationError,
-    OAuth2Error,
     TokenEndpointError,
     TransportError,
     UnexpectedTokenResponse,
     error_from_response,
 )
-from .providers import Provider
-from .redact import fingerprint, register_secret, snippet
+from .providers import Provider, require_secure_url
+from .redact import register_secret, snippet
 from .tls import ClientCertificate, is_tls_failure, load_client_certificate, mount_client_cert, tls_error
 from .token import Token
 from .warn import warn_user
@@ -97,6 +96,7 @@ class Endpoints:
         self.timeout = timeout
         self.verify = verify
         self.calls = 0
+        self._quirks = _token_request_hooks(provider)
 
     # -- helpers -------------------------------------------------------------
 
@@ -104,8 +104,6 @@ class Endpoints:
         """Endpoint URL, preferring the RFC 8705 mTLS alias when a cert is used."""
         alias = self.provider.mtls_endpoint_aliases.get(f"{kind}_endpoint")
         if self.client.cert and alias:
-            from .providers import require_secure_url
-
             return require_secure_url(alias, f"{kind} endpoint")
         return self.provider.endpoint(kind)
 
@@ -133,7 +131,7 @@ class Endpoints:
         body, auth = self._authenticate(dict(params)) if authenticate else (dict(params), None)
         headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
         data = urlencode(body)
-        for hook in self._hooks(kind):
+        for hook in self._quirks:
             url, headers, data = hook(url, headers, data)
         certificate = self.client_certificate()
         if certificate is not None:  # presented on this endpoint's origin only (RFC 8705)
@@ -162,12 +160,6 @@ class Endpoints:
         if not self.client.cert:
             return None
         return load_client_certificate(self.client.cert)
-
-    def _hooks(self, kind: str) -> list:
-        """Provider quirks registered as requests-oauthlib style compliance hooks."""
-        collector = _HookCollector()
-        self.provider.apply_quirks(collector)
-        return collector.hooks.get("refresh_token_request" if kind == "refresh" else "access_token_request", [])
 
     # -- token endpoint ---------------------------------------------------------
 
@@ -217,6 +209,13 @@ class _HookCollector:
         self.hooks.setdefault(kind, []).append(hook)
 
 
+def _token_request_hooks(provider: Provider) -> list:
+    """The provider's quirks for requests to its token-side endpoints (collected once per client)."""
+    collector = _HookCollector()
+    provider.apply_quirks(collector)
+    return collector.hooks.get("access_token_request", [])
+
+
 def form_pairs(body: str) -> dict[str, str]:
     """The fields of an oauthlib-built form body."""
     return dict(parse_qsl(body, keep_blank_values=True))
@@ -254,14 +253,3 @@ def _note_scope_change(requested: tuple[str, ...] | None, token: Token) -> None:
             "it is recorded on the session (session.token_info.scope).",
             ScopeChangedWarning
         )
-
-
-def describe_token(token: Token | None) -> str:
-    return "none" if token is None else f"{fingerprint(token.access_token)}, {token.describe_expiry()}"
-
-
-def as_error(exc: BaseException) -> OAuth2Error:
-    """Wrap an unexpected library exception without its (possibly secret) message."""
-    if isinstance(exc, OAuth2Error):
-        return exc
-    return TransportError(f"Unexpected {type(exc).__name__} while talking to the provider.")

@@ -80,7 +80,11 @@ def logout(name: str | None = None, *, revoke: bool = False) -> bool:
     """Forget a session's tokens (revoking them first when asked); True when revocation was confirmed."""
     state = _state()
     target = session(name)
-    confirmed = target.revoke() if revoke else (target.forget() or True)
+    if revoke:
+        confirmed = target.revoke()
+    else:
+        target.forget()
+        confirmed = True
     with state.lock:
         state.sessions.pop(target.name, None)
         if state.default == target.name:
