@@ -149,10 +149,14 @@ class Session(OAuth2Session):
         with self._renew_lock:
             self._commit(token, persist=persist)
 
-    def _commit(self, token: Token, *, persist: bool = True) -> None:
-        """Memory first, then the store, then listeners (case 18)."""
+    def _install(self, token: Token) -> None:
+        """Our immutable token, and the dict requests-oauthlib's own code paths read."""
         self._token = token
         self.token = token.to_oauthlib()
+
+    def _commit(self, token: Token, *, persist: bool = True) -> None:
+        """Memory first, then the store, then listeners (case 18)."""
+        self._install(token)
         if persist:
             try:
                 self.store.save(self.store_key, token.to_dict())
@@ -195,8 +199,7 @@ class Session(OAuth2Session):
             with self.store.lock(self.store_key):
                 adopted = self._adopt_stored(current)
                 if adopted is not None and (not force or adopted.access_token != getattr(seen, "access_token", None)):
-                    self._token = adopted
-                    self.token = adopted.to_oauthlib()
+                    self._install(adopted)
                     return adopted
                 new = self._obtain_new(current)
                 self._commit(new)
@@ -245,9 +248,7 @@ class Session(OAuth2Session):
 
     def _purge_refresh_token(self, current: Token) -> None:
         """Case 17: never try the dead refresh token again, in memory or on disk."""
-        stripped = current.with_changes(refresh_token=None, expires_at=current.received_at)
-        self._token = stripped
-        self.token = stripped.to_oauthlib()
+        self._install(current.with_changes(refresh_token=None, expires_at=current.received_at))
         self.store.purge_refresh_token(self.store_key)
 
     def refresh(self) -> Token:
