@@ -25,7 +25,7 @@ from .errors import (
     error_from_response,
 )
 from .providers import Provider, require_secure_url
-from .redact import register_secret, snippet
+from .redact import MaskedForm, register_secret, snippet
 from .tls import ClientCertificate, is_tls_failure, load_client_certificate, mount_client_cert, tls_error
 from .token import Token
 from .warn import warn_user
@@ -216,9 +216,9 @@ def _token_request_hooks(provider: Provider) -> list:
     return collector.hooks.get("access_token_request", [])
 
 
-def form_pairs(body: str) -> dict[str, str]:
-    """The fields of an oauthlib-built form body."""
-    return dict(parse_qsl(body, keep_blank_values=True))
+def form_pairs(body: str) -> MaskedForm:
+    """The fields of an oauthlib-built form body (masked in reprs and verbose tracebacks)."""
+    return MaskedForm(parse_qsl(body, keep_blank_values=True))
 
 
 def parse_json_body(response: requests.Response, *, context: str) -> dict[str, Any]:

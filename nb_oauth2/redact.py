@@ -24,6 +24,8 @@ __all__ = [
     "snippet",
     "RedactingFilter",
     "install_log_redaction",
+    "MaskedStr",
+    "MaskedForm",
 ]
 
 MASK = "***"
@@ -91,6 +93,29 @@ def redact_url(url: str) -> str:
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
     return redact(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
+
+
+class MaskedStr(str):
+    """A secret-bearing string whose repr is masked.
+
+    IPython's Verbose traceback prints ``repr()`` of every argument and local
+    variable; holding a token, code, password or form body in a MaskedStr keeps
+    it out of that output while the value works as a plain string everywhere.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"'{MASK}'"
+
+
+class MaskedForm(dict):
+    """A request form (``{"grant_type": ..., "refresh_token": ...}``) whose repr masks every value."""
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{key!r}: {MASK}" for key in self) + "}"
+
+    __str__ = __repr__
 
 
 def snippet(text: object, limit: int = 200) -> str:
