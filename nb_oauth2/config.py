@@ -35,6 +35,9 @@ __all__ = [
     "check_no_secrets",
 ]
 
+#: client authentication methods at the token endpoint (RFC 7591 2, RFC 8705 2)
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none", "tls_client_auth", "self_signed_tls_client_auth")
+
 SECRET_KEYS = frozenset({"client_secret", "password", "token", "access_token", "refresh_token", "key_passphrase"})
 
 #: which pre-registered demo client serves each grant
@@ -144,7 +147,8 @@ def _settings_for(name: str) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     settings.update(_read_profiles_file(profiles_path()).get(name, {}))
     settings.update(_defined.get(name, {}))
-    for key in ("client_id", "client_secret", "issuer", "tenant", "base_url", "scope", "redirect_uri", "provider"):
+    for key in ("client_id", "client_secret", "issuer", "tenant", "base_url", "scope", "redirect_uri", "provider",
+                "token_endpoint_auth_method"):
         value = os.environ.get(env_name(name, key))
         if value:
             settings[key] = value
@@ -211,6 +215,7 @@ def load_profile(
     redirect_uri: str | None = None,
     cert: str | tuple[str, str] | None = None,
     verify: bool | str | None = None,
+    token_endpoint_auth_method: str | None = None,
     **provider_options: str,
 ) -> Profile:
     """Resolve a profile from arguments, environment, profiles file and keyring.
@@ -218,7 +223,11 @@ def load_profile(
     ``cert``: TLS client certificate (RFC 8705), one PEM path or ``(cert_path, key_path)``;
     checked when a login starts (an encrypted key's passphrase from
     ``NB_OAUTH2_<PROFILE>_KEY_PASSPHRASE`` or a prompt). ``verify``: CA bundle path (or
-    False) for the provider's https.
+    False) for the provider's https. ``token_endpoint_auth_method`` (also the profile key and
+    ``NB_OAUTH2_<PROFILE>_TOKEN_ENDPOINT_AUTH_METHOD``): how the client authenticates at the
+    token endpoint (``client_secret_basic``, ``client_secret_post``, ``none``,
+    ``tls_client_auth``, ``self_signed_tls_client_auth``); by default chosen from the
+    client's credentials and the methods the server advertises.
     """
     if name == "demo" and provider is None and issuer is None:
         from .demo_profile import demo_profile
@@ -226,6 +235,11 @@ def load_profile(
         return demo_profile(flow=normalise_flow(flow), scope=_scope(scope), redirect_uri=redirect_uri)
     settings = _settings_for(name)
     settings.update({k: v for k, v in provider_options.items() if v})
+    if token_endpoint_auth_method:
+        settings["token_endpoint_auth_method"] = token_endpoint_auth_method
+    method = settings.get("token_endpoint_auth_method")
+    if method is not None and method not in AUTH_METHODS:
+        raise ConfigurationError(f"token_endpoint_auth_method={str(method)[:40]!r} is not one of {', '.join(AUTH_METHODS)}.")
     if issuer:
         settings["issuer"] = issuer
     trust = _check_verify(verify if verify is not None else settings.get("verify", True))

@@ -25,7 +25,7 @@ from .errors import (
     error_from_response,
 )
 from .providers import Provider, require_secure_url
-from .redact import MaskedForm, register_secret, snippet
+from .redact import MaskedForm, MaskedStr, register_secret, snippet
 from .tls import ClientCertificate, is_tls_failure, load_client_certificate, mount_client_cert, tls_error
 from .token import Token
 from .warn import warn_user
@@ -39,6 +39,10 @@ DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 
 #: RFC 8705 2: the client is authenticated by its TLS certificate; client_id goes in the body
 TLS_AUTH_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
+
+#: form fields that are no secret (everything else a client sends may be one: code, verifier, tokens, ...)
+_PUBLIC_PARAMS = frozenset({"grant_type", "scope", "redirect_uri", "client_id", "token_type_hint", "response_type",
+                            "code_challenge_method", "username"})
 
 
 class ScopeChangedWarning(UserWarning):
@@ -64,13 +68,29 @@ class ClientAuth:
         return not self.client_secret
 
     def resolve_method(self, provider: Provider) -> str:
+        """The client authentication method for ``provider``'s token endpoint.
+
+        An explicit ``method`` wins but must be one the server advertises (when it
+        advertises any); otherwise the client's credentials and the server's list decide:
+        mutual TLS for a certificate without secret, ``none`` for a public client,
+        ``client_secret_basic`` when offered (RFC 6749 2.3.1), else ``client_secret_post``.
+        """
+        offered = provider.token_endpoint_auth_methods
         if self.method:
+            if offered and self.method not in offered:
+                raise ConfigurationError(
+                    f"token_endpoint_auth_method={self.method!r} is not one the server offers "
+                    f"({', '.join(offered)}); choose one of those.")
             return self.method
         if self.cert and self.is_public:  # a certificate and no secret: mutual TLS (RFC 8705)
-            listed = provider.token_endpoint_auth_method
-            return listed if listed in TLS_AUTH_METHODS else "tls_client_auth"
-        if self.is_public and provider.token_endpoint_auth_method.startswith("client_secret"):
-            return "none"
+            listed = [m for m in (provider.token_endpoint_auth_method, *offered) if m in TLS_AUTH_METHODS]
+            return listed[0] if listed else "tls_client_auth"
+        if self.is_public:
+            return "none" if provider.token_endpoint_auth_method.startswith("client_secret") or not offered \
+                or "none" in offered else provider.token_endpoint_auth_method
+        for method in (provider.token_endpoint_auth_method, "client_secret_basic", "client_secret_post"):
+            if method.startswith("client_secret_") and (not offered or method in offered):
+                return method
         return provider.token_endpoint_auth_method
 
     def __repr__(self) -> str:
@@ -107,10 +127,10 @@ class Endpoints:
             return require_secure_url(alias, f"{kind} endpoint")
         return self.provider.endpoint(kind)
 
-    def _authenticate(self, params: dict[str, str]) -> tuple[dict[str, str], Any]:
+    def _authenticate(self, params: Mapping[str, str]) -> tuple[MaskedForm, Any]:
         """Add client authentication to ``params``; return (params, requests auth)."""
         method = self.client.resolve_method(self.provider)
-        params = dict(params)
+        params = MaskedForm(params)
         if method == "client_secret_basic" and self.client.client_secret:
             params.pop("client_id", None)
             params.pop("client_secret", None)
@@ -128,11 +148,12 @@ class Endpoints:
     def post(self, kind: str, params: Mapping[str, str], *, authenticate: bool = True) -> requests.Response:
         """POST a form to the named endpoint; transport failures become TransportError."""
         url = self.url(kind)
-        body, auth = self._authenticate(dict(params)) if authenticate else (dict(params), None)
+        body, auth = self._authenticate(params) if authenticate else (MaskedForm(params), None)
         headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
-        data = urlencode(body)
+        data = MaskedStr(urlencode(body))  # masked in verbose tracebacks (case 51)
         for hook in self._quirks:
             url, headers, data = hook(url, headers, data)
+            data = MaskedStr(data)
         certificate = self.client_certificate()
         if certificate is not None:  # presented on this endpoint's origin only (RFC 8705)
             mount_client_cert(self.http, url, certificate)
@@ -166,11 +187,14 @@ class Endpoints:
     def token(self, params: Mapping[str, str], *, previous: Token | None = None,
               requested_scope: tuple[str, ...] | None = None) -> Token:
         """Run one token request and return the Token (never retried: case 11)."""
+        params = MaskedForm(params)  # what a verbose traceback shows of the argument (case 51)
         response = self.post("token", params)
         received = time.time()
-        data = parse_json_body(response, context="token endpoint")
+        sent = self.request_secrets(params)
+        data = parse_json_body(response, context="token endpoint", secrets=sent)
         if "error" in data:
-            raise error_from_response(data, status=response.status_code)
+            raise error_from_response(data, status=response.status_code, secrets=sent,
+                                      next_step=self._next_step(str(data.get("error"))))
         if response.status_code >= 400:
             raise TokenEndpointError(
                 f"The token endpoint answered HTTP {response.status_code} without an error code; restart the login.",
@@ -183,9 +207,11 @@ class Endpoints:
 
     def device_authorization(self, params: Mapping[str, str]) -> dict[str, Any]:
         response = self.post("device_authorization", params)
-        data = parse_json_body(response, context="device authorization endpoint")
+        sent = self.request_secrets(params)
+        data = parse_json_body(response, context="device authorization endpoint", secrets=sent)
         if "error" in data:
-            raise error_from_response(data, status=response.status_code, context="device authorization endpoint")
+            raise error_from_response(data, status=response.status_code, context="device authorization endpoint",
+                                      secrets=sent, next_step=self._next_step(str(data.get("error"))))
         for key in ("device_code", "user_code", "verification_uri"):
             if not data.get(key) and not (key == "verification_uri" and data.get("verification_url")):
                 raise UnexpectedTokenResponse(
@@ -196,7 +222,24 @@ class Endpoints:
         return data
 
     def revoke(self, token: str, hint: str) -> requests.Response:
-        return self.post("revocation", {"token": token, "token_type_hint": hint})
+        return self.post("revocation", {"token": MaskedStr(token), "token_type_hint": hint})
+
+    def request_secrets(self, params: Mapping[str, str]) -> tuple[str, ...]:
+        """The secret values of a request (for redacting a server's echo of it: case 52)."""
+        found = [str(v) for k, v in params.items() if k not in _PUBLIC_PARAMS and v]
+        found += [self.client.client_secret] if self.client.client_secret else []
+        return tuple(MaskedStr(v) for v in found)
+
+    def _next_step(self, code: str) -> str | None:
+        """For invalid_client: name the authentication method used and how to choose another."""
+        if code not in ("invalid_client", "unauthorized_client"):
+            return None
+        method = self.client.resolve_method(self.provider)
+        offered = self.provider.token_endpoint_auth_methods
+        others = [m for m in offered if m != method] if offered else ["client_secret_basic", "client_secret_post"]
+        return (f"the client authenticated with {method}; check the client id and secret, or, if they are right, "
+                f"choose the method the client is registered for ({', '.join(others)}) with "
+                "token_endpoint_auth_method= in the profile or NB_OAUTH2_<PROFILE>_TOKEN_ENDPOINT_AUTH_METHOD")
 
 
 class _HookCollector:
@@ -221,14 +264,18 @@ def form_pairs(body: str) -> MaskedForm:
     return MaskedForm(parse_qsl(body, keep_blank_values=True))
 
 
-def parse_json_body(response: requests.Response, *, context: str) -> dict[str, Any]:
-    """The response's JSON object (or form-encoded pairs), else a typed error (case 10)."""
+def parse_json_body(response: requests.Response, *, context: str, secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The response's JSON object (or form-encoded pairs), else a typed error (case 10).
+
+    The result's repr is masked: a token response (or a server's echo of the request)
+    must not show in a verbose traceback (case 51).
+    """
     content_type = response.headers.get("Content-Type", "")
-    text = response.text
+    text = MaskedStr(response.text)
     if "application/x-www-form-urlencoded" in content_type or (
         "text/plain" in content_type and "=" in text and not text.lstrip().startswith(("{", "<"))
     ):
-        return dict(parse_qsl(text, keep_blank_values=True))
+        return MaskedForm(parse_qsl(text, keep_blank_values=True))
     try:
         data = json.loads(text)
     except ValueError:
@@ -237,10 +284,10 @@ def parse_json_body(response: requests.Response, *, context: str) -> dict[str, A
         hint = "restart the login" if response.status_code < 500 else "the server failed; restart the login"
         raise UnexpectedTokenResponse(
             f"The {context} answered HTTP {response.status_code} with "
-            f"{content_type or 'no content type'}, not a JSON object: {snippet(text)!r}; {hint}.",
+            f"{content_type or 'no content type'}, not a JSON object: {snippet(text, also=secrets)!r}; {hint}.",
             status=response.status_code,
         )
-    return data
+    return MaskedForm(data)
 
 
 def _note_scope_change(requested: tuple[str, ...] | None, token: Token) -> None:

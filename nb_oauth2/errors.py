@@ -9,9 +9,11 @@ text through :mod:`nb_oauth2.redact` first).
 from __future__ import annotations
 
 import html
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import requests
+
+from .redact import snippet
 
 __all__ = [
     "OAuth2Error",
@@ -326,19 +328,28 @@ def error_from_response(
     status: int | None = None,
     context: str = "token endpoint",
     default: type[OAuth2Error] = TokenEndpointError,
+    secrets: Iterable[str] = (),
+    next_step: str | None = None,
 ) -> OAuth2Error:
-    """Map an RFC 6749 error body (``{"error": ..., ...}``) to the matching class."""
-    code = str(data.get("error") or "unknown_error")
+    """Map an RFC 6749 error body (``{"error": ..., ...}``) to the matching class.
+
+    Everything the server wrote (``error``, ``error_description``, ``error_uri``) is
+    redacted against ``secrets`` — the secrets of the request that caused it — and the
+    registered ones before it reaches the exception's str, repr or args (case 52): some
+    servers echo the request in their error text. ``next_step`` replaces the default advice.
+    """
+    secrets = tuple(secrets)
+    code = snippet(data.get("error") or "unknown_error", 80, also=secrets)
     cls = _BY_CODE.get(code, default)
     raw_description = data.get("error_description")
-    description = str(raw_description)[:200] if raw_description else None
-    uri = str(data["error_uri"]) if data.get("error_uri") else None
+    description = snippet(raw_description, 200, also=secrets) if raw_description else None
+    uri = snippet(data["error_uri"], 200, also=secrets) if data.get("error_uri") else None
     parts = [f"The {context} answered {code!r}"]
     if status:
         parts[0] += f" (HTTP {status})"
     if description:
         parts.append(html.escape(description))
-    step = _NEXT_STEP.get(cls)
+    step = next_step or _NEXT_STEP.get(cls)
     if step:
         parts.append(step)
     return cls("; ".join(parts) + ".", error=code, description=description, uri=uri, status=status)

@@ -86,6 +86,8 @@ class Provider:
     default_scopes: tuple[str, ...] = ()
     #: "client_secret_basic", "client_secret_post", "none", "tls_client_auth", ...
     token_endpoint_auth_method: str = "client_secret_basic"
+    #: the methods the server advertises (RFC 8414 ``token_endpoint_auth_methods_supported``); () = not known
+    token_endpoint_auth_methods: tuple[str, ...] = ()
     extra_authorization_params: Mapping[str, str] = field(default_factory=dict)
     #: RFC 9207: the server puts ``iss`` in the authorization response
     authorization_response_iss: bool = False
@@ -210,8 +212,9 @@ def provider_from_metadata(metadata: Mapping[str, Any], *, name: str | None = No
         )
     if not metadata.get("token_endpoint") and not metadata.get("authorization_endpoint"):
         raise DiscoveryError("The discovery document lists neither a token nor an authorization endpoint.")
-    methods = metadata.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
-    auth_method = "client_secret_basic" if "client_secret_basic" in methods else str(methods[0])
+    advertised = tuple(str(m) for m in metadata.get("token_endpoint_auth_methods_supported") or ())
+    methods = advertised or ("client_secret_basic",)  # RFC 8414 2: the default when none is listed
+    auth_method = "client_secret_basic" if "client_secret_basic" in methods else methods[0]
     return Provider(
         name=name or urlsplit(str(doc_issuer or issuer or "")).hostname or "discovered",
         authorization_endpoint=metadata.get("authorization_endpoint"),
@@ -222,6 +225,7 @@ def provider_from_metadata(metadata: Mapping[str, Any], *, name: str | None = No
         introspection_endpoint=metadata.get("introspection_endpoint"),
         issuer=doc_issuer or issuer,
         token_endpoint_auth_method=auth_method,
+        token_endpoint_auth_methods=advertised,
         authorization_response_iss=bool(metadata.get("authorization_response_iss_parameter_supported")),
         code_challenge_methods=tuple(metadata.get("code_challenge_methods_supported") or ("S256",)),
         mtls_endpoint_aliases=dict(metadata.get("mtls_endpoint_aliases") or {}),

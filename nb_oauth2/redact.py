@@ -13,6 +13,7 @@ import hashlib
 import logging
 import re
 import threading
+from typing import Iterable
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 __all__ = [
@@ -72,9 +73,16 @@ def register_secret(secret: str | None) -> None:
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
 
-def redact(text: object) -> str:
-    """Return ``str(text)`` with registered and secret-looking values masked."""
+def redact(text: object, also: Iterable[str] = ()) -> str:
+    """Return ``str(text)`` with registered and secret-looking values masked.
+
+    ``also``: secrets of the request at hand (for a server's echo of what it was sent),
+    masked with their URL-encoded and base64 forms even when they were never registered.
+    """
     out = str(text)
+    extra = sorted({v for s in also if s and len(s) >= 4 for v in _variants(s)}, key=len, reverse=True)
+    for value in extra:
+        out = out.replace(value, MASK)
     pattern = _pattern
     if pattern is not None:
         out = pattern.sub(MASK, out)
@@ -118,9 +126,9 @@ class MaskedForm(dict):
     __str__ = __repr__
 
 
-def snippet(text: object, limit: int = 200) -> str:
+def snippet(text: object, limit: int = 200, also: Iterable[str] = ()) -> str:
     """Redacted, single-line, length-capped excerpt for error messages."""
-    flat = " ".join(redact(text).split())
+    flat = " ".join(redact(text, also).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

@@ -23,7 +23,7 @@ import html
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -63,6 +63,8 @@ class Client:
     client_secret: str | None = field(repr=False)
     grant_types: tuple[str, ...]
     own_callback: str
+    #: how a confidential client may authenticate (a strict server registers one method per client)
+    auth_methods: tuple[str, ...] = ("client_secret_basic", "client_secret_post")
 
     @property
     def public(self) -> bool:
@@ -87,7 +89,7 @@ class Client:
         return self.client_secret is not None and secrets.compare_digest(client_secret, self.client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == "none" if self.public else method in ("client_secret_basic", "client_secret_post")
+        return method == "none" if self.public else method in self.auth_methods
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code" and "authorization_code" in self.grant_types
@@ -448,6 +450,8 @@ def _make_clients(callback: str) -> dict[str, Client]:
         "public": client("public", ("authorization_code", "refresh_token"), True),
         "password": client("password", ("password", "refresh_token"), False),
         "service": client("service", ("client_credentials",), False),
+        "service-post": replace(client("service-post", ("client_credentials",), False),
+                                auth_methods=("client_secret_post",)),
         "device": client("device", (DEVICE_GRANT, "refresh_token"), True),
     }
 
