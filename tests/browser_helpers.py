@@ -144,6 +144,30 @@ RUN_CELL = """(index) => {
 }"""
 
 
+def open_notebook(page: Any, url: str) -> None:
+    """Open a notebook in JupyterLab and wait until its kernel is idle and connected."""
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    if not page.evaluate(WAIT_FOR_KERNEL):
+        raise AssertionError("the notebook's kernel never became idle")
+
+
+def run_cell(page: Any, index: int) -> None:
+    """Run one cell of the current notebook without waiting for it (it may wait for the user)."""
+    page.evaluate(RUN_CELL, index)
+
+
+def demo_sign_in(page: Any, username: str = "alice") -> None:
+    """The user's part on the demo provider's (already open) login page: sign in, approve."""
+    from nb_oauth2.demo import DEMO_USERS
+
+    page.fill("#username", username)
+    page.fill("#password", DEMO_USERS[username])
+    page.click("button.approve")
+    page.wait_for_selector("button[value=approve]")
+    page.click("button[value=approve]")
+
+
 def launch_browser(playwright: Any, profile_dir: Path) -> Any:
     return playwright.chromium.launch_persistent_context(
         str(profile_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
