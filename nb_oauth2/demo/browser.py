@@ -5,16 +5,23 @@ the pending request waits server-side under a random form id (hidden field).
 After login a consent page; Approve lets oauthlib issue the code (or the
 implicit token), Deny redirects with ``error=access_denied``. Both carry
 ``iss`` (RFC 9207).
+
+Behind jupyter-server-proxy (JupyterHub, Binder) the redirect URI is a path on
+the notebook's own origin. The proxy prefixes every ``Location`` that starts
+with ``/`` with its own ``{prefix}proxy/<port>``, so such a redirect is sent as
+a path-relative reference (``callback?code=...``), which the proxy leaves alone
+and the browser resolves against the page it posted from.
 """
 
 from __future__ import annotations
 
 import hmac
+import posixpath
 import secrets
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from oauthlib.common import add_params_to_uri
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
@@ -24,7 +31,7 @@ from ..providers import NOTEBOOK_ORIGIN
 from . import pages
 from .validator import DemoValidator
 
-__all__ = ["BrowserFlows", "add_iss"]
+__all__ = ["BrowserFlows", "add_iss", "relative_reference"]
 
 _PENDING_TTL = 600.0
 
@@ -40,10 +47,42 @@ def html_response(body: str, status: int = 200) -> Response:
     return resp
 
 
-def redirect(location: str) -> Response:
-    """302 to ``location``; a redirect to the notebook's own origin becomes a relative one."""
+def relative_reference(target: str, page_path: str) -> str:
+    """``target`` (an absolute path with query/fragment) as a reference relative to ``page_path``.
+
+    ``relative_reference("/u/a/proxy/9/callback?x=1", "/u/a/proxy/9/authorize") == "callback?x=1"``;
+    never starts with ``/`` and never reads as a scheme.
+    """
+    parts = urlsplit(target)
+    rel = posixpath.relpath(parts.path or "/", posixpath.dirname(page_path) or "/")
+    if rel == ".":
+        rel = "./"
+    elif parts.path.endswith("/") and not rel.endswith("/"):
+        rel += "/"
+    if ":" in rel.split("/", 1)[0]:
+        rel = "./" + rel
+    return urlunsplit(("", "", rel, parts.query, parts.fragment))
+
+
+def _forwarded_prefix(req: Request) -> str | None:
+    """The path prefix jupyter-server-proxy says it serves us under (``X-Forwarded-Prefix``)."""
+    prefix = req.headers.get("X-Forwarded-Prefix", "")
+    if prefix.startswith("/") and not any(c in prefix for c in "?#\\\r\n"):
+        return prefix.rstrip("/")
+    return None
+
+
+def redirect(location: str, page_path: str | None = None) -> Response:
+    """302 to ``location``.
+
+    A redirect to the notebook's own origin (``NOTEBOOK_ORIGIN``) becomes a
+    reference relative to ``page_path``, the browser's path of the page that
+    asked (jupyter-server-proxy rewrites only Locations that start with ``/``).
+    """
     if location.startswith(NOTEBOOK_ORIGIN + "/"):
         location = location[len(NOTEBOOK_ORIGIN):]
+        if page_path:
+            location = relative_reference(location, page_path)
     resp = Response("", status=302)
     resp.headers["Location"] = location
     resp.headers["Cache-Control"] = "no-store"
@@ -61,12 +100,14 @@ class BrowserFlows:
     """Login, consent and device-verification pages, over an oauthlib server."""
 
     def __init__(self, *, server: Any, validator: DemoValidator, issuer: str,
-                 internal_url: str, users: dict[str, str]) -> None:
+                 internal_url: str, users: dict[str, str], browser_prefix: str | None = None) -> None:
         self.server = server
         self.validator = validator
         self.issuer = issuer
         self.internal_url = internal_url
         self.users = users
+        #: where the browser reaches this server behind jupyter-server-proxy (``/user/a/proxy/9``)
+        self.browser_prefix = browser_prefix.rstrip("/") if browser_prefix else None
         self._pending: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -98,6 +139,11 @@ class BrowserFlows:
         client = self.validator.clients.get(client_id)
         return (client.name or client.client_id) if client else client_id
 
+    def _redirect(self, req: Request, location: str) -> Response:
+        """Redirect; relative to the browser's page when behind jupyter-server-proxy."""
+        prefix = _forwarded_prefix(req) or self.browser_prefix
+        return redirect(location, f"{prefix}{req.path}" if prefix else None)
+
     # -- /authorize ----------------------------------------------------------------
 
     def authorize(self, req: Request) -> Response:
@@ -120,7 +166,7 @@ class BrowserFlows:
         except oauth_errors.OAuth2Error:
             with self.validator.lock:
                 headers, _, _ = self.server.create_authorization_response(uri, http_method="GET")
-            return redirect(add_iss(headers["Location"], self.issuer))
+            return self._redirect(req, add_iss(headers["Location"], self.issuer))
         entry = {"kind": "authorize", "uri": uri, "client_id": info["client_id"], "scopes": list(scopes),
                  "redirect_uri": info["redirect_uri"], "state": info.get("state"),
                  "response_type": info.get("response_type"), "user": None}
@@ -153,11 +199,11 @@ class BrowserFlows:
             with self.validator.lock:
                 headers, _, _ = self.server.create_authorization_response(
                     entry["uri"], http_method="GET", scopes=entry["scopes"], credentials={"user": entry["user"]})
-            return redirect(add_iss(headers["Location"], self.issuer))
+            return self._redirect(req, add_iss(headers["Location"], self.issuer))
         denied = oauth_errors.AccessDeniedError(description="The user denied the request.", state=entry["state"])
         location = add_params_to_uri(entry["redirect_uri"], denied.twotuples + [("iss", self.issuer)],
                                      fragment=entry["response_type"] == "token")
-        return redirect(location)
+        return self._redirect(req, location)
 
     # -- /device (RFC 8628 verification page) -----------------------------------------
 

@@ -36,6 +36,13 @@ def _hidden(html: str, name: str) -> str:
     return match.group(1).replace("&amp;", "&")
 
 
+def _resolve(page_url: str, location: str) -> str:
+    """Where a browser on ``page_url`` goes for ``location`` (behind the hub's proxy it is relative)."""
+    if location.startswith(("http://", "https://", "/")):
+        return location
+    return urljoin(page_url, location)
+
+
 class Driver:
     """Drives the demo provider's login, consent and device pages."""
 
@@ -64,7 +71,7 @@ class Driver:
         with self._session() as session:
             page = session.get(url, allow_redirects=False, timeout=_TIMEOUT)
             if page.status_code in _REDIRECTS:  # an error redirect straight away
-                return page.headers["Location"]
+                return _resolve(authorization_url, page.headers["Location"])
             if page.status_code != 200:
                 raise DriverError(f"The authorization page answered HTTP {page.status_code} for "
                                   f"{redact_url(url)}.", status=page.status_code)
@@ -81,7 +88,7 @@ class Driver:
             if final.status_code not in _REDIRECTS:
                 raise DriverError(f"The consent page answered HTTP {final.status_code}, not a redirect.",
                                   status=final.status_code)
-            return final.headers["Location"]
+            return _resolve(authorization_url, final.headers["Location"])
 
     def approve_device(self, user_code: str, *, username: str = "alice", password: str | None = None,
                        approve: bool = True) -> None:

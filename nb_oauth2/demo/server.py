@@ -174,7 +174,8 @@ class DemoProvider:
             user_code_generator=generate_user_code)
         self.metadata = self._metadata()
         self.browser = BrowserFlows(server=self.oauth, validator=self.validator, issuer=self.issuer,
-                                    internal_url=self.url, users=self.users)
+                                    internal_url=self.url, users=self.users,
+                                    browser_prefix=None if proxy_path is None else self.browser_url)
         self.api = DemoAPI(base_url=self.url, dataset=self._get_dataset, verify=self._verify_bearer,
                            profiles=self._profile)
 

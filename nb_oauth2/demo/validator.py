@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -94,6 +95,16 @@ def _basic_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
     return client_id, secret
 
 
+def _any_port(callback_path: str | None) -> re.Pattern[str] | None:
+    """``/user/a/proxy/9/callback`` -> a pattern for the same path with any port in place of 9."""
+    if not callback_path:
+        return None
+    match = re.fullmatch(r"(.*/proxy/)\d+(/callback)", callback_path)
+    if match is None:
+        return re.compile(re.escape(callback_path))
+    return re.compile(re.escape(match.group(1)) + r"[1-9][0-9]{0,4}" + re.escape(match.group(2)))
+
+
 class DemoValidator(RequestValidator):
     """Answers oauthlib's questions from in-memory dicts."""
 
@@ -108,6 +119,7 @@ class DemoValidator(RequestValidator):
         self.refresh_token_ttl = refresh_token_ttl
         self.rotate = rotate_refresh_tokens
         self.proxy_callback_path = proxy_callback_path
+        self._proxy_callback = _any_port(proxy_callback_path)
         self.codes: dict[str, dict[str, Any]] = {}
         self.access: dict[str, dict[str, Any]] = {}
         self.refresh: dict[str, dict[str, Any]] = {}
@@ -203,15 +215,20 @@ class DemoValidator(RequestValidator):
                                        or self._is_proxy_callback(redirect_uri))
 
     def _is_proxy_callback(self, uri: str) -> bool:
-        """Behind jupyter-server-proxy: the absolute form of the relative callback path."""
-        if not self.proxy_callback_path:
+        """Behind jupyter-server-proxy: the callback on the notebook's origin, any kernel port.
+
+        ``{prefix}proxy/<port>/callback`` with the demo's own port or any other one
+        (the notebook's loopback catcher, reached through the same proxy), like
+        RFC 8252's any loopback port; any http(s) origin, since the hub's is unknown here.
+        """
+        if self._proxy_callback is None:
             return False
         try:
             parts = urlsplit(uri)
         except ValueError:
             return False
         return (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.fragment
-                and parts.path == self.proxy_callback_path)
+                and self._proxy_callback.fullmatch(parts.path) is not None)
 
     def get_default_redirect_uri(self, client_id, request, *args, **kwargs) -> str:
         return self.clients[client_id].redirect_uris[0]
