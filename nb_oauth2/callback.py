@@ -2,8 +2,10 @@
 
 The order follows RFC 9700 and requests-oauth2client's ``validate_callback``:
 clean the text, make sure it is a redirect URL of ours, reject duplicate
-parameters, check ``state`` (which wins over ``error``), then ``error``, then
-``iss`` (RFC 9207), and only then hand out the code or token. SECURITY_CASES 1-9.
+parameters, check ``state`` (which wins over ``error``), then ``iss`` (RFC 9207:
+before ``error``, so another server's error response is a mix-up, not a denial),
+then ``error``, and only then hand out the code or token. A bare code is taken
+only when it can be one. SECURITY_CASES 1-9, 53, 54.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ from .errors import (
 from .providers import NOTEBOOK_ORIGIN, is_loopback_url
 from .redact import redact, register_secret
 
-__all__ = ["Pending", "CallbackResult", "clean_pasted_text", "check_callback"]
+__all__ = ["Pending", "CallbackResult", "clean_pasted_text", "check_callback", "could_be_code"]
 
 _BARE_CODE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,2048}$")
+#: words, maybe capitalised or after an acronym, maybe joined by - _ . ~ ("NotFound", "HTTPSError")
+_WORDS = re.compile(r"^(?:(?:[A-Z]{2,}(?=[A-Z][a-z]{2}))?(?:[A-Z]?[a-z]{2,}|[A-Z][a-z])[-_.~]?)+$")
+_PLACEHOLDERS = frozenset({"undefined", "null", "none", "nil", "nan", "true", "false", "object", "clipboard",
+                           "code", "paste", "redirect", "url", "error", "token"})
 _SINGLE = ("state", "code", "iss", "error", "access_token")
 MAX_PASTE = 16_384
 
@@ -115,23 +121,42 @@ def check_callback(text: str, pending: Pending | None, *, used_states: frozenset
             "the provider used another response mode. Start the login again."
         )
     _check_state(params.get("state"), pending, used_states)
+    _check_iss(params.get("iss"), pending)  # case 53: before the error branch
     if "error" in params:
-        error = error_from_response(params, context="authorization server", default=AuthorizationDenied)
-        raise error
-    _check_iss(params.get("iss"), pending)
+        raise error_from_response(params, context="authorization server", default=AuthorizationDenied)
     return _result(params, pending)
 
 
 def _bare_code(cleaned: str, pending: Pending | None) -> CallbackResult:
+    if not could_be_code(cleaned):
+        hint = (" It looks like part of a redirect URL: copy the whole address, starting with http."
+                if "=" in cleaned and ("code" in cleaned or "?" in cleaned) else "")
+        raise InvalidCallbackURL(
+            f"That is not a redirect URL or an authorization code: {_echo(cleaned)!r}. Nothing was sent to the "
+            f"provider and the login is still waiting: paste the address the browser shows after signing in.{hint}"
+        )
     if pending is None or not pending.code_verifier or pending.response_type != "code":
         raise InvalidCallbackURL(
             f"That is not a redirect URL: {_echo(cleaned)!r}. A bare code is only accepted while a PKCE "
             "login is pending; paste the whole address the browser shows after signing in."
         )
-    if not _BARE_CODE.match(cleaned):
-        raise InvalidCallbackURL(f"That is not a redirect URL or an authorization code: {_echo(cleaned)!r}.")
     register_secret(cleaned)
     return CallbackResult(code=cleaned)
+
+
+def could_be_code(text: str) -> bool:
+    """Whether pasted text can be an authorization code, not a word or a clipboard accident (case 54).
+
+    Codes are random: GitHub's 20 hex characters, Google's ``4/0A...``, oauthlib's 30 letters
+    and digits, UUID-like Keycloak codes. Refused: spaces or punctuation outside RFC 6749's
+    code characters, placeholders (``undefined``, ``null``, ...), and, without a digit, text
+    that is not mixed case or reads as words (``clipboard``, ``Hello-World``, ``NotFound``).
+    """
+    if not _BARE_CODE.match(text) or text.lower().strip("._-") in _PLACEHOLDERS:
+        return False
+    if any(ch.isdigit() for ch in text):
+        return True
+    return not text.islower() and not text.isupper() and not _WORDS.match(text)
 
 
 def _check_state(state: str | None, pending: Pending, used_states: frozenset[str]) -> None:

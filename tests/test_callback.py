@@ -149,3 +149,125 @@ def test_error_messages_never_hold_the_code():
         with pytest.raises(Exception) as info:
             check_callback(text, pending())
         assert CANARY_CODE not in str(info.value) and CANARY_CODE not in repr(info.value)
+
+
+# -- case 53: RFC 9207, iss before the error branch -----------------------------------------
+
+EVIL = "https%3A%2F%2Fevil.example"
+
+
+@pytest.mark.parametrize("query, kw", [
+    (f"error=access_denied&state={STATE}&iss={EVIL}", {}),
+    (f"error=access_denied&state={STATE}&iss={EVIL}", {"require_iss": True}),
+    (f"error=access_denied&state={STATE}", {"require_iss": True}),
+    (f"error=server_error&error_description=retry&state={STATE}&iss={EVIL}", {}),
+])
+def test_error_response_with_wrong_or_missing_iss_is_a_mix_up(query, kw):
+    """Case 53: an error response with a wrong iss, or none where advertised, is a mix-up, not a denial."""
+    with pytest.raises(IssuerMismatch) as info:
+        check_callback(url(query), pending(**kw))
+    assert not isinstance(info.value, AuthorizationDenied)
+
+
+def test_error_response_with_our_iss_is_still_a_denial_and_state_still_wins():
+    """Cases 4 and 53: the right iss keeps the denial; a wrong state beats a wrong iss."""
+    ours = "http%3A%2F%2F127.0.0.1%3A9000"
+    with pytest.raises(AuthorizationDenied):
+        check_callback(url(f"error=access_denied&state={STATE}&iss={ours}"), pending(require_iss=True))
+    with pytest.raises(StateMismatch):
+        check_callback(url(f"error=access_denied&state=wrong&iss={EVIL}"), pending(require_iss=True))
+
+
+def _attempt(demo):
+    from nb_oauth2.login import prepare_login
+
+    return prepare_login("cb-it", issuer=demo.issuer, client_id=demo.clients["public"].client_id)
+
+
+def _state_of(authorization_url: str) -> str:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return dict(parse_qsl(urlsplit(authorization_url).query))["state"]
+
+
+@pytest.mark.parametrize("iss", [EVIL, None])
+def test_mixed_up_error_response_keeps_the_pending_login(demo_provider, iss):
+    """Case 53: over HTTP, another server's error redirect (wrong or no iss; the demo advertises
+    RFC 9207) is IssuerMismatch; the AuthorizationCodeFlow keeps its pending login and the real
+    redirect still completes."""
+    from nb_oauth2.flows import AuthorizationCodeFlow
+
+    attempt = _attempt(demo_provider)
+    assert attempt.profile.provider.authorization_response_iss
+    step = attempt.start()
+    flow = attempt.flow
+    assert isinstance(flow, AuthorizationCodeFlow)
+    forged = f"{step.redirect_uri}?error=access_denied&state={_state_of(step.authorization_url)}"
+    forged += f"&iss={iss}" if iss else ""
+    before = demo_provider.token_requests
+    with pytest.raises(IssuerMismatch):
+        attempt.complete_redirect(forged)
+    assert flow.pending and attempt.phase == "waiting"
+    assert demo_provider.token_requests == before
+    session = attempt.complete_redirect(demo_provider.driver.authorize(step.authorization_url))
+    assert session.is_authorized and demo_provider.token_requests == before + 1
+
+
+# -- case 54: only text that can be a code is sent as one -----------------------------------
+
+NOT_CODES = ["undefined", "clipboard", "hello world", "null", "[object Object]", "None", "true", "FALSE",
+             "This is not the code you are looking for.", "Undefined", "copy-paste", "SomethingWentWrong",
+             "XMLHttpRequest", "authorization_code", "javascript:void(0)"]
+# GitHub (20 hex), Google (4/0A...), oauthlib/demo (30 letters and digits), RFC 6749's example,
+# Keycloak (uuid.uuid.uuid), Microsoft (0.A...), a digit-free random code
+REAL_CODES = ["e72e16c7e42f292c6912", "4/0AX4XfWhY-tDkX8tq_KmGp6uHk2hHv3qwJ0s8Bd9nZr2LcP5-wQvVbE7yXa",
+              "Qm8ZVf3sJ2nT1kPx7LwR9bYc0DhG4aEe", "SplxlOBeZQQYbYS6WxSbIA",
+              "4c1b9a7e-2f3d-4e5a-9b8c-7d6e5f4a3b2c.8a7b6c5d-4e3f-2a1b-0c9d-8e7f6a5b4c3d.1f2e3d4c",
+              "0.AXEAbCdEfGhIjKlMnOpQrStUvWxYz-AbCdEfGhIj_kLmNoP", "aBcDeFgHiJkLmNoPqRsTuVwXyZabcd", CANARY_CODE]
+
+
+@pytest.mark.parametrize("text", NOT_CODES)
+def test_text_that_cannot_be_a_code_is_refused(text):
+    """Case 54: placeholders, words and sentences are not sent as a bare code."""
+    with pytest.raises(InvalidCallbackURL) as info:
+        check_callback(text, pending())
+    assert "not a redirect URL" in str(info.value) and "still waiting" in str(info.value)
+
+
+@pytest.mark.parametrize("code", REAL_CODES)
+def test_real_provider_codes_are_accepted_bare(code):
+    """Cases 6 and 54: codes as real providers issue them still pass as bare codes."""
+    assert check_callback(code, pending()).code == code
+
+
+def test_oauthlib_codes_are_accepted_bare():
+    """Case 54: the demo's (oauthlib's) 30-character codes pass, not only a lucky sample."""
+    from oauthlib.common import generate_token
+
+    from nb_oauth2.callback import could_be_code
+
+    codes = [generate_token() for _ in range(5000)]
+    assert sum(map(could_be_code, codes)) >= 4995  # a digit-free code that reads as words is ~1 in 20,000
+
+
+def test_half_a_redirect_url_gets_a_hint():
+    """Case 54: a redirect URL without its scheme is not a code; the message says what to copy."""
+    with pytest.raises(InvalidCallbackURL, match="whole address"):
+        check_callback(f"127.0.0.1:8765/callback?code={CANARY_CODE}&state={STATE}", pending())
+
+
+def test_non_code_text_sends_nothing_and_the_login_stays_usable(demo_provider):
+    """Case 54: over HTTP, pasted non-code text reaches no token endpoint; the real code then completes."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    attempt = _attempt(demo_provider)
+    step = attempt.start()
+    before = demo_provider.token_requests
+    for text in NOT_CODES:
+        with pytest.raises(InvalidCallbackURL):
+            attempt.complete_redirect(text)
+    assert demo_provider.token_requests == before
+    assert attempt.phase == "waiting" and attempt.flow.pending
+    code = dict(parse_qsl(urlsplit(demo_provider.driver.authorize(step.authorization_url)).query))["code"]
+    assert attempt.complete_redirect(code).is_authorized
+    assert demo_provider.token_requests == before + 1

@@ -167,6 +167,19 @@ def test_bare_code_is_accepted_while_pkce_is_pending(demo):
     assert_no_secret_in_state(w, code, *_token_secrets())
 
 
+@pytest.mark.parametrize("text", ["undefined", "clipboard", "[object Object]", "Copy the code here please"])
+def test_pasted_text_that_is_no_code_keeps_the_login(demo, text):
+    """Case 54: text that cannot be a code is refused inline, nothing reaches the token endpoint,
+    and the same login then completes."""
+    w = _widget()
+    before = demo.token_requests
+    _paste(w, text)
+    assert w.phase == "waiting" and "not a redirect URL" in w.status_text
+    assert demo.token_requests == before
+    _paste(w, demo.driver.authorize(_href(w)))
+    assert w.phase == "done" and demo.token_requests == before + 1
+
+
 def test_redirect_from_an_earlier_login_is_refused(demo):
     """Case 9: a URL from another (earlier) login run does not complete this one."""
     first = _widget()
