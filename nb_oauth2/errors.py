@@ -21,6 +21,7 @@ __all__ = [
     "InsecureTransportError",
     "DiscoveryError",
     "SecretOnCommandLine",
+    "UnsafeURL",
     "CallbackError",
     "InvalidCallbackURL",
     "StateMismatch",
@@ -38,6 +39,7 @@ __all__ = [
     "DeviceCodeExpired",
     "DeviceAccessDenied",
     "LoginCancelled",
+    "LoginTimeout",
     "TransportError",
     "TLSError",
     "RevocationIncomplete",
@@ -116,6 +118,10 @@ class SecretOnCommandLine(ConfigurationError):
     """A secret was typed where IPython keeps history (a magic line or a cell)."""
 
 
+class UnsafeURL(ConfigurationError):
+    """A URL that parsers read differently or that carries userinfo (cases 46, 47): never sent to."""
+
+
 # -- the redirect the user pastes back (or the loopback catcher receives) ----
 
 
@@ -191,6 +197,10 @@ class DeviceAccessDenied(DeviceFlowError):
 
 class LoginCancelled(OAuth2Error):
     """The login was cancelled (Cancel button, interrupt or timeout)."""
+
+
+class LoginTimeout(LoginCancelled):
+    """The user did not finish the login within the ``timeout=`` given."""
 
 
 # -- transport -----------------------------------------------------------------

@@ -30,12 +30,13 @@ from .errors import (
     DeviceFlowError,
     IssuerMismatch,
     LoginCancelled,
+    LoginTimeout,
     NoLoginInProgress,
     OAuth2Error,
     TransportError,
 )
 from .providers import NOTEBOOK_ORIGIN, Provider
-from .redact import register_secret
+from .redact import MaskedStr, register_secret
 from .token import Token
 from .transport import allow_loopback_http
 from .warn import warn_user
@@ -171,6 +172,7 @@ class AuthorizationCodeFlow(_RedirectFlow):
 
     def start(self) -> Step:
         verifier = self._oauthlib.create_code_verifier(64) if self.pkce else None
+        register_secret(verifier)
         nonce = secrets.token_urlsafe(16) if "openid" in self.scope else None
         pending = self._new_pending(code_verifier=verifier, nonce=nonce)
         extra = dict(self.provider.extra_authorization_params)
@@ -184,11 +186,12 @@ class AuthorizationCodeFlow(_RedirectFlow):
 
     def complete(self, redirect_url_or_code: str) -> Token:
         """Check the pasted redirect (or bare code with PKCE), then make exactly one token request."""
+        redirect_url_or_code = MaskedStr(redirect_url_or_code)  # it holds the code (case 51)
         result, pending = self._take_pending(redirect_url_or_code)
-        body = self._oauthlib.prepare_request_body(
+        body = MaskedStr(self._oauthlib.prepare_request_body(
             code=result.code, redirect_uri=pending.redirect_uri, code_verifier=pending.code_verifier,
             include_client_id=True,
-        )
+        ))
         token = self._token(form_pairs(body))
         _check_id_token_nonce(token, pending.nonce)
         return token
@@ -217,6 +220,7 @@ class ImplicitFlow(_RedirectFlow):
 
     def complete(self, redirect_url: str) -> Token:
         """Read the token from the fragment, only after the state matched (case 5)."""
+        redirect_url = MaskedStr(redirect_url)  # it holds the access token (case 51)
         result, _ = self._take_pending(redirect_url)
         return Token.from_response(result.fragment_params or {})
 
@@ -241,12 +245,12 @@ class PasswordFlow(Flow):
         return Step(kind="password")
 
     def complete(self, username: str, password: str) -> Token:
+        password = MaskedStr(password)  # what a verbose traceback shows of the argument (case 51)
         register_secret(password)
-        body = self._oauthlib.prepare_request_body(
+        params = form_pairs(self._oauthlib.prepare_request_body(
             username=username, password=password, scope=self.scope_string or None, include_client_id=True,
-        )
-        token = self._token(form_pairs(body))
-        params = form_pairs(body)
+        ))
+        token = self._token(params)
         self._refetch = lambda: self._token(params)  # kept in kernel memory only
         return token
 
@@ -305,23 +309,35 @@ class DeviceFlow(Flow):
             expires_in=expires_in, interval=self.interval,
         )
 
-    def complete(self, cancel: threading.Event | None = None) -> Token:
-        """Poll until approved; wait on ``cancel`` so Cancel ends the wait at once."""
+    def complete(self, cancel: threading.Event | None = None, *, timeout: float | None = None) -> Token:
+        """Poll until approved; wait on ``cancel`` so Cancel ends the wait at once.
+
+        ``timeout``: give up after this many seconds (:class:`LoginTimeout`), before the
+        code's own expiry. Ctrl-C (the notebook's Stop button) ends the wait at once too;
+        either way the device code is dropped, so a later poll cannot complete it.
+        """
         if self._device is None:
             raise NoLoginInProgress("Start the device login first.")
         cancel = cancel or threading.Event()
+        give_up = None if timeout is None else self._clock() + timeout
         body = form_pairs(self._oauthlib.prepare_request_body(
             self._device["device_code"], include_client_id=True))
-        while True:
-            if cancel.wait(self.interval):
-                raise LoginCancelled("The device login was cancelled.")
-            if self._clock() >= self._deadline:
-                self._device = None
-                raise DeviceCodeExpired("The user code expired before it was approved; start the device login again.")
-            token = self._poll_once(body)
-            if token is not None:
-                self._device = None
-                return token
+        try:
+            while True:
+                wait = self.interval if give_up is None else max(0.0, min(self.interval, give_up - self._clock()))
+                if cancel.wait(wait):
+                    raise LoginCancelled("The device login was cancelled.")
+                if self._clock() >= self._deadline:
+                    raise DeviceCodeExpired("The user code expired before it was approved; start the device login "
+                                            "again.")
+                if give_up is not None and self._clock() >= give_up:
+                    raise LoginTimeout(f"The device login was not approved within timeout={timeout:g} s; start it "
+                                       "again (or pass a larger timeout=).")
+                token = self._poll_once(body)
+                if token is not None:
+                    return token
+        finally:
+            self._device = None
 
     def _poll_once(self, body: dict[str, str]) -> Token | None:
         self.polls += 1

@@ -19,7 +19,8 @@ from .endpoint import Endpoints
 from .registry import register
 from .session import Session
 from .store import TokenStore, make_store
-from .token import Token
+from .redact import MaskedForm, MaskedStr
+from .token import DEFAULT_LEEWAY, Token
 
 __all__ = ["LoginAttempt", "login", "prepare_login", "in_notebook", "DEFAULT_REDIRECT_URI", "AUTOPILOT_ENV"]
 
@@ -39,7 +40,8 @@ class LoginAttempt:
     """One login of one profile: start it, then complete it one way or another."""
 
     def __init__(self, profile: Profile, *, name: str | None = None,
-                 store: str | TokenStore = "memory", scope: Sequence[str] | None = None) -> None:
+                 store: str | TokenStore = "memory", scope: Sequence[str] | None = None,
+                 leeway: float | None = None) -> None:
         self.profile = profile
         self.profile_name = profile.name
         self.provider_name = profile.provider.name
@@ -61,6 +63,7 @@ class LoginAttempt:
             name=name or profile.name, provider=profile.provider, client=profile.client,
             store=make_store(store), endpoints=endpoints, verify=verify,
             cert_hosts=_cert_hosts(profile.options.get("cert_hosts")),
+            leeway=leeway if leeway is not None else profile.options.get("leeway", DEFAULT_LEEWAY),
         )
 
     @property
@@ -122,6 +125,7 @@ class LoginAttempt:
 
     def complete_redirect(self, url: str) -> Session:
         """Finish a code or implicit login with the pasted (or caught) redirect URL."""
+        url = MaskedStr(url)  # it holds the code or token (case 51)
         if self._flow is None or self.grant not in ("authorization_code", "implicit"):
             from .errors import NoLoginInProgress
 
@@ -130,13 +134,22 @@ class LoginAttempt:
         return self._run(lambda: flow.complete(url))  # type: ignore[attr-defined]
 
     def complete_password(self, username: str, password: str) -> Session:
+        password = MaskedStr(password)  # what a verbose traceback shows of the argument (case 51)
         flow = self._require(PasswordFlow)
         return self._run(lambda: flow.complete(username, password))
 
-    def complete_device(self, cancel: threading.Event | None = None) -> Session:
-        """Poll until the user approves the code (blocking: call from a thread in notebooks)."""
+    def complete_device(self, cancel: threading.Event | None = None, *, timeout: float | None = None) -> Session:
+        """Poll until the user approves the code (blocking: call from a thread in notebooks).
+
+        ``timeout`` seconds at most (:class:`~nb_oauth2.errors.LoginTimeout`); Ctrl-C ends it at once
+        and leaves the attempt cancelled.
+        """
         flow = self._require(DeviceFlow)
-        return self._run(lambda: flow.complete(cancel))
+        try:
+            return self._run(lambda: flow.complete(cancel, timeout=timeout))
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
 
     def complete_client_credentials(self) -> Session:
         self._flow = self._flow or self._make_flow()
@@ -170,27 +183,33 @@ def _cert_hosts(value: Any) -> tuple[str, ...]:
 
 def prepare_login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None = None,
                   flow: str | None = None, store: str | TokenStore = "memory", name: str | None = None,
-                  **profile_options: Any) -> LoginAttempt:
+                  leeway: float | None = None, **profile_options: Any) -> LoginAttempt:
     """Resolve the profile and return a :class:`LoginAttempt` that nothing has started."""
     resolved = profile if isinstance(profile, Profile) else load_profile(
         profile, flow=flow, scope=scope, **profile_options)
     if isinstance(scope, str):
         scope = scope.replace(",", " ").split()
-    return LoginAttempt(resolved, name=name, store=store, scope=scope)
+    return LoginAttempt(resolved, name=name, store=store, scope=scope, leeway=leeway)
 
 
 def login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None = None, flow: str | None = None,
           via: str = "auto", store: str | TokenStore = "memory", name: str | None = None,
           browser: Browser | None = None, on_device_code: Callable[[Step], None] | None = None,
-          username: str | None = None, password: str | None = None, **profile_options: Any) -> Session:
+          username: str | None = None, password: str | None = None, timeout: float | None = None,
+          leeway: float | None = None, **profile_options: Any) -> Session:
     """Sign in and return the named :class:`Session`.
 
     In a notebook (no ``browser``) the login widget is shown and the session is
     returned at once, pending until the user finishes. ``browser(url) -> redirect_url``
     does the browser's part for tests and headless runs; ``on_device_code(step)``
-    is told the user code of a device login.
+    is told the user code of a device login, which then waits at most ``timeout``
+    seconds for the approval (Ctrl-C ends the wait at once). ``leeway``: renew the token this many
+    seconds before it expires, at most half its lifetime (default 45; profile setting ``leeway``).
     """
-    attempt = prepare_login(profile, scope=scope, flow=flow, store=store, name=name, **profile_options)
+    password = MaskedStr(password) if password else password  # shown masked in verbose tracebacks (case 51)
+    profile_options = MaskedForm(profile_options)  # client_secret= may be among them
+    attempt = prepare_login(profile, scope=scope, flow=flow, store=store, name=name, leeway=leeway,
+                            **profile_options)
     if browser is None and on_device_code is None and autopilot_enabled(attempt):
         browser, on_device_code, username, password = _autopilot(attempt)
     restored = attempt.restore()
@@ -207,7 +226,8 @@ def login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None 
         register(attempt.session)
         display(LoginWidget(attempt, via=via))
         return attempt.session
-    return _complete_here(attempt, browser=browser, on_device_code=on_device_code, username=username)
+    return _complete_here(attempt, browser=browser, on_device_code=on_device_code, username=username,
+                          timeout=timeout)
 
 
 AUTOPILOT_ENV = "NB_OAUTH2_DEMO_AUTOPILOT"
@@ -238,7 +258,8 @@ def _autopilot(attempt: LoginAttempt) -> tuple[Browser, Callable[[Step], None], 
 
 
 def _complete_here(attempt: LoginAttempt, *, browser: Browser | None,
-                   on_device_code: Callable[[Step], None] | None, username: str | None) -> Session:
+                   on_device_code: Callable[[Step], None] | None, username: str | None,
+                   timeout: float | None = None) -> Session:
     """Scripts, terminals, tests: drive the login in this thread."""
     if attempt.grant == "password":
         import getpass
@@ -248,7 +269,7 @@ def _complete_here(attempt: LoginAttempt, *, browser: Browser | None,
     step = attempt.start()
     if attempt.grant == "device_code":
         (on_device_code or _print_device_step)(step)
-        return attempt.complete_device()
+        return attempt.complete_device(timeout=timeout)
     assert step.authorization_url is not None
     if browser is not None:
         return attempt.complete_redirect(browser(step.authorization_url))
