@@ -5,12 +5,15 @@ argparse sub-commands (``%oauth2?`` prints the real help), options are
 traitlets (``%config OAuth2Magics.default_profile = "github"``), package errors
 become a one-line ``UsageError`` with a redacted message, and no sub-command
 returns anything that shows a token. Secrets are refused on the line
-(SECURITY_CASES 35): IPython keeps every line in ``history.sqlite``.
+(SECURITY_CASES 35): IPython keeps every line in ``history.sqlite``; a
+misspelled secret option is refused too, and no error repeats a value typed
+on the line (case 59).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 from typing import Any, Callable
@@ -32,6 +35,9 @@ BROWSER_HOOK: Callable[[str], str] | None = None
 DEVICE_HOOK: Callable[[Any], None] | None = None
 
 SECRET_OPTIONS = ("--client-secret", "--secret", "--password", "--token", "--access-token", "--refresh-token")
+#: an unknown option whose name holds one of these is taken for a (misspelled) secret option (case 59)
+_SECRET_WORDS = ("secret", "password", "passwd", "pwd", "token", "apikey", "credential")
+_OPTION_NAME = re.compile(r"^(?:--[A-Za-z][A-Za-z0-9_-]{0,30}|-[a-z][a-z0-9_-]{0,30})$")  # what a typed option name looks like (shown)
 FLOWS = ("code", "device", "implicit", "password", "client_credentials")
 VIAS = ("auto", "paste", "loopback", "proxy", "device")
 
@@ -40,9 +46,21 @@ class _HelpShown(Exception):
     """argparse printed help (``--help``); nothing else to do."""
 
 
+class _ParseError(Exception):
+    """argparse refused the line; the message may quote values from it (scrubbed before display)."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog, self.message = prog, message
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # '--cl X' is not silently --client-id
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}. See %oauth2? for help.")
+        raise _ParseError(self.prog, message)
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         if message:
@@ -100,18 +118,62 @@ def full_help() -> str:
     return "".join(parts)
 
 
+def _is_secret_option(token: str) -> bool:
+    option = token.split("=", 1)[0].lower().replace("_", "-")
+    if option in SECRET_OPTIONS:
+        return True
+    squashed = re.sub(r"[^a-z]", "", option)
+    return token.startswith("-") and any(word in squashed for word in _SECRET_WORDS)
+
+
 def refuse_secrets(argv: list[str]) -> None:
-    """Case 35: a secret typed on a magic line is refused (it is in history.sqlite already)."""
+    """Cases 35 and 59: a secret option typed on a magic line, even misspelled, is refused (it is in
+    history.sqlite already); the message names the option, never its value."""
     for i, token in enumerate(argv):
-        option = token.split("=", 1)[0].lower().replace("_", "-")
-        if option in SECRET_OPTIONS:
-            profile = next((t for t in argv[1:i] if not t.startswith("-")), None) or "<PROFILE>"
-            raise SecretOnCommandLine(
-                f"{option} is refused on a magic line: secrets do not belong in commands. IPython has already "
-                f"saved this line to its history (history.sqlite), so treat that secret as exposed and rotate it. "
-                f"Put the client secret in the environment variable {env_name(profile, 'client_secret')}, in keyring "
-                f"(keyring set nb_oauth2 {profile}:client_secret), or leave it out and type it at the getpass prompt."
-            )
+        if not _is_secret_option(token):
+            continue
+        option = token.split("=", 1)[0]
+        option = option if _OPTION_NAME.match(option) else "A secret option"
+        named = argv[0] == "login" and i > 1 and not argv[1].startswith("-")
+        profile = argv[1] if named else "<PROFILE>"
+        variable = env_name(profile, "client_secret") if profile != "<PROFILE>" else "NB_OAUTH2_<PROFILE>_CLIENT_SECRET"
+        raise SecretOnCommandLine(
+            f"{option} is refused on a magic line: secrets do not belong in commands. IPython has already "
+            f"saved this line to its history (history.sqlite), so treat that secret as exposed and rotate it. "
+            f"Put the client secret in the environment variable {variable}, in keyring "
+            f"(keyring set nb_oauth2 {profile}:client_secret), or leave it out and type it at the getpass prompt."
+        )
+
+
+def _vocabulary(parser: argparse.ArgumentParser) -> set[str]:
+    """Words the parser itself knows (commands, option names, choices): safe to show."""
+    words: set[str] = set()
+    for action in parser._actions:
+        words.update(action.option_strings)
+        words.update(str(c) for c in (action.choices or ()))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                words |= _vocabulary(sub)
+    return words
+
+
+def scrub_parse_error(error: _ParseError, argv: list[str], parser: argparse.ArgumentParser) -> str:
+    """argparse's message without any value typed on the line (case 59): option names stay."""
+    message = error.message
+    if message.startswith("unrecognized arguments:"):
+        extras = message.split(":", 1)[1].split()
+        names = [e.split("=", 1)[0] for e in extras if _OPTION_NAME.match(e.split("=", 1)[0])]
+        hidden = sum(1 for e in extras if not _OPTION_NAME.match(e.split("=", 1)[0]) or "=" in e)
+        message = "unrecognized arguments: " + ", ".join(names + ([f"{hidden} value(s) not shown"] if hidden else []))
+    message = re.sub(r"(invalid (?:choice|\w+ value)): ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")",
+                     r"\1 (value not shown)", message)
+    known = _vocabulary(parser)
+    values = {part for token in argv for part in ([token.split("=", 1)[1]] if token.startswith("-") and "=" in token
+                                                   else [] if token.startswith("-") else [token])}
+    for value in sorted(values - known, key=len, reverse=True):
+        if value:
+            message = re.sub(rf"(?<![\w-]){re.escape(value)}(?![\w-])", "<value>", message)
+    return f"{error.prog}: {message}. See %oauth2? for help (values from the line are not repeated)."
 
 
 @magics_class
@@ -144,7 +206,11 @@ class OAuth2Magics(Magics, Configurable):
         if not argv:
             print(full_help())
             return None
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except _ParseError as exc:
+            raise UsageError(scrub_parse_error(exc, argv, parser)) from None
         if cell is not None and args.command != "profile":
             raise UsageError("%%oauth2 as a cell magic only supports: %%oauth2 profile NAME (TOML body).")
         if args.command == "profile":

@@ -230,3 +230,61 @@ def test_tracebacks_hold_no_secret_in_any_xmode(ip, demo, capsys, mode, show_tra
         assert "Traceback" not in shown
     for secret in _secrets(ip):
         assert secret not in shown
+
+
+MISSPELLED_SECRET_LINES = [
+    f"login demo --clientsecret {SECRET}",
+    f"login demo --client-secrets {SECRET}",
+    f"login demo --secret={SECRET}",
+    f"login demo --password {SECRET}",
+    f"login demo --token {SECRET}",
+    f"login --clientSecret {SECRET}",
+    f"login demo --name web --api_key={SECRET}",
+]
+VALUE_ERROR_LINES = [
+    f"login demo {SECRET}",                     # a stray positional value
+    f"login demo --client-sec {SECRET}",        # an unknown option with its value
+    f"login demo --c={SECRET}",                 # no silent abbreviation: '--c' is unknown, its value hidden
+    f"login demo --flow {SECRET}",              # invalid choice
+    f"login demo --via={SECRET}",
+    f"get http://127.0.0.1:1/api --max-pages {SECRET}",  # invalid int value
+    f"lgoin {SECRET}",                          # invalid command
+    f"status --bogus={SECRET} '{SECRET} x'",
+]
+
+
+@pytest.mark.parametrize("line", MISSPELLED_SECRET_LINES)
+def test_misspelled_secret_options_are_refused_without_echo(ip, line):
+    """Case 59: a misspelled secret option is refused as a secret, naming the option, never the value."""
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("oauth2", line)
+    message = str(info.value)
+    assert "SecretOnCommandLine" in message and "history.sqlite" in message
+    assert SECRET not in message and SECRET[:12] not in message
+    assert registry.sessions() == []
+
+
+@pytest.mark.parametrize("line", VALUE_ERROR_LINES)
+def test_parse_errors_never_echo_values_from_the_line(ip, line):
+    """Case 59: argparse's errors (unrecognized arguments, invalid choice/int) name options, not values."""
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("oauth2", line)
+    message = str(info.value)
+    assert SECRET not in message and SECRET[:12] not in message
+    assert "not shown" in message or "not repeated" in message
+    assert registry.sessions() == []
+
+
+@pytest.mark.parametrize("line", MISSPELLED_SECRET_LINES[:2] + VALUE_ERROR_LINES[:2])
+def test_refused_lines_leave_no_value_in_output_or_history_outputs(ip, capsys, line):
+    """Case 59: run as a cell: the value is in no error, stdout/stderr, Out, or history output."""
+    count = ip.execution_count
+    result = ip.run_cell(f"%oauth2 {line}", store_history=True)
+    out = capsys.readouterr()
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "UsageError" in out.out + out.err  # the refusal was shown...
+    shown = out.out + out.err + str(result.error_in_exec) + repr(result.error_in_exec) + repr(result.result)
+    shown += repr(ip.user_ns["Out"]) + repr(ip.history_manager.output_hist) + repr(ip.user_ns.get("_"))
+    shown += repr(ip.history_manager.output_hist_reprs)
+    assert SECRET not in shown and SECRET[:12] not in shown  # ...without the value
+    assert count not in ip.user_ns["Out"]
