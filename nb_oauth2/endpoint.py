@@ -20,13 +20,13 @@ import requests
 from .errors import (
     ConfigurationError,
     TokenEndpointError,
-    TransportError,
     UnexpectedTokenResponse,
     error_from_response,
 )
 from .providers import Provider, require_secure_url
 from .redact import MaskedForm, MaskedStr, register_secret, snippet
-from .tls import ClientCertificate, is_tls_failure, load_client_certificate, mount_client_cert, tls_error
+from .http_errors import map_request_error
+from .tls import ClientCertificate, load_client_certificate, mount_client_cert
 from .token import Token
 from .warn import warn_user
 
@@ -163,18 +163,9 @@ class Endpoints:
                 url, data=data, headers=headers, auth=auth, timeout=self.timeout,
                 verify=self.verify, allow_redirects=False,
             )
-        except requests.exceptions.SSLError as exc:
-            raise tls_error(url, exc, client_cert=certificate is not None) from None
-        except requests.Timeout:
-            raise TransportError(
-                f"The {kind} endpoint did not answer within {self.timeout[1]:g} s; nothing was retried."
-            ) from None
-        except (requests.ConnectionError, OSError) as exc:
-            if is_tls_failure(exc):  # TLS 1.3: a refused certificate shows up after the handshake
-                raise tls_error(url, exc, client_cert=certificate is not None) from None
-            raise TransportError(f"Could not reach the {kind} endpoint ({type(exc).__name__}).") from None
-        except requests.RequestException as exc:
-            raise TransportError(f"The request to the {kind} endpoint failed ({type(exc).__name__}).") from None
+        except OSError as exc:  # requests' exceptions included: the package's one mapping (case 50)
+            raise map_request_error(exc, url=url, what=f"The {kind} endpoint", timeout=self.timeout,
+                                    client_cert=certificate is not None, hint="nothing was retried") from None
 
     def client_certificate(self) -> ClientCertificate | None:
         """The client's checked TLS certificate (loaded once; typed errors for bad files)."""

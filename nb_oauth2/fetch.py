@@ -9,6 +9,12 @@ gives up with :class:`~nb_oauth2.errors.RateLimited` when the server asks for
 a wait longer than ``max_wait``. The body is read in chunks and abandoned as
 soon as it passes ``max_bytes``. Sleeping and the clock are injectable so
 tests never really wait.
+
+Failures are mapped by :mod:`nb_oauth2.http_errors`, so a plain
+``requests.Session`` and nb_oauth2's own Session are retried alike (case 50).
+requests' timeouts are per read; ``deadline`` bounds a whole exchange (headers
+and body): past it the connection is cut and the GET fails with a
+:class:`~nb_oauth2.errors.TransportError` naming the deadline (case 57).
 """
 
 from __future__ import annotations
@@ -26,21 +32,24 @@ import requests
 
 from .errors import (
     APIError,
-    InsecureTransportError,
     InsufficientScope,
     InvalidToken,
     OAuth2Error,
     RateLimited,
     ResultTooLarge,
-    TLSError,
     TransportError,
     UnexpectedContentType,
 )
+from .deadline import arm_deadline
+from .http_errors import is_retryable, map_oauthlib_error, map_request_error, timeout_parts, transport_error
 from .redact import redact_url, snippet
 
-__all__ = ["Fetcher", "Response", "loads", "fast_enabled", "parse_retry_after", "parse_www_authenticate"]
+__all__ = ["Fetcher", "Response", "loads", "fast_enabled", "parse_retry_after", "parse_www_authenticate",
+           "DEFAULT_DEADLINE"]
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+#: seconds one GET (headers and body) may take in all, however the server drips it (case 57)
+DEFAULT_DEADLINE = 120.0
 _CHUNK = 1 << 18
 
 
@@ -120,10 +129,12 @@ def _is_json_type(content_type: str) -> bool:
 
 
 class Fetcher:
-    """GET JSON through ``session`` with retries, rate-limit waits and a byte cap.
+    """GET JSON through ``session`` with retries, rate-limit waits, a byte cap and a total deadline.
 
-    ``sleep``, ``clock`` and ``rng`` are injectable; ``on_wait(seconds, reason)``
-    is called before each wait (the progress bar shows it).
+    ``deadline``: seconds one exchange (waiting for headers and reading the body) may
+    take in all (None: no limit; requests' own timeouts are per read). ``sleep``,
+    ``clock`` and ``rng`` are injectable; ``on_wait(seconds, reason)`` is called
+    before each wait (the progress bar shows it).
     """
 
     def __init__(
@@ -139,9 +150,11 @@ class Fetcher:
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         on_wait: Callable[[float, str], None] | None = None,
+        deadline: float | None = DEFAULT_DEADLINE,
     ) -> None:
         self.session = session
         self.timeout = timeout
+        self.deadline = None if deadline is None else float(deadline)
         self.retries = max(0, int(retries))
         self.max_wait = max_wait
         self.max_bytes = max_bytes
@@ -162,50 +175,81 @@ class Fetcher:
         attempt = 0
         while True:
             try:
-                resp = self._send(url)
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                if isinstance(exc, requests.exceptions.SSLError):
-                    raise TLSError(f"TLS failed for {redact_url(url)}: {snippet(type(exc).__name__)}.") from None
+                outcome = self._attempt(url, attempt, parse=parse)
+            except TransportError as exc:  # mapped the same way for every session (case 50)
+                if not is_retryable(exc):
+                    raise
                 if attempt >= self.retries:
-                    raise TransportError(
-                        f"GET {redact_url(url)} failed after {attempt + 1} attempts "
-                        f"({type(exc).__name__}); check the network or raise timeout=."
-                    ) from None
+                    raise transport_error(
+                        f"{exc.message.rstrip('.')} (tried {attempt + 1} times); check the network or raise "
+                        "timeout=.", retryable=True, reason=getattr(exc, "reason", "connection")) from None
                 self._wait(self._backoff(attempt), "network error, retrying")
                 attempt += 1
                 continue
-            try:
-                wait = self._retry_wait(resp, url, attempt)
-                if wait is None:
-                    return self._decode(resp, url, parse=parse)
-            except BaseException:
-                resp.close()
-                raise
-            resp.close()
-            self._wait(wait, f"HTTP {resp.status_code}, retrying")
+            if isinstance(outcome, Response):
+                return outcome
+            wait, status = outcome
+            self._wait(wait, f"HTTP {status}, retrying")
             attempt += 1
 
     # -- steps ------------------------------------------------------------
 
-    def _send(self, url: str) -> requests.Response:
+    def _attempt(self, url: str, attempt: int, *, parse: bool) -> Response | tuple[float, int]:
+        """One exchange under the total deadline: the Response, or (seconds to wait, status) to retry."""
+        started = time.monotonic()
+        resp = self._send(url, started)
+        alarm = arm_deadline(started + self.deadline, resp) if self.deadline is not None else None
+        try:
+            wait = self._retry_wait(resp, url, attempt)
+            out = (wait, resp.status_code) if wait is not None else self._decode(resp, url, parse=False)
+        except BaseException as exc:
+            resp.close()
+            if alarm is not None and alarm.stop() and isinstance(exc, Exception):
+                raise self._deadline_error(url) from None
+            raise
+        if alarm is not None and alarm.stop():  # cut at the deadline: what was read is incomplete
+            raise self._deadline_error(url)
+        resp.close()
+        return self.parse(out) if parse and isinstance(out, Response) else out
+
+    def _send(self, url: str, started: float) -> requests.Response:
         headers = None
         if self.session.headers.get("Accept", "*/*") == "*/*":
             headers = {"Accept": "application/json"}
+        timeout = self._capped_timeout(started)
         self.requests_sent += 1
         try:
-            return self.session.get(url, headers=headers, timeout=self.timeout, stream=True)
-        except (requests.Timeout, requests.ConnectionError, OAuth2Error):
-            raise
-        except requests.RequestException as exc:
-            raise TransportError(f"GET {redact_url(url)} failed: {type(exc).__name__}.") from None
-        except Exception as exc:  # oauthlib errors raised by a plain requests_oauthlib session
-            if type(exc).__name__ == "InsecureTransportError":
-                raise InsecureTransportError(
-                    f"Refused to send the token over plain http to {redact_url(url)}; use https.") from None
-            if type(exc).__name__ in ("TokenExpiredError", "InvalidTokenError"):
-                raise InvalidToken("The access token expired and the session cannot refresh it; sign in again.",
-                                   url=redact_url(url), error="invalid_token") from None
-            raise
+            resp = self.session.get(url, headers=headers, timeout=timeout, stream=True)
+        except (OAuth2Error, requests.RequestException) as exc:  # OAuth2Error: nb_oauth2's Session mapped it
+            transport = isinstance(exc, TransportError) or not isinstance(exc, OAuth2Error)
+            if transport and self._past_deadline(started, slack=0.05):  # the capped read timeout tripped
+                raise self._deadline_error(url) from None
+            raise map_request_error(exc, url=url, what=f"GET {redact_url(url)}", timeout=timeout) from None
+        except Exception as exc:  # oauthlib errors raised by a plain requests_oauthlib OAuth2Session
+            mapped = map_oauthlib_error(exc, url=url)
+            if mapped is None:
+                raise
+            raise mapped from None
+        if self._past_deadline(started):  # the headers came slower than the deadline allows
+            resp.close()
+            raise self._deadline_error(url)
+        return resp
+
+    def _capped_timeout(self, started: float) -> Any:
+        """The per-read timeout, never longer than what is left of the deadline."""
+        if self.deadline is None:
+            return self.timeout
+        left = max(0.01, started + self.deadline - time.monotonic())
+        connect, read = timeout_parts(self.timeout)
+        return (left if connect is None else min(connect, left), left if read is None else min(read, left))
+
+    def _past_deadline(self, started: float, slack: float = 0.0) -> bool:
+        return self.deadline is not None and time.monotonic() - started >= self.deadline - slack
+
+    def _deadline_error(self, url: str) -> TransportError:
+        return transport_error(
+            f"GET {redact_url(url)} did not finish within deadline={self.deadline:g} s (the server sends too "
+            "slowly); try again later or raise deadline=.", retryable=False, reason="deadline")
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.max_wait, self.backoff * (2 ** attempt))
@@ -282,7 +326,7 @@ class Fetcher:
                     break
                 chunks.append(chunk)
         except requests.RequestException as exc:
-            raise TransportError(f"Reading {redact_url(url)} failed: {type(exc).__name__}.") from None
+            raise map_request_error(exc, url=url, what=f"Reading {redact_url(url)}") from None
         finally:
             resp.close()
         return b"".join(chunks)

@@ -8,7 +8,9 @@
 * commits a rotated refresh token before anything else uses it (case 18);
 * turns ``invalid_grant`` on refresh into :class:`ReauthRequired` and purges
   the dead refresh token (case 17);
-* default connect/read timeouts; ``revoke()`` (RFC 7009, case 23).
+* default connect/read timeouts; failures mapped once by :mod:`nb_oauth2.http_errors`
+  (timeouts and dropped connections are retryable ``TransportError``, case 50);
+* ``revoke()`` (RFC 7009, case 23).
 
 Users who want requests-oauthlib's own refresh styles (TokenExpiredError,
 TokenUpdated, ``token_updater``) pass ``auto_refresh=False`` and the stock
@@ -37,7 +39,8 @@ from .flows import Flow
 from .providers import Provider
 from .redact import redact, redact_url
 from .store import MemoryStore, StoreError, TokenStore
-from .tls import ClientCertificate, bound_thumbprint, is_tls_failure, mount_client_cert, tls_error
+from .http_errors import map_request_error
+from .tls import ClientCertificate, bound_thumbprint, mount_client_cert
 from .token import DEFAULT_LEEWAY, Token
 from .transport import allow_loopback_http, is_secure_or_loopback
 from .warn import warn_user
@@ -269,8 +272,12 @@ class Session(OAuth2Session):
             return super().request(method, url, data=data, headers=headers, withhold_token=withhold_token,
                                    client_id=client_id, client_secret=client_secret, files=files, **kwargs)
         if withhold_token:
-            self._cert_for(url, None)
-            return requests.Session.request(self, method, url, data=data, headers=headers, files=files, **kwargs)
+            certificate = self._cert_for(url, None)
+            try:
+                return requests.Session.request(self, method, url, data=data, headers=headers, files=files, **kwargs)
+            except requests.RequestException as exc:
+                raise map_request_error(exc, url=url, what=f"{method} {redact_url(url)}",
+                                        timeout=kwargs.get("timeout"), client_cert=certificate is not None) from None
         if not is_secure_or_loopback(url):
             raise InsecureTransportError(
                 f"Refusing to send the token over plain http to {redact(url)[:80]!r}; use https."
@@ -290,14 +297,9 @@ class Session(OAuth2Session):
         certificate = self._cert_for(url, token)
         try:
             return requests.Session.request(self, method, url, data=data, headers=merged, files=files, **kwargs)
-        except requests.exceptions.SSLError as exc:
-            raise tls_error(url, exc, client_cert=certificate is not None) from None
-        except requests.Timeout:
-            raise TransportError(f"{method} {redact_url(url)} timed out after {kwargs['timeout']} s.") from None
-        except requests.ConnectionError as exc:
-            if is_tls_failure(exc):
-                raise tls_error(url, exc, client_cert=certificate is not None) from None
-            raise TransportError(f"Could not connect for {method} {redact_url(url)}.") from None
+        except requests.RequestException as exc:  # the package's one mapping (case 50)
+            raise map_request_error(exc, url=url, what=f"{method} {redact_url(url)}", timeout=kwargs.get("timeout"),
+                                    client_cert=certificate is not None) from None
 
     def _cert_for(self, url: str, token: Token | None) -> ClientCertificate | None:
         """Mount the client certificate on ``url``'s origin when that host needs it (RFC 8705).
