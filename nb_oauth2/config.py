@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from .endpoint import ClientAuth
 from .errors import ConfigurationError, DiscoveryError, SecretOnCommandLine
 from .providers import PRESETS, Provider, discover, preset, provider_from_metadata
+from .token import parse_leeway
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -234,7 +235,11 @@ def load_profile(
 
         return demo_profile(flow=normalise_flow(flow), scope=_scope(scope), redirect_uri=redirect_uri)
     settings = _settings_for(name)
+    if os.environ.get(env_name(name, "leeway")):
+        settings["leeway"] = os.environ[env_name(name, "leeway")]
     settings.update({k: v for k, v in provider_options.items() if v})
+    if "leeway" in settings:  # seconds before expiry to renew (at most half the token's lifetime)
+        settings["leeway"] = parse_leeway(settings["leeway"])
     if token_endpoint_auth_method:
         settings["token_endpoint_auth_method"] = token_endpoint_auth_method
     method = settings.get("token_endpoint_auth_method")

@@ -1,9 +1,12 @@
 """The auto-refreshing session: an ``OAuth2Session`` that keeps itself signed in.
 
-* refreshes ahead of expiry under a lock with a re-check inside it, so many
-  threads crossing an expiry cause one token request (SECURITY_CASES 19);
+* renews ``min(leeway, lifetime / 2)`` seconds before expiry, so a 5 s token is
+  not renewed on every use (SECURITY_CASES 48), under a lock where a thread that
+  waited uses the token another thread installed: many threads crossing an
+  expiry cause one token request (cases 19, 49);
 * re-reads a shared store under its cross-process lock first (case 20);
-* re-fetches client-credentials (and password) tokens that cannot refresh;
+* re-fetches client-credentials (and password) tokens that cannot refresh; uses a
+  token nothing can renew (implicit grant) until it really expires (case 48);
 * on 401 ``invalid_token`` renews once and retries once (case 28);
 * commits a rotated refresh token before anything else uses it (case 18);
 * turns ``invalid_grant`` on refresh into :class:`ReauthRequired` and purges
@@ -41,7 +44,7 @@ from .redact import redact, redact_url
 from .store import MemoryStore, StoreError, TokenStore
 from .http_errors import map_request_error
 from .tls import ClientCertificate, bound_thumbprint, mount_client_cert
-from .token import DEFAULT_LEEWAY, Token
+from .token import DEFAULT_LEEWAY, Token, parse_leeway
 from .transport import allow_loopback_http, is_secure_or_loopback
 from .warn import warn_user
 
@@ -97,7 +100,7 @@ class Session(OAuth2Session):
         self.client_auth = client
         self.flow = flow
         self.timeout = timeout
-        self.leeway = leeway
+        self.leeway = parse_leeway(leeway)  # renew min(leeway, lifetime / 2) s before expiry
         self.auto_refresh = auto_refresh
         self.endpoints = endpoints or (flow.endpoints if flow else Endpoints(
             provider, client, timeout=timeout, verify=True if verify is None else verify))
@@ -112,6 +115,7 @@ class Session(OAuth2Session):
         self.token_requests = 0
         self._renew_lock = threading.RLock()
         self._token: Token | None = None
+        self._unrenewable: Token | None = None  # the token nothing could renew (used while valid)
         self._signed_out = False
         self._listeners: list[Callable[[Token], None]] = []
         if token is not None:
@@ -182,22 +186,36 @@ class Session(OAuth2Session):
 
     # -- renewal -------------------------------------------------------------------
 
+    def _not_signed_in(self) -> ReauthRequired:
+        state = "was signed out (logout or revocation)" if self._signed_out else "is not signed in yet"
+        return ReauthRequired(
+            f"Session {self.name!r} {state}: finish the login above, or run nb_oauth2.login({self.name!r})."
+        )
+
     def _current_token(self) -> Token:
         token = self._token
         if token is None:
-            state = "was signed out (logout or revocation)" if self._signed_out else "is not signed in yet"
-            raise ReauthRequired(
-                f"Session {self.name!r} {state}: finish the login above, or run nb_oauth2.login({self.name!r})."
-            )
-        if token.is_expired(self.leeway):
-            return self._renew(token)
-        return token
+            raise self._not_signed_in()
+        if not token.is_expired(self.leeway):  # the margin scales with the lifetime (case 48)
+            return token
+        if token is self._unrenewable and token.is_valid():  # nothing can renew it: use it while valid
+            return token
+        return self._renew(token)
 
     def _renew(self, seen: Token | None, *, force: bool = False) -> Token:
-        """Single-flight renewal: the first thread renews, the others reuse its token."""
+        """Single-flight renewal decided by token identity (case 49).
+
+        A thread that waited for the lock and finds another token than the one it saw
+        uses that token, whatever its remaining life: one renewal per expiry, however
+        short the lifetime. ``force`` (a 401, :meth:`refresh`) renews even a token that
+        looks fresh. A token that cannot be renewed (implicit, no refresh token and no
+        re-fetch) is returned while still valid (case 48), else :class:`ReauthRequired`.
+        """
         with self._renew_lock:
             current = self._token
-            if current is not None and current is not seen and not current.is_expired(self.leeway):
+            if current is None:
+                raise self._not_signed_in()
+            if current is not seen and current.is_valid():
                 return current
             with self.store.lock(self.store_key):
                 adopted = self._adopt_stored(current)
@@ -205,6 +223,14 @@ class Session(OAuth2Session):
                     self._install(adopted)
                     return adopted
                 new = self._obtain_new(current)
+                if new is None:
+                    if not force and current.is_valid():
+                        self._unrenewable = current
+                        return current
+                    raise ReauthRequired(
+                        f"The token of session {self.name!r} expired and cannot be refreshed (no refresh token); "
+                        f"sign in again with nb_oauth2.login({self.name!r})."
+                    )
                 self._commit(new)
                 return new
 
@@ -218,18 +244,16 @@ class Session(OAuth2Session):
             return None
         return None if stored.is_expired(self.leeway) else stored
 
-    def _obtain_new(self, current: Token | None) -> Token:
-        if current is not None and current.refresh_token:
+    def _obtain_new(self, current: Token) -> Token | None:
+        """A refreshed or re-fetched token; None when nothing can renew ``current``."""
+        if current.refresh_token:
             return self._refresh_with(current)
         if self.flow is not None:
             token = self.flow.refetch()
             if token is not None:
                 self.token_requests += 1
                 return token
-        raise ReauthRequired(
-            f"The token of session {self.name!r} expired and cannot be refreshed (no refresh token); "
-            f"sign in again with nb_oauth2.login({self.name!r})."
-        )
+        return None
 
     def _refresh_with(self, current: Token) -> Token:
         params = form_pairs(self._client.prepare_refresh_body(refresh_token=current.refresh_token))

@@ -7,13 +7,14 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from .errors import UnexpectedTokenResponse, UnsupportedTokenType
+from .errors import ConfigurationError, UnexpectedTokenResponse, UnsupportedTokenType
 from .redact import fingerprint, register_secret, snippet
 from .warn import warn_user
 
-__all__ = ["Token", "parse_expires_in", "DEFAULT_LEEWAY"]
+__all__ = ["Token", "parse_expires_in", "parse_leeway", "DEFAULT_LEEWAY"]
 
-#: refresh this many seconds before the computed expiry (SECURITY_CASES 22: 30-60 s)
+#: renew this many seconds before the computed expiry (SECURITY_CASES 22: 30-60 s), but never more than
+#: half a token's lifetime: a 5 s token is renewed 2.5 s before it expires, not on every use (case 48)
 DEFAULT_LEEWAY = 45.0
 
 _SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
@@ -39,6 +40,17 @@ def parse_expires_in(value: object) -> float | None:
             RuntimeWarning
         )
         return None
+    return seconds
+
+
+def parse_leeway(value: object) -> float:
+    """A refresh margin in seconds (``45``, ``"10"``, ``"2.5"``); ConfigurationError otherwise."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ConfigurationError(f"leeway must be a number of seconds >= 0, not {snippet(value, 40)!r}.")
     return seconds
 
 
@@ -170,10 +182,31 @@ class Token:
             return None
         return self.expires_at - (time.time() if now is None else now)
 
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds the token was issued for (``expires_at - received_at``); None when unknown."""
+        if self.expires_at is None:
+            return None
+        return max(0.0, self.expires_at - self.received_at)
+
+    def refresh_margin(self, leeway: float = DEFAULT_LEEWAY) -> float:
+        """How long before expiry to renew: ``min(leeway, lifetime / 2)`` (0 for an unknown expiry)."""
+        lifetime = self.lifetime
+        return 0.0 if lifetime is None else max(0.0, min(leeway, lifetime / 2))
+
     def is_expired(self, leeway: float = DEFAULT_LEEWAY, now: float | None = None) -> bool:
-        """True when the token expires within ``leeway`` seconds (unknown expiry: False)."""
+        """True when the token is due for renewal: it expires within :meth:`refresh_margin` seconds.
+
+        The margin scales with the lifetime (case 48): ``leeway`` for normal tokens, half the
+        lifetime for short ones. ``leeway=0`` asks whether it has really expired. Unknown expiry: False.
+        """
         left = self.expires_in(now)
-        return left is not None and left <= leeway
+        return left is not None and left <= self.refresh_margin(leeway)
+
+    def is_valid(self, now: float | None = None) -> bool:
+        """True until the computed expiry (unknown expiry: always)."""
+        left = self.expires_in(now)
+        return left is None or left > 0
 
     @property
     def fingerprint(self) -> str:

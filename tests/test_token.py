@@ -38,11 +38,11 @@ def test_absent_expires_in_is_unknown_without_warning():
 def test_server_expires_at_is_ignored_for_receive_time():
     """Case 22: expiry is receive time + expires_in; a server-sent expires_at is ignored."""
     token = Token.from_response(
-        {"access_token": CANARY_TOKEN, "expires_in": 60, "expires_at": 1}, received_at=5000.0
+        {"access_token": CANARY_TOKEN, "expires_in": 3600, "expires_at": 1}, received_at=5000.0
     )
-    assert token.expires_at == 5060.0
-    assert token.is_expired(leeway=45, now=5016.0)
-    assert not token.is_expired(leeway=45, now=5010.0)
+    assert token.expires_at == 8600.0
+    assert token.is_expired(leeway=45, now=8556.0)
+    assert not token.is_expired(leeway=45, now=8550.0)
 
 
 @pytest.mark.parametrize("token_type", [None, "bearer", "Bearer", "BEARER"])
