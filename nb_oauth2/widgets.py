@@ -44,6 +44,43 @@ def _message(exc: BaseException) -> str:
     return redact(text)
 
 
+def _is_web_link(uri: object) -> bool:
+    """An absolute http(s) URL with a host and no whitespace or control characters (case 60)."""
+    if not isinstance(uri, str) or not uri or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in uri):
+        return False
+    parts = urlsplit(uri)
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def _device_link(step: "Step") -> str | None:
+    """The device page to link to: ``verification_uri_complete``, else ``verification_uri``, if http(s)."""
+    for uri in (step.verification_uri_complete, step.verification_uri):
+        if _is_web_link(uri):
+            return uri
+    return None
+
+
+def _shown(uri: object, limit: int = 120) -> str:
+    text = redact(str(uri or ""))
+    return repr(text[:limit] + ("…" if len(text) > limit else ""))
+
+
+def _device_link_html(step: "Step") -> str:
+    """The device page as a link, or as escaped text with a warning when it is not http(s) (case 60)."""
+    link = _device_link(step)
+    shown = step.verification_uri if _is_web_link(step.verification_uri) else link
+    bad = [u for u in (step.verification_uri, step.verification_uri_complete) if u and not _is_web_link(u)]
+    warning = ""
+    if bad:
+        warning = (f'<br><small style="color:#b00020">The provider sent a verification address that is not an '
+                   f"http(s) web address, so it is not a link: <code>{html.escape(_shown(bad[0]))}</code>. "
+                   f"Open your provider's device page yourself.</small>")
+    if link is None:
+        return f"<span>your provider's device page</span>{warning}"
+    return (f'<a href="{html.escape(link, quote=True)}" target="_blank" rel="noopener noreferrer">'
+            f"{html.escape(shown or link)}</a>{warning}")
+
+
 def _state_of(url: str) -> str | None:
     states = [v for k, v in parse_qsl(urlsplit(url).query) if k == "state"]
     return states[0] if len(states) == 1 else None
@@ -115,8 +152,9 @@ class LoginWidget:
             if step.kind == "redirect" and step.authorization_url:
                 lines.append(f"Open {step.authorization_url} and paste back the address you are sent to.")
             elif step.kind == "device":
-                lines.append(f"Open {step.verification_uri_complete or step.verification_uri} "
-                             f"and enter the code {step.user_code}.")
+                link = _device_link(step)
+                where = link or f"the provider's device page (it sent {_shown(step.verification_uri)}, not a web address)"
+                lines.append(f"Open {where} and enter the code {step.user_code}.")
         status = self._plain_status()
         if status:
             lines.append(status)
@@ -190,10 +228,7 @@ class LoginWidget:
         self.via, self.via_reason = "device", "device authorization: approve the code on any device"
         step = self.attempt.start()
         self.step = step
-        link = step.verification_uri_complete or step.verification_uri or ""
-        self._link = _styled(widgets.HTML(
-            f'<a href="{html.escape(link, quote=True)}" target="_blank" rel="noopener noreferrer">'
-            f'{html.escape(step.verification_uri or link)}</a>'), "link")
+        self._link = _styled(widgets.HTML(_device_link_html(step)), "link")
         self._user_code = _styled(widgets.HTML(f"Enter the code <code style='font-size:1.3em'>"
                                                f"{html.escape(step.user_code or '')}</code> at"), "user-code")
         self._countdown = _styled(widgets.HTML(""), "countdown")

@@ -343,3 +343,65 @@ def test_jupyterhub_without_a_public_url_falls_back_to_paste(monkeypatch):
     monkeypatch.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: True)
     w = _widget(via="auto")
     assert w.via == "paste" and "NB_OAUTH2_PUBLIC_URL" in w.via_reason and w._catcher is None
+
+
+# -- case 60: a device verification address that is not http(s) is never a link ----------------
+
+HOSTILE_URIS = ["javascript:alert(document.cookie)", "JavaScript:alert(1)", " javascript:alert(1)",
+                "java\tscript:alert(1)", "data:text/html,<script>alert(1)</script>", "vbscript:msgbox(1)",
+                "file:///etc/passwd", "//evil.example/device", "device", "https:evil", "http:///no-host"]
+
+
+def _device_widget(scripted, **authorization) -> LoginWidget:
+    from nb_oauth2 import ClientAuth, Provider
+    from nb_oauth2.config import Profile
+    from nb_oauth2.login import LoginAttempt
+    from tests.scripted_server import Reply
+
+    body = {"device_code": "dc-123456789", "user_code": "ABCD-EFGH", "expires_in": 600, "interval": 5,
+            **authorization}
+    scripted.script("/device", [Reply(200, body)])
+    scripted.script("/token", [Reply(400, {"error": "authorization_pending"})])
+    provider = Provider(name="hostile", token_endpoint=scripted.url + "/token",
+                        device_authorization_endpoint=scripted.url + "/device")
+    profile = Profile(name="hostile", provider=provider, client=ClientAuth("device-client"), flow="device_code")
+    return LoginWidget(LoginAttempt(profile), via="device")
+
+
+def _html_of(widget: LoginWidget) -> str:
+    """Every piece of HTML the widget shows (its HTML children and any text/html it displays)."""
+    parts = [w.value for w in _all_widgets(widget) if isinstance(w, widgets.HTML)]
+    return "\n".join(parts + [str(widget._repr_mimebundle_().get("text/html", ""))])
+
+
+@pytest.mark.parametrize("uri", HOSTILE_URIS)
+@pytest.mark.parametrize("field", ["verification_uri", "verification_uri_complete"])
+def test_non_http_verification_uri_is_shown_as_text_never_as_a_link(scripted, field, uri):
+    """Case 60: a javascript:/data:/file:/relative verification address from the device endpoint
+    is escaped text with a warning; only an http(s) address becomes an href."""
+    authorization = {"verification_uri": "https://idp.example/device", field: uri}
+    w = _device_widget(scripted, **authorization)
+    try:
+        assert w.phase == "waiting" and w.step.user_code == "ABCD-EFGH"
+        shown = _html_of(w)
+        everything = shown + str(w._repr_mimebundle_())
+        hrefs = [html.unescape(h) for h in re.findall(r"href\s*=\s*[\"']([^\"']*)", everything, flags=re.I)]
+        assert all(h.startswith(("https://", "http://")) and "script" not in h.lower() for h in hrefs)
+        assert hrefs == ([] if field == "verification_uri" else ["https://idp.example/device"])
+        assert "not an http(s) web address" in w._link.value
+        assert "<script>" not in shown
+        assert "not a web address" in repr(w) or field == "verification_uri_complete"
+    finally:
+        w.cancel()
+        w.join(2)
+
+
+def test_http_verification_uris_stay_links(scripted):
+    """Case 60 (control): http(s) verification addresses are still links, the complete one first."""
+    complete = "https://idp.example/device?user_code=ABCD-EFGH"
+    w = _device_widget(scripted, verification_uri="https://idp.example/device", verification_uri_complete=complete)
+    try:
+        assert _href(w) == complete and "not an http(s)" not in w._link.value
+    finally:
+        w.cancel()
+        w.join(2)
