@@ -74,7 +74,8 @@ def _device_link_html(step: "Step") -> str:
     if bad:
         warning = (f'<br><small style="color:#b00020">The provider sent a verification address that is not an '
                    f"http(s) web address, so it is not a link: <code>{html.escape(_shown(bad[0]))}</code>. "
-                   f"Open your provider's device page yourself.</small>")
+                   + ("Enter the code on the page above.</small>" if link else
+                      "Open your provider's device page yourself.</small>"))
     if link is None:
         return f"<span>your provider's device page</span>{warning}"
     return (f'<a href="{html.escape(link, quote=True)}" target="_blank" rel="noopener noreferrer">'
