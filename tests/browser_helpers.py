@@ -144,10 +144,22 @@ RUN_CELL = """(index) => {
 }"""
 
 
-def open_notebook(page: Any, url: str) -> None:
-    """Open a notebook in JupyterLab and wait until its kernel is idle and connected."""
+CURRENT_PATH = """() => {
+  const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  return panel && panel.context ? panel.context.path : null;
+}"""
+
+
+def open_notebook(page: Any, url: str, path: str | None = None) -> None:
+    """Open a notebook in JupyterLab and wait until it is the current tab and its kernel is idle.
+
+    ``path``: the notebook's path in Lab (e.g. ``notebooks/x.ipynb``); Lab may first restore the
+    tabs of an earlier visit, and cells must not run in one of those.
+    """
     page.goto(url)
     page.wait_for_selector(".jp-Notebook .jp-Cell")
+    if path is not None:
+        page.wait_for_function(f"() => ({CURRENT_PATH})() === {json.dumps(path)}")
     if not page.evaluate(WAIT_FOR_KERNEL):
         raise AssertionError("the notebook's kernel never became idle")
 
@@ -166,6 +178,20 @@ def demo_sign_in(page: Any, username: str = "alice") -> None:
     page.click("button.approve")
     page.wait_for_selector("button[value=approve]")
     page.click("button[value=approve]")
+
+
+def stamp_address(page: Any) -> None:
+    """Show the page's address (without its query) on the page, for a screenshot to tell where it was."""
+    page.evaluate("""() => {
+      const old = document.getElementById('test-address-stamp');
+      if (old) old.remove();
+      const stamp = document.createElement('div');
+      stamp.id = 'test-address-stamp';
+      stamp.textContent = 'address: ' + location.origin + location.pathname + (location.search ? '?\u2026' : '');
+      stamp.style.cssText = 'position:fixed;right:8px;bottom:30px;z-index:100000;background:#fffbe6;' +
+        'border:1px solid #d4a72c;border-radius:4px;padding:2px 6px;font:12px monospace;color:#333';
+      document.body.appendChild(stamp);
+    }""")
 
 
 def launch_browser(playwright: Any, profile_dir: Path) -> Any:

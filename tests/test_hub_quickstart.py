@@ -27,7 +27,7 @@ import requests
 
 from nb_oauth2 import demo
 from nb_oauth2.providers import NOTEBOOK_ORIGIN
-from tests.browser_helpers import demo_sign_in, launch_browser, open_notebook, run_cell
+from tests.browser_helpers import demo_sign_in, launch_browser, open_notebook, run_cell, stamp_address
 from tests.hub import jupyterhub  # noqa: F401  (the module-scoped real-hub fixture)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +35,7 @@ ARTIFACTS = REPO / "test-artifacts"
 QUICKSTART = "01_quickstart.ipynb"
 TIMEOUT_MS = 45_000
 PREFIX = "/user/alice/"
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the current tab
 
 
 # -- the demo provider behind jupyter-server-proxy (no hub, no browser) ---------------------------
@@ -160,8 +161,9 @@ def alice(jupyterhub):  # noqa: F811
 @pytest.fixture
 def browser_page(jupyterhub, tmp_path):  # noqa: F811
     """A fresh Chromium profile signed in to the hub as alice."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)  # a kernel, the demo and a widget on a busy 2-core machine
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         context = launch_browser(playwright, tmp_path / "chromium")
@@ -194,10 +196,10 @@ def test_quickstart_signs_in_behind_jupyterhub_with_auto_capture(jupyterhub, ali
     status, demo_url = _code_cell(cells, "%oauth2 status"), _code_cell(cells, "import nb_oauth2\n")
     frame = _code_cell(cells, "df = nb_oauth2.read_json")
 
-    open_notebook(page, hub.user_url("alice", f"lab/tree/notebooks/{QUICKSTART}"))
+    open_notebook(page, hub.user_url("alice", f"lab/tree/notebooks/{QUICKSTART}?reset"), f"notebooks/{QUICKSTART}")
     run_cell(page, load_ext)
     run_cell(page, login)
-    box = page.locator(".nb-oauth2-login")
+    box = page.locator(f"{NOTEBOOK} .nb-oauth2-login")
     expect(box).to_have_count(1)
     link = box.locator(".nb-oauth2-link a")
     expect(link).to_have_count(1)
@@ -214,25 +216,29 @@ def test_quickstart_signs_in_behind_jupyterhub_with_auto_capture(jupyterhub, ali
     provider.wait_for_function("() => document.body.innerText.includes('Return to the notebook')")
     landed = urlsplit(provider.url)
     assert re.fullmatch(rf"{PREFIX}proxy/\d+/callback", landed.path), provider.url  # one prefix, not two
+    stamp_address(provider)
     provider.screenshot(path=str(ARTIFACTS / "hub-auto-capture-page.png"))
     provider.close()
 
     page.bring_to_front()
     expect(box.locator(".nb-oauth2-status")).to_contain_text("Signed in as profile demo")
     expect(box.locator(".nb-oauth2-paste")).to_have_count(0)
-    box.screenshot(path=str(ARTIFACTS / "hub-signed-in-widget.png"))
+    box.scroll_into_view_if_needed()
+    stamp_address(page)
+    page.screenshot(path=str(ARTIFACTS / "hub-signed-in-widget.png"))
 
     run_cell(page, status)
-    expect(page.locator("table.nb-oauth2-table")).to_contain_text("sha256:")
+    expect(page.locator(f"{NOTEBOOK} table.nb-oauth2-table")).to_contain_text("sha256:")
     run_cell(page, demo_url)
     run_cell(page, frame)
-    frame_table = page.locator("table.dataframe")
+    frame_table = page.locator(f"{NOTEBOOK} table.dataframe")
     expect(frame_table).to_have_count(1)
     expect(frame_table).to_contain_text("actor.login")
     expect(frame_table.locator("tbody tr")).to_have_count(5)
     frame_table.scroll_into_view_if_needed()
+    stamp_address(page)
     page.screenshot(path=str(ARTIFACTS / "hub-dataframe.png"))
-    errors = page.locator('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')
+    errors = page.locator(f'{NOTEBOOK} .jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')
     assert "Traceback" not in " ".join(errors.all_inner_texts())
 
 
@@ -249,10 +255,11 @@ def test_paste_back_accepts_the_address_the_browser_shows_behind_jupyterhub(jupy
         for i, src in enumerate(["%load_ext nb_oauth2", "%oauth2 login demo --via paste"])]}
     (alice / "paste_back.ipynb").write_text(json.dumps(notebook))
 
-    open_notebook(page, hub.user_url("alice", "lab/tree/notebooks/paste_back.ipynb"))
+    open_notebook(page, hub.user_url("alice", "lab/tree/notebooks/paste_back.ipynb?reset"), "notebooks/paste_back.ipynb")
     run_cell(page, 0)
     run_cell(page, 1)
-    box = page.locator(".nb-oauth2-login")
+    box = page.locator(f"{NOTEBOOK} .nb-oauth2-login")
+    expect(box).to_have_count(1)
     expect(box.locator(".nb-oauth2-method")).to_contain_text("paste")
 
     provider = _open_provider(page, box)
@@ -267,4 +274,5 @@ def test_paste_back_accepts_the_address_the_browser_shows_behind_jupyterhub(jupy
     box.locator(".nb-oauth2-paste input").fill(address)
     box.locator("button.nb-oauth2-submit").click()
     expect(box.locator(".nb-oauth2-status")).to_contain_text("Signed in as profile demo")
-    box.screenshot(path=str(ARTIFACTS / "hub-paste-back-signed-in.png"))
+    stamp_address(page)
+    page.screenshot(path=str(ARTIFACTS / "hub-paste-back-signed-in.png"))
