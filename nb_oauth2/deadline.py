@@ -62,11 +62,14 @@ class _Watchdog:
     def arm(self, when: float, resp: requests.Response) -> Alarm:
         alarm = Alarm(self, _socket_of(resp))
         with self.cond:
-            heapq.heappush(self._heap, (when, next(self._order), alarm))
+            self._drop_cancelled()
+            entry = (when, next(self._order), alarm)
+            heapq.heappush(self._heap, entry)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="nb_oauth2-deadline", daemon=True)
                 self._thread.start()
-            self.cond.notify()
+            elif self._heap[0] is entry:  # earlier than what the thread waits for: wake it
+                self.cond.notify()
         return alarm
 
     def _drop_cancelled(self) -> None:

@@ -181,7 +181,7 @@ class Fetcher:
                     raise
                 if attempt >= self.retries:
                     raise transport_error(
-                        f"{exc.message.rstrip('.')} (tried {attempt + 1} times); check the network or raise "
+                        f"{exc.message.rstrip('.')}; tried {attempt + 1} times. Check the network or raise "
                         "timeout=.", retryable=True, reason=getattr(exc, "reason", "connection")) from None
                 self._wait(self._backoff(attempt), "network error, retrying")
                 attempt += 1

@@ -42,7 +42,7 @@ from .flows import Flow
 from .providers import Provider
 from .redact import redact, redact_url
 from .store import MemoryStore, StoreError, TokenStore
-from .http_errors import map_request_error
+from .http_errors import is_retryable, map_request_error
 from .tls import ClientCertificate, bound_thumbprint, mount_client_cert
 from .token import DEFAULT_LEEWAY, Token, parse_leeway
 from .transport import allow_loopback_http, is_secure_or_loopback
@@ -261,8 +261,8 @@ class Session(OAuth2Session):
             try:
                 self.token_requests += 1
                 return self.endpoints.token(params, previous=current)
-            except TransportError:
-                if attempt == 2:
+            except TransportError as exc:
+                if attempt == 2 or not is_retryable(exc):  # a TLS failure is not retried
                     raise
             except InvalidGrant:
                 self._purge_refresh_token(current)

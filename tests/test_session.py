@@ -176,3 +176,32 @@ def test_session_repr_and_token_dict_are_masked(provider):
     for text in (repr(session), str(session), session._repr_html_(), repr(session.token), str(session.status())):
         assert secret not in text
     assert session.token["access_token"] == secret  # still usable as requests-oauthlib's dict
+
+
+@pytest.mark.parametrize("failure,attempts", [("closed port", 2), ("tls", 1)])
+def test_refresh_retries_a_dropped_connection_once_but_not_a_tls_failure(scripted, failure, attempts):
+    """Cases 21 and 50: the refresh POST is retried once when the mapping says a retry is safe
+    (refused or dropped connection), never after a TLS failure."""
+    import socket
+
+    from nb_oauth2.endpoint import ClientAuth, Endpoints
+    from nb_oauth2.errors import TLSError, TransportError
+    from nb_oauth2.providers import Provider
+    from nb_oauth2.token import Token
+
+    if failure == "closed port":
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            token_url = f"http://127.0.0.1:{sock.getsockname()[1]}/token"
+    else:  # https to a server that speaks plain http: the handshake fails
+        token_url = scripted.url.replace("http://", "https://") + "/token"
+    provider = Provider(name="s", token_endpoint=token_url)
+    client = ClientAuth("cid")
+    token = Token.from_response({"access_token": "at-123456", "refresh_token": "rt-123456", "expires_in": 3600})
+    session = Session(name="retry", provider=provider, client=client, token=token,
+                      endpoints=Endpoints(provider, client, timeout=(1, 1)))
+    with pytest.raises(TransportError) as info:
+        session.refresh()
+    assert session.endpoints.calls == attempts
+    assert isinstance(info.value, TLSError) == (failure == "tls")
+    assert session.token_info is token
