@@ -40,15 +40,9 @@ def _cmd_providers(_: argparse.Namespace) -> int:
 
 
 def _cmd_redirect_uri(_: argparse.Namespace) -> int:
-    from .login import DEFAULT_REDIRECT_URI
+    from .redirect_advice import redirect_uri_advice
 
-    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
-    print(f"Register this redirect URI at the provider: {DEFAULT_REDIRECT_URI}")
-    if prefix:
-        print(f"(JupyterHub detected: the browser reaches loopback ports through {prefix}proxy/<port>/ ; "
-              "paste-back works with the URI above.)")
-    else:
-        print("(Loopback auto-capture uses http://127.0.0.1:<any port>/callback where the provider allows any port.)")
+    print("\n".join(redirect_uri_advice()))
     return 0
 
 
