@@ -5,7 +5,10 @@ default, for exactly one redirect of one login: the right path, a loopback
 ``Host`` header (DNS rebinding) and the login's ``state``. Anything else is
 answered 404/400 and the catcher keeps waiting. After the one good request it
 answers a self-contained page and closes its port. It never logs to stderr
-(that would land in the notebook's cell output). SECURITY_CASES 41-44.
+(that would land in the notebook's cell output). Each connection has its own
+daemon thread and a short read timeout, so idle connections (a browser's
+preconnects, a local port scan) never hold up the real redirect. SECURITY_CASES
+41-44, 61.
 
 :func:`choose_via` tells whether the browser can reach the kernel's loopback
 at all (local Jupyter), only through jupyter-server-proxy (JupyterHub,
@@ -23,11 +26,14 @@ import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ConfigurationError, LoginCancelled, LoopbackPortBusy
+from .urls import is_loopback_host
 
 __all__ = ["LoopbackCatcher", "LoopbackPortBusy", "choose_via", "VIA_CHOICES", "proxied_path", "public_base_url"]
 
@@ -35,6 +41,10 @@ log = logging.getLogger(__name__)
 
 VIA_CHOICES = ("auto", "loopback", "proxy", "paste", "device")
 _POLL = 0.1
+#: seconds a connection may stay silent; it only holds its own thread (case 61)
+_IDLE_TIMEOUT = 3.0
+#: idle connections kept at most; the oldest is dropped to make room (a local flood cannot starve the redirect)
+_MAX_IDLE = 32
 
 SUCCESS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
@@ -46,12 +56,7 @@ h1{{font-size:1.4em}}</style></head>
 
 
 def _is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return False  # resolve to a literal address: 'localhost' may map off-loopback
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host, allow_name=False)  # a literal address: 'localhost' may map off-loopback
 
 
 def proxied_path(prefix: str, port: int, path: str = "/callback") -> str:
@@ -76,16 +81,57 @@ def public_base_url() -> str | None:
     return f"{parts.scheme}://{parts.netloc}/{prefix.strip('/')}/".replace("//", "/").replace(":/", "://", 1)
 
 
-class _Server(HTTPServer):
+class _Server(ThreadingMixIn, HTTPServer):
+    """One daemon thread per connection; connections still silent are cut when the catcher closes."""
+
     catcher: "LoopbackCatcher"
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 64  # a burst of connections waits in the backlog, not in SYN retries
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._idle: OrderedDict[int, socket.socket] = OrderedDict()
+        self._idle_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._idle_lock:
+            while len(self._idle) >= _MAX_IDLE:
+                _cut(self._idle.popitem(last=False)[1])
+            self._idle[id(request)] = request
+        super().process_request(request, client_address)
+
+    def busy(self, request: Any) -> None:
+        """The connection sent a request: it is answered even if the catcher closes meanwhile."""
+        with self._idle_lock:
+            self._idle.pop(id(request), None)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.busy(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._idle_lock:
+            idle, self._idle = list(self._idle.values()), OrderedDict()
+        for request in idle:
+            _cut(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # no traceback on stderr
         log.debug("loopback catcher: a request failed", exc_info=True)
 
 
+def _cut(request: socket.socket) -> None:
+    """End a silent connection now: its handler thread's read returns at once."""
+    try:
+        request.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    timeout = 5  # a client that connects and says nothing cannot hold the port
+    timeout = _IDLE_TIMEOUT  # a client that connects and says nothing only holds its own thread (case 61)
     server_version = "nb_oauth2"
     sys_version = ""
 
@@ -93,6 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def do_GET(self) -> None:  # noqa: N802
+        self.server.busy(self.connection)
         status, title, body = self.server.catcher._handle(self.path, self.headers.get("Host", ""))
         page = SUCCESS_PAGE.format(title=html.escape(title), body=html.escape(body)).encode()
         self.send_response(status)
@@ -107,6 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(page)
 
     def do_POST(self) -> None:  # noqa: N802
+        self.server.busy(self.connection)
         self.send_error(405)
 
 
@@ -134,6 +182,7 @@ class LoopbackCatcher:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._done = threading.Event()
+        self._decide = threading.Lock()  # connections are handled in parallel: one success only
         self._closed = threading.Event()
         self._result: str | None = None
         self._public_redirect_uri: str | None = None
@@ -233,6 +282,10 @@ class LoopbackCatcher:
 
     def _handle(self, raw_path: str, host: str) -> tuple[int, str, str]:
         """Decide on one request: (status, page title, page text)."""
+        with self._decide:
+            return self._decide_one(raw_path, host)
+
+    def _decide_one(self, raw_path: str, host: str) -> tuple[int, str, str]:
         if self._done.is_set():
             return 410, "Already used", "This sign-in link was already used. Return to the notebook."
         parts = urlsplit(raw_path)

@@ -279,3 +279,96 @@ def test_choose_via_explicit_choice_and_bad_value():
     assert choose_via("paste")[0] == "paste"
     with pytest.raises(ConfigurationError):
         choose_via("carrier-pigeon")
+
+
+# -- case 61: idle connections never hold up the real redirect --------------------------------
+
+def _idle_connections(port: int, count: int) -> list[socket.socket]:
+    """Connections that connect and say nothing (a browser's preconnects, a port scan)."""
+    return [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+
+
+def _cut_by_server(sock: socket.socket, limit: float = 2.0) -> bool:
+    """True when the server ended the connection without answering (EOF, no bytes)."""
+    sock.settimeout(limit)
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_idle_connections_do_not_delay_the_redirect(catcher):
+    """Case 61: three idle local connections (opened first, still open) delay the real redirect by
+    at most 1 s; they get no answer and are cut when the catcher closes."""
+    waiter = _wait_in_thread(catcher)
+    idle = _idle_connections(catcher.port, 3)
+    try:
+        started = time.monotonic()
+        status, _, _ = _get(catcher.port, f"/callback?code=abc123&state={STATE}", timeout=1.5)
+        waiter["thread"].join(1.5)
+        elapsed = time.monotonic() - started
+        assert status == 200
+        assert waiter["url"] == f"http://127.0.0.1:{catcher.port}/callback?code=abc123&state={STATE}"
+        assert elapsed <= 1.5  # a timing requirement by definition; the loose bound covers a busy machine
+        assert all(_cut_by_server(sock) for sock in idle)
+        assert _wait_free(catcher.port)
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_a_flood_of_idle_connections_cannot_starve_the_redirect(catcher):
+    """Case 61: past the idle limit the oldest silent connections are dropped; the redirect still lands."""
+    from nb_oauth2 import loopback
+
+    waiter = _wait_in_thread(catcher)
+    idle = _idle_connections(catcher.port, getattr(loopback, "_MAX_IDLE", 32) + 8)
+    try:
+        assert _cut_by_server(idle[0])  # the oldest was dropped to make room...
+        status, _, _ = _get(catcher.port, f"/callback?code=abc123&state={STATE}", timeout=1.5)
+        waiter["thread"].join(1.5)
+        assert status == 200 and waiter["url"].endswith(f"code=abc123&state={STATE}")  # ...and the redirect landed
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_cancel_with_idle_connections_closes_everything(catcher):
+    """Cases 44 and 61: Cancel with silent connections open closes the port and cuts them at once."""
+    cancel = threading.Event()
+    waiter = _wait_in_thread(catcher, cancel)
+    idle = _idle_connections(catcher.port, 3)
+    try:
+        time.sleep(0.3)  # let the catcher accept them
+        cancel.set()
+        waiter["thread"].join(1)
+        assert isinstance(waiter["error"], LoginCancelled)
+        assert _wait_free(catcher.port) and not catcher._thread.is_alive()
+        assert all(_cut_by_server(sock, 1.0) for sock in idle)
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_two_good_redirects_at_once_give_one_success(catcher):
+    """Case 42 with parallel handlers (case 61): only one request wins; the other is told it was used."""
+    waiter = _wait_in_thread(catcher)
+    results: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def hit() -> None:
+        barrier.wait()
+        try:
+            results.append(_get(catcher.port, f"/callback?code=abc123&state={STATE}", timeout=3)[0])
+        except OSError:
+            results.append(0)  # the port closed after the winner: also not a second success
+
+    threads = [threading.Thread(target=hit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    waiter["thread"].join(2)
+    assert results.count(200) == 1 and "url" in waiter
