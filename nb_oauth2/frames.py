@@ -27,6 +27,7 @@ from .columns import _Columns, _parse_dates, extract_records, flatten_records
 from .fetch import Fetcher
 from .pagination import PageInfo, Paginator, follow, make_paginator
 from .redact import redact_url
+from .urls import checked_url
 from .warn import warn_user
 
 __all__ = ["Page", "read_json", "iter_pages", "iter_records", "to_parquet", "extract_records", "flatten_records"]
@@ -132,6 +133,7 @@ def _pages(url, *, session, params, record_path, paginate, max_pages, max_page_b
     full = requests.Request("GET", url, params=params).prepare().url
     if not full or not full.lower().startswith(("http://", "https://")):
         raise ConfigurationError(f"read_json needs an http(s) URL, not {redact_url(str(url))!r}.")
+    checked_url(url)  # cases 46, 47: page 1 goes where requests sends it; a plain session has no other check
     concurrency = _concurrency_policy(concurrency)
     _ensure_pool(sess, full, concurrency if isinstance(concurrency, int) else MAX_AUTO_CONCURRENCY)
     bar = _Progress(progress, full)

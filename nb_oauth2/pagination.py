@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from .errors import ConfigurationError, PaginationError, UnsafeNextLink
+from .errors import ConfigurationError, PaginationError, UnsafeNextLink, UnsafeURL
 from .redact import redact_url
+from .urls import checked_url, join
 
 __all__ = [
     "PageInfo", "Paginator", "LinkPaginator", "BodyNextPaginator", "CursorPaginator", "PagePaginator",
@@ -65,16 +66,20 @@ def _query(url: str) -> dict[str, str]:
     return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+def _origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) as requests sends ``url``; :class:`UnsafeURL` if parsers disagree (case 46)."""
+    return checked_url(url).origin
 
 
 def check_next_url(base_url: str, next_url: str) -> str:
-    """Resolve ``next_url`` against ``base_url``; refuse another origin or a downgrade."""
-    resolved = urljoin(base_url, next_url.strip())
-    if _origin(resolved) != _origin(base_url):
+    """Resolve ``next_url`` against ``base_url``; refuse another origin, a downgrade, userinfo or a
+    link that parsers read differently (cases 34, 46, 47): the token would follow it."""
+    base = _origin(base_url)
+    try:
+        resolved = join(base_url, next_url)
+    except UnsafeURL as exc:
+        raise UnsafeNextLink(f"The next-page link was not followed, so the token was not sent: {exc.message}") from None
+    if _origin(resolved) != base:
         raise UnsafeNextLink(
             f"The next-page link {redact_url(resolved)} leaves {redact_url(base_url)} "
             "(another origin or https -> http); it was not followed, so the token was not sent there.",

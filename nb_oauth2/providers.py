@@ -7,7 +7,6 @@ inside the flows.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from . import urls
 from .errors import ConfigurationError, DiscoveryError, InsecureTransportError
 from .redact import snippet
 
@@ -38,20 +38,17 @@ NOTEBOOK_ORIGIN = "https://notebook-origin.invalid"
 
 
 def is_loopback_url(url: str) -> bool:
-    """True for http(s) URLs whose host is 127.0.0.0/8, ::1 or localhost."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """True when requests would send ``url`` to 127.0.0.0/8, ::1 or localhost (see :mod:`nb_oauth2.urls`)."""
+    return urls.is_loopback_url(url)
 
 
 def require_secure_url(url: str, what: str = "endpoint") -> str:
-    """Allow https anywhere and plain http only towards loopback (RFC 8252)."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme == "https" or (scheme == "http" and is_loopback_url(url)):
+    """Allow https anywhere and plain http only towards loopback (RFC 8252), as requests sends ``url``.
+
+    Raises :class:`UnsafeURL` for userinfo or a URL parsers read differently (cases 46, 47),
+    :class:`InsecureTransportError` for plain http to another host.
+    """
+    if urls.checked_url(url).is_secure_or_loopback:
         return url
     raise InsecureTransportError(
         f"The {what} {snippet(url, 80)!r} is not https; plain http is only allowed for loopback hosts."

@@ -36,6 +36,7 @@ from .errors import (
     OAuth2Error,
     ReauthRequired,
     TransportError,
+    UnsafeURL,
 )
 from .fetch import parse_www_authenticate
 from .flows import Flow
@@ -45,7 +46,8 @@ from .store import MemoryStore, StoreError, TokenStore
 from .http_errors import is_retryable, map_request_error
 from .tls import ClientCertificate, bound_thumbprint, mount_client_cert
 from .token import DEFAULT_LEEWAY, Token, parse_leeway
-from .transport import allow_loopback_http, is_secure_or_loopback
+from .transport import allow_loopback_http
+from .urls import checked_url
 from .warn import warn_user
 
 __all__ = ["Session", "MaskedTokenDict"]
@@ -287,7 +289,12 @@ class Session(OAuth2Session):
     def request(self, method: str, url: str, data: Any = None, headers: Any = None,  # type: ignore[override]
                 withhold_token: bool = False, client_id: str | None = None,
                 client_secret: str | None = None, files: Any = None, **kwargs: Any) -> requests.Response:
-        """Send with a fresh token; on 401 invalid_token renew once and retry once."""
+        """Send with a fresh token; on 401 invalid_token renew once and retry once.
+
+        The host is decided from ``url`` as requests sends it: userinfo or a URL that
+        parsers read differently raises :class:`UnsafeURL` before anything is sent (cases 46, 47).
+        """
+        target = checked_url(url)
         kwargs.setdefault("timeout", self.timeout)
         if self.verify is not True:  # requests lets REQUESTS_CA_BUNDLE override Session.verify
             kwargs.setdefault("verify", self.verify)
@@ -302,7 +309,7 @@ class Session(OAuth2Session):
             except requests.RequestException as exc:
                 raise map_request_error(exc, url=url, what=f"{method} {redact_url(url)}",
                                         timeout=kwargs.get("timeout"), client_cert=certificate is not None) from None
-        if not is_secure_or_loopback(url):
+        if not target.is_secure_or_loopback:
             raise InsecureTransportError(
                 f"Refusing to send the token over plain http to {redact(url)[:80]!r}; use https."
             )
@@ -341,13 +348,16 @@ class Session(OAuth2Session):
         return certificate
 
     def _listed_for_cert(self, url: str) -> bool:
-        target = urlsplit(url)
-        host, port = (target.hostname or "").lower(), target.port or 443
+        """Is ``url``'s host (as requests sends it) an mTLS alias or listed in ``cert_hosts``?"""
+        target = checked_url(url)
         for entry in (*self.provider.mtls_endpoint_aliases.values(), *self.cert_hosts):
             is_url = "//" in entry
-            listed = urlsplit(entry if is_url else f"//{entry}")
-            any_port = not is_url and listed.port is None  # a bare host name: every port
-            if (listed.hostname or "").lower() == host and (any_port or (listed.port or 443) == port):
+            try:
+                listed = checked_url(entry if is_url else f"https://{entry}")
+            except UnsafeURL:  # an entry that parsers read differently matches nothing
+                continue
+            any_port = not is_url and urlsplit(f"//{entry}").port is None  # a bare host name: every port
+            if listed.host == target.host and (any_port or listed.port == target.port):
                 return True
         return False
 

@@ -4,8 +4,10 @@ oauthlib refuses every non-https URL unless the process-wide
 ``OAUTHLIB_INSECURE_TRANSPORT`` variable is set, which would also allow http
 to any remote host. nb_oauth2 never sets it. Instead the ``is_secure_transport``
 check that oauthlib's *client* modules and requests-oauthlib bound at import is
-widened by exactly one rule: loopback hosts may use http. Server-side
-modules are left alone.
+widened by exactly one rule: loopback hosts may use http. It is also narrowed
+by one: a URL that parsers read differently or that carries userinfo is never
+secure, whatever its scheme (SECURITY_CASES 46, 47; see :mod:`nb_oauth2.urls`).
+Server-side modules are left alone.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from .providers import is_loopback_url
+from .errors import UnsafeURL
+from .urls import checked_url, is_secure_or_loopback
 
 __all__ = ["allow_loopback_http", "is_secure_or_loopback"]
 
@@ -27,14 +30,19 @@ _CLIENT_MODULES = (
 _MARK = "_nb_oauth2_loopback_ok"
 
 
-def is_secure_or_loopback(uri: str) -> bool:
-    """https anywhere, or http to 127.0.0.0/8, ::1 or localhost."""
-    return uri.lower().startswith("https://") or (uri.lower().startswith("http://") and is_loopback_url(uri))
+def _reads_alike(uri: str) -> bool:
+    try:
+        checked_url(uri)
+    except UnsafeURL:
+        return False
+    return True
 
 
 def _widen(original: Callable[[str], bool]) -> Callable[[str], bool]:
     def is_secure_transport(uri: str) -> bool:
-        return original(uri) or is_secure_or_loopback(uri)
+        # is_secure_or_loopback is False for unsafe URLs; oauthlib's own answer (https, or the
+        # user's OAUTHLIB_INSECURE_TRANSPORT) counts only for a URL every parser reads alike.
+        return is_secure_or_loopback(uri) or (original(uri) and _reads_alike(uri))
 
     setattr(is_secure_transport, _MARK, True)
     return is_secure_transport
