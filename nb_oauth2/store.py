@@ -4,7 +4,8 @@
 * :class:`FileStore` (opt-in) -- one JSON file per key in a 0700 directory, each
   file 0600, written atomically (temp file, fsync, ``os.replace``), read only if
   it is a regular, private, non-symlinked file; a cross-process lock file per key
-  so that two kernels sharing the store refresh once.
+  so that two kernels sharing the store refresh once. The directories above it
+  are checked too (case 63, :func:`_check_ancestors`).
 * :class:`KeyringStore` (opt-in) -- the OS keyring, with the same lock files.
 
 A store never holds a client secret or password, and never touches ``os.environ``.
@@ -36,6 +37,7 @@ __all__ = [
     "KeyringStore",
     "StoreError",
     "InsecureStoreError",
+    "InsecureStoreWarning",
     "make_store",
     "default_store_dir",
 ]
@@ -47,6 +49,10 @@ FORBIDDEN_KEYS = frozenset({"client_secret", "password"})
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _POSIX = os.name == "posix"
+
+
+class InsecureStoreWarning(UserWarning):
+    """The token store works, but where it lives deserves a look (shared or symlinked parents)."""
 
 
 @runtime_checkable
@@ -129,18 +135,87 @@ def _filename(key: str) -> str:
 
 
 def _ensure_private_dir(directory: Path) -> Path:
-    """Create ``directory`` 0700, or refuse an existing one that is a symlink or shared."""
+    """Create ``directory`` 0700 (missing parents at most 0755), or refuse an existing one that is a
+    symlink or shared, or whose parents let other users replace it (case 63)."""
     directory = Path(os.path.abspath(directory.expanduser()))
     if not os.path.lexists(directory):
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.mkdir(directory, 0o700)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise StoreError(f"Cannot create the token store directory {directory}: {exc.strerror}.") from None
+        _check_ancestors(directory)  # refuse before creating anything in a shared place
+        missing = [p for p in (directory, *directory.parents) if not os.path.lexists(p)]
+        for path, mode in [(p, 0o755) for p in reversed(missing[1:])] + [(directory, 0o700)]:
+            try:
+                os.mkdir(path, mode)  # never group/world-writable, whatever the umask
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise StoreError(f"Cannot create the token store directory {path}: {exc.strerror}.") from None
     _check_private_dir(directory)
+    for note in _check_ancestors(directory):
+        warn_user(note, InsecureStoreWarning)
     return directory
+
+
+def _check_ancestors(directory: Path) -> list[str]:
+    """Case 63: every directory above the store, as written and as resolved, up to ``/``.
+
+    Refused (InsecureStoreError): a parent writable by all users without the sticky bit (anyone
+    could swap the store for theirs), a direct parent owned by another user, a symlink on the way
+    owned by another user. Warned (returned): the store directly in a sticky shared directory such
+    as ``/tmp``, a higher parent owned by another user or writable by a group with other members,
+    a symlink of ours on the way (set NB_OAUTH2_STATE_DIR to the real path). Sticky world-writable
+    directories higher up (``/tmp/pytest-of-me/...``) are normal and pass.
+    """
+    if not _POSIX:
+        return []
+    notes: list[str] = []
+    real = Path(os.path.realpath(directory))
+    chains = [(directory.parent, list(directory.parents))] + ([(real.parent, list(real.parents))] if real != directory else [])
+    for parent, ancestors in chains:
+        for ancestor in ancestors:
+            try:
+                st = os.lstat(ancestor)
+            except FileNotFoundError:  # not created yet: it will be, at most 0755
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                if st.st_uid not in (os.getuid(), 0):
+                    raise InsecureStoreError(f"The token store is reached through {ancestor}, a symlink owned by "
+                                             "another user; refusing it. Point NB_OAUTH2_STATE_DIR at a private path.")
+                if st.st_uid == os.getuid():  # root's links are the system's layout (macOS /tmp, /var)
+                    notes.append(f"The token store is reached through the symlink {ancestor} -> "
+                                 f"{os.path.realpath(ancestor)}; set NB_OAUTH2_STATE_DIR to the real path.")
+                continue
+            notes += _check_ancestor(ancestor, st, direct=ancestor == parent)
+    return list(dict.fromkeys(notes))
+
+
+def _check_ancestor(path: Path, st: os.stat_result, *, direct: bool) -> list[str]:
+    sticky, mine = bool(st.st_mode & stat.S_ISVTX), st.st_uid in (os.getuid(), 0)
+    if st.st_mode & stat.S_IWOTH and not sticky:
+        raise InsecureStoreError(f"The token store is inside {path}, which every user can write to (mode "
+                                 f"{st.st_mode & 0o7777:o}): anyone could replace the store. Use a private "
+                                 f"directory (NB_OAUTH2_STATE_DIR) or `chmod o-w {path}`.")
+    if direct and not mine:
+        raise InsecureStoreError(f"The token store's parent {path} belongs to another user, who could replace "
+                                 "the store; use a directory of your own (NB_OAUTH2_STATE_DIR).")
+    if direct and st.st_mode & stat.S_IWOTH:
+        return [f"The token store sits directly in the shared directory {path}; prefer a private one."]
+    if not mine:
+        return [f"The token store is below {path}, which belongs to another user (uid {st.st_uid})."]
+    if st.st_mode & stat.S_IWGRP and not sticky and _group_has_others(st.st_gid):
+        return [f"The token store is below {path}, which other members of its group can write to."]
+    return []
+
+
+def _group_has_others(gid: int) -> bool:
+    """True unless ``gid`` is our own private group (user private groups are common)."""
+    import grp
+    import pwd
+
+    try:
+        me = pwd.getpwuid(os.getuid()).pw_name
+        members = set(grp.getgrgid(gid).gr_mem) - {me}
+    except KeyError:
+        return gid != os.getgid()
+    return gid != os.getgid() or bool(members)
 
 
 def _check_private_dir(directory: Path) -> None:
@@ -271,6 +346,7 @@ class FileStore(_PurgeUnderLock):
     def load(self, key: str) -> dict | None:
         """The stored token, or None if absent or corrupt (one warning per corrupt file)."""
         _check_private_dir(self.directory)
+        _check_ancestors(self.directory)
         path = self.path(key)
         raw = self._read_private(path)
         if raw is None:
@@ -315,6 +391,7 @@ class FileStore(_PurgeUnderLock):
         """Write atomically: 0600 temp file in the same directory, fsync, ``os.replace`` (cases 18, 21)."""
         payload = json.dumps(_clean(token), sort_keys=True).encode("utf-8")
         _check_private_dir(self.directory)
+        _check_ancestors(self.directory)
         path = self.path(key)
         tmp = self.directory / f".{path.stem}.{secrets.token_hex(6)}.tmp"
         try:

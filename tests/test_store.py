@@ -149,6 +149,117 @@ def test_symlinked_dir_is_refused(tmp_path: Path):
         FileStore(link)
 
 
+# -- file: the directories above the store (case 63) ---------------------------------------
+
+
+@posix_only
+@pytest.mark.parametrize("below", ["store", "a/b/store"])
+def test_world_writable_parent_is_refused_before_anything_is_created(tmp_path: Path, below: str):
+    """Case 63: a parent (direct or higher) that every user can write to, without the sticky bit,
+    is refused like a shared store directory; nothing is created in it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(InsecureStoreError, match="every user can write"):
+        FileStore(shared / below)
+    assert list(shared.iterdir()) == []
+
+
+@posix_only
+def test_store_made_before_its_parent_became_world_writable_is_refused_on_use(tmp_path: Path):
+    """Case 63: the parents are checked again on load and save, not only when the store is made."""
+    store = FileStore(tmp_path / "p" / "store")
+    store.save("demo", token())
+    os.chmod(tmp_path / "p", 0o777)
+    with pytest.raises(InsecureStoreError):
+        store.load("demo")
+    with pytest.raises(InsecureStoreError):
+        store.save("demo", token())
+
+
+@posix_only
+def test_store_directly_in_a_sticky_shared_directory_warns(tmp_path: Path):
+    """Case 63: directly in a /tmp-like directory (world-writable, sticky) -> a warning; it still works.
+    Sticky shared directories higher up (tmp_path itself is below /tmp) pass silently."""
+    from nb_oauth2.store import InsecureStoreWarning
+
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    with pytest.warns(InsecureStoreWarning, match="shared directory"):
+        store = FileStore(sticky / "store")
+    store.save("demo", token())
+    assert store.load("demo")["access_token"] == ACCESS
+
+
+@posix_only
+def test_symlinked_parent_warns_and_its_target_is_checked(tmp_path: Path):
+    """Case 63: a store reached through a symlinked parent warns with the real path; a symlink to a
+    world-writable directory is refused."""
+    from nb_oauth2.store import InsecureStoreWarning
+
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    with pytest.warns(InsecureStoreWarning, match="symlink") as caught:
+        FileStore(tmp_path / "link" / "store")
+    assert str(real) in str(caught[0].message)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    (tmp_path / "to-shared").symlink_to(shared)
+    with pytest.raises(InsecureStoreError, match="every user can write"):
+        FileStore(tmp_path / "to-shared" / "store")
+    assert list(shared.iterdir()) == []
+
+
+@posix_only
+def test_symlink_as_the_store_directory_is_refused(tmp_path: Path):
+    """Cases 40 and 63: the store directory itself may not be a symlink, even to a private directory."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "store").symlink_to(real)
+    with pytest.raises(InsecureStoreError, match="symlink"):
+        FileStore(tmp_path / "p" / "store")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_parent_owned_by_another_user_is_refused(tmp_path: Path):
+    """Case 63: a direct parent that belongs to another user (who could swap the store) is refused;
+    the same user higher up is only a warning."""
+    from nb_oauth2.store import InsecureStoreWarning
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 54321, 54321)
+    with pytest.raises(InsecureStoreError, match="another user"):
+        FileStore(theirs / "store")
+    (theirs / "mine").mkdir(mode=0o755)
+    with pytest.warns(InsecureStoreWarning, match="another user"):
+        FileStore(theirs / "mine" / "store")
+
+
+@posix_only
+def test_created_parents_are_never_shared_even_with_umask_0(tmp_path: Path):
+    """Case 63: the parents the store creates are at most 0755 and the store 0700, whatever the umask;
+    an ordinary private location gives no warning."""
+    import warnings
+
+    from nb_oauth2.store import InsecureStoreWarning
+
+    old = os.umask(0)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            FileStore(tmp_path / "a" / "b" / "store").save("demo", token())
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "a") == 0o755 and mode(tmp_path / "a" / "b") == 0o755
+    assert mode(tmp_path / "a" / "b" / "store") == 0o700
+    assert [w for w in caught if issubclass(w.category, InsecureStoreWarning)] == []
+
+
 @posix_only
 def test_symlinked_token_file_is_refused(file_store: FileStore, tmp_path: Path):
     """Case 40: a token file that is a symlink is never followed."""
