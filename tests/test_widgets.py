@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from nb_oauth2 import registry
-from nb_oauth2.errors import LoginCancelled
+from nb_oauth2.errors import IssuerMismatch, LoginCancelled
 from nb_oauth2.flows import LegacyGrantWarning
 from nb_oauth2.login import prepare_login
 from nb_oauth2.loopback import LoopbackPortBusy
@@ -155,6 +155,20 @@ def test_denied_authorization_is_shown_escaped(demo):
     assert w.phase == "failed"
     assert "access_denied" in w.status_text
     assert "<script>" not in w.status_text and "&lt;script&gt;" in w.status_text
+
+
+@pytest.mark.parametrize("iss", ["https://evil.example", None])
+def test_error_redirect_from_another_issuer_keeps_the_login(demo, iss):
+    """Case 53: an error redirect with a wrong (or, the demo advertising RFC 9207, no) iss is shown
+    as a mix-up, not a denial; the login keeps waiting and the real redirect completes."""
+    w = _widget()
+    state = dict(parse_qsl(urlsplit(_href(w)).query))["state"]
+    forged = {"error": "access_denied", "state": state, **({"iss": iss} if iss else {})}
+    _paste(w, f"{w.step.redirect_uri}?{urlencode(forged)}")
+    assert w.phase == "waiting" and w.attempt.phase == "waiting"
+    assert isinstance(w.attempt.error, IssuerMismatch) and "access_denied" not in w.status_text
+    _paste(w, demo.driver.authorize(_href(w)))
+    assert w.phase == "done"
 
 
 def test_bare_code_is_accepted_while_pkce_is_pending(demo):
