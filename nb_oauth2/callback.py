@@ -30,8 +30,6 @@ __all__ = ["Pending", "CallbackResult", "clean_pasted_text", "check_callback", "
 _BARE_CODE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,2048}$")
 #: words, maybe capitalised or after an acronym, maybe joined by - _ . ~ ("NotFound", "HTTPSError")
 _WORDS = re.compile(r"^(?:(?:[A-Z]{2,}(?=[A-Z][a-z]{2}))?(?:[A-Z]?[a-z]{2,}|[A-Z][a-z])[-_.~]?)+$")
-_PLACEHOLDERS = frozenset({"undefined", "null", "none", "nil", "nan", "true", "false", "object", "clipboard",
-                           "code", "paste", "redirect", "url", "error", "token"})
 _SINGLE = ("state", "code", "iss", "error", "access_token")
 MAX_PASTE = 16_384
 
@@ -149,10 +147,10 @@ def could_be_code(text: str) -> bool:
 
     Codes are random: GitHub's 20 hex characters, Google's ``4/0A...``, oauthlib's 30 letters
     and digits, UUID-like Keycloak codes. Refused: spaces or punctuation outside RFC 6749's
-    code characters, placeholders (``undefined``, ``null``, ...), and, without a digit, text
-    that is not mixed case or reads as words (``clipboard``, ``Hello-World``, ``NotFound``).
+    code characters or under 8 characters (``null``, ``[object Object]``), and, without a digit,
+    text in one case or that reads as words (``undefined``, ``UNDEFINED``, ``Hello-World``).
     """
-    if not _BARE_CODE.match(text) or text.lower().strip("._-") in _PLACEHOLDERS:
+    if not _BARE_CODE.match(text):
         return False
     if any(ch.isdigit() for ch in text):
         return True
