@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import html
 import importlib.util
-import ipaddress
 import logging
 import os
 import socket
