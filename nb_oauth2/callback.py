@@ -80,10 +80,15 @@ def _params(raw: str) -> dict[str, str]:
     return seen
 
 
+def _on_notebook_origin(redirect_uri: str) -> bool:
+    """A redirect URI that is a path on the notebook's own origin (behind jupyter-server-proxy)."""
+    return redirect_uri.startswith(NOTEBOOK_ORIGIN + "/")
+
+
 def _same_place(url: str, expected: str) -> bool:
     got, want = urlsplit(url), urlsplit(expected)
-    if expected.startswith(NOTEBOOK_ORIGIN + "/"):  # a path on the notebook's own origin (JupyterHub proxy)
-        return got.scheme == "https" and got.path.rstrip("/") == want.path.rstrip("/")
+    if _on_notebook_origin(expected):  # the hub's origin, http or https, is unknown here: match the path
+        return got.scheme in ("http", "https") and got.path.rstrip("/") == want.path.rstrip("/")
     return (got.scheme, (got.hostname or "").lower(), got.port, got.path.rstrip("/")) == (
         want.scheme, (want.hostname or "").lower(), want.port, want.path.rstrip("/"),
     )
@@ -100,7 +105,9 @@ def check_callback(text: str, pending: Pending | None, *, used_states: frozenset
     parts = urlsplit(cleaned)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise InvalidCallbackURL(f"That is not a redirect URL: {_echo(cleaned)!r}. Paste the address from the browser's bar.")
-    if parts.scheme.lower() == "http" and not is_loopback_url(cleaned):
+    # a plain-http hub serves the notebook itself over http: its own address is not refused
+    on_notebook_origin = pending is not None and _on_notebook_origin(pending.redirect_uri)
+    if parts.scheme.lower() == "http" and not is_loopback_url(cleaned) and not on_notebook_origin:
         raise InvalidCallbackURL("The pasted redirect uses plain http to a non-loopback host; it is refused.")
     if pending is None:
         raise NoLoginInProgress("No login is in progress for this redirect. Start the login again.")

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ConfigurationError, LoginCancelled, LoopbackPortBusy
+from .providers import NOTEBOOK_ORIGIN
 from .urls import is_loopback_host
 
 __all__ = ["LoopbackCatcher", "LoopbackPortBusy", "choose_via", "VIA_CHOICES", "proxied_path", "public_base_url"]
@@ -139,7 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         self.server.busy(self.connection)
-        status, title, body = self.server.catcher._handle(self.path, self.headers.get("Host", ""))
+        status, title, body = self.server.catcher._handle(self.path, self.headers.get("Host", ""),
+                                                          self.headers.get("X-Forwarded-Prefix", ""))
         page = SUCCESS_PAGE.format(title=html.escape(title), body=html.escape(body)).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -256,41 +258,55 @@ class LoopbackCatcher:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}{self.path}"
 
-    def browser_redirect_uri(self, public_base: str) -> str:
+    def browser_redirect_uri(self, public_base: str | None) -> str:
         """The redirect URI through jupyter-server-proxy: ``{public_base}proxy/{port}{path}``.
 
         ``public_base`` is the notebook server's public URL with the user prefix
-        (``https://hub.example.org/user/alice/``). It becomes :attr:`redirect_uri`.
+        (``https://hub.example.org/user/alice/``); ``None`` when the hub's address is
+        unknown: the URI is then the proxied path on the notebook's own origin
+        (``NOTEBOOK_ORIGIN``), for providers that redirect by path (the demo).
+        It becomes :attr:`redirect_uri`.
         """
         self.start()
+        if public_base is None:
+            if not self.proxy_prefix:
+                raise ConfigurationError("No JupyterHub prefix (JUPYTERHUB_SERVICE_PREFIX): this catcher is not "
+                                         "behind jupyter-server-proxy.")
+            public_base = NOTEBOOK_ORIGIN + "/" + self.proxy_prefix.strip("/")
         self._public_redirect_uri = public_base.rstrip("/") + f"/proxy/{self.port}{self.path}"
         return self._public_redirect_uri
 
     # -- one request --------------------------------------------------------------------
 
-    def _host_ok(self, host: str) -> bool:
+    def _host_ok(self, host: str, forwarded_prefix: str = "") -> bool:
         allowed = {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
-        if self._public_redirect_uri:
-            allowed.add(urlsplit(self._public_redirect_uri).netloc.lower())
-        return host.strip().lower() in allowed
+        public = self._public_redirect_uri or ""
+        by_path = public.startswith(NOTEBOOK_ORIGIN + "/")
+        if public and not by_path:
+            allowed.add(urlsplit(public).netloc.lower())
+        if host.strip().lower() in allowed:
+            return True
+        # through jupyter-server-proxy on a hub whose address is unknown: the proxy names the prefix it serves
+        return by_path and bool(self.proxy_prefix) and \
+            forwarded_prefix.rstrip("/") == proxied_path(self.proxy_prefix or "", self.port, "")
 
     def _path_ok(self, path: str) -> bool:
         if path == self.path:
             return True
         return bool(self.proxy_prefix) and path == proxied_path(self.proxy_prefix, self.port, self.path)
 
-    def _handle(self, raw_path: str, host: str) -> tuple[int, str, str]:
+    def _handle(self, raw_path: str, host: str, forwarded_prefix: str = "") -> tuple[int, str, str]:
         """Decide on one request: (status, page title, page text)."""
         with self._decide:
-            return self._decide_one(raw_path, host)
+            return self._decide_one(raw_path, host, forwarded_prefix)
 
-    def _decide_one(self, raw_path: str, host: str) -> tuple[int, str, str]:
+    def _decide_one(self, raw_path: str, host: str, forwarded_prefix: str = "") -> tuple[int, str, str]:
         if self._done.is_set():
             return 410, "Already used", "This sign-in link was already used. Return to the notebook."
         parts = urlsplit(raw_path)
         if not self._path_ok(parts.path):
             return 404, "Not found", "Nothing here."
-        if not self._host_ok(host):
+        if not self._host_ok(host, forwarded_prefix):
             return 400, "Bad request", "This address only answers requests addressed to the loopback interface."
         states = [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k == "state"]
         if self.state is None or states != [self.state]:

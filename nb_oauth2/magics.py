@@ -278,21 +278,9 @@ class OAuth2Magics(Magics, Configurable):
         print(f"{args.profile} is now the default session.")
 
     def _cmd_redirect_uri(self, args: argparse.Namespace) -> None:
-        from .login import DEFAULT_REDIRECT_URI
-        from .loopback import choose_via, public_base_url
+        from .redirect_advice import redirect_uri_advice
 
-        method, reason = choose_via("auto")
-        print(f"This environment: {method} ({reason}).")
-        if method == "proxy":
-            base = public_base_url() or "https://<hub>/user/<you>/"
-            print(f"Register {base}proxy/<port>/callback (auto-capture through jupyter-server-proxy; fix the port "
-                  "with the profile's redirect_uri), or for paste-back:")
-        elif method == "loopback":
-            print("Auto-capture uses http://127.0.0.1:<free port>/callback (RFC 8252: providers that follow it "
-                  "accept any loopback port). If yours wants one exact URI, register:")
-        else:
-            print("Paste-back: register this URI; after signing in, copy the address your browser shows:")
-        print(DEFAULT_REDIRECT_URI)
+        print("\n".join(redirect_uri_advice()))
 
     def _cmd_get(self, args: argparse.Namespace) -> Any:
         from . import frames

@@ -19,6 +19,7 @@ import ipywidgets as widgets
 
 from .errors import CallbackError, ConfigurationError, LoginCancelled, OAuth2Error
 from .loopback import LoopbackCatcher, choose_via, public_base_url
+from .providers import NOTEBOOK_ORIGIN
 from .redact import redact
 
 if TYPE_CHECKING:
@@ -216,11 +217,12 @@ class LoginWidget:
             return "paste", f"auto-capture is unavailable ({exc.message})"
         if method == "proxy":
             base = public_base_url()
-            if base is None:
+            by_path = (self.attempt.redirect_uri or "").startswith(NOTEBOOK_ORIGIN + "/")  # the demo behind the proxy
+            if base is None and not by_path:
                 catcher.close()
                 return "paste", ("JupyterHub: set NB_OAUTH2_PUBLIC_URL to this server's public URL "
-                                 "to enable auto-capture through jupyter-server-proxy")
-            catcher.browser_redirect_uri(base)
+                                 "to enable auto-capture through jupyter-server-proxy (see nb-oauth2 redirect-uri)")
+            catcher.browser_redirect_uri(None if by_path else base)
         self._catcher = catcher
         self.attempt.use_redirect_uri(catcher.redirect_uri)
         return method, reason

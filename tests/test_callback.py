@@ -271,3 +271,17 @@ def test_non_code_text_sends_nothing_and_the_login_stays_usable(demo_provider):
     code = dict(parse_qsl(urlsplit(demo_provider.driver.authorize(step.authorization_url)).query))["code"]
     assert attempt.complete_redirect(code).is_authorized
     assert demo_provider.token_requests == before + 1
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:8000", "http://hub.lan:8000", "https://hub.example.org"])
+def test_notebook_origin_redirect_accepts_the_hub_address_http_or_https(origin):
+    """Issue 16: behind jupyter-server-proxy the redirect is a path on the hub's origin, whatever its scheme."""
+    from nb_oauth2.providers import NOTEBOOK_ORIGIN
+
+    path = "/user/alice/proxy/43595/callback"
+    expected = pending(redirect_uri=NOTEBOOK_ORIGIN + path)
+    assert check_callback(f"{origin}{path}?code={CANARY_CODE}&state={STATE}", expected).code == CANARY_CODE
+    with pytest.raises(IssuerMismatch):  # another path on the same origin is still a mix-up
+        check_callback(f"{origin}/user/alice/proxy/43596/callback?code={CANARY_CODE}&state={STATE}", expected)
+    with pytest.raises(IssuerMismatch):  # the double prefix jupyter-server-proxy used to produce
+        check_callback(f"{origin}/user/alice/proxy/43595{path}?code={CANARY_CODE}&state={STATE}", expected)

@@ -372,3 +372,34 @@ def test_two_good_redirects_at_once_give_one_success(catcher):
         t.join(5)
     waiter["thread"].join(2)
     assert results.count(200) == 1 and "url" in waiter
+
+
+def _get_forwarded(port: int, path: str, host: str, prefix: str | None) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    headers = {"Host": host, **({"X-Forwarded-Prefix": prefix} if prefix else {})}
+    try:
+        conn.request("GET", path, headers=headers)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_behind_the_proxy_without_a_public_url_the_catcher_trusts_the_proxied_prefix():
+    """Issue 16: the hub's address is unknown; jupyter-server-proxy forwards with the hub's Host and its prefix."""
+    from nb_oauth2.providers import NOTEBOOK_ORIGIN
+
+    with LoopbackCatcher(state=STATE, proxy_prefix="/user/alice/") as c:
+        uri = c.browser_redirect_uri(None)
+        assert uri == f"{NOTEBOOK_ORIGIN}/user/alice/proxy/{c.port}/callback" == c.redirect_uri
+        waiter = _wait_in_thread(c)
+        query = f"/callback?code=a&state={STATE}"
+        assert _get_forwarded(c.port, query, "127.0.0.1:8000", None) == 400  # no proxy header: not through the hub
+        assert _get_forwarded(c.port, query, "127.0.0.1:8000", "/user/bob/proxy/1") == 400
+        assert _get_forwarded(c.port, query, "127.0.0.1:8000", f"/user/alice/proxy/{c.port}") == 200
+        waiter["thread"].join(2)
+        assert waiter["url"] == f"{uri}?code=a&state={STATE}"
+
+
+def test_browser_redirect_uri_without_a_prefix_or_public_url_is_a_configuration_error():
+    with LoopbackCatcher(state=STATE, proxy_prefix="") as c, pytest.raises(ConfigurationError):
+        c.browser_redirect_uri(None)

@@ -68,3 +68,16 @@ def test_cli_prints_the_same_answer(env, capsys, prefix):
         env.setenv("JUPYTERHUB_SERVICE_PREFIX", prefix)
     assert main(["redirect-uri"]) == 0
     assert capsys.readouterr().out == _text() + "\n"
+
+
+@pytest.mark.parametrize("prefix", [None, "/user/alice/"])
+def test_magic_prints_the_same_answer(env, capsys, prefix):
+    from IPython.testing import globalipapp
+
+    if prefix:
+        env.setenv("JUPYTERHUB_SERVICE_PREFIX", prefix)
+    shell = globalipapp.start_ipython() or globalipapp.get_ipython()
+    shell.run_line_magic("load_ext", "nb_oauth2")
+    capsys.readouterr()
+    shell.run_line_magic("oauth2", "redirect-uri")
+    assert capsys.readouterr().out == _text() + "\n"

@@ -419,3 +419,31 @@ def test_http_verification_uris_stay_links(scripted):
     finally:
         w.cancel()
         w.join(2)
+
+
+def test_jupyterhub_without_a_public_url_the_demo_auto_captures_through_the_proxy(monkeypatch):
+    """Issue 16: a default hub (no public URL): the demo's redirect reaches the catcher through jupyter-server-proxy."""
+    from nb_oauth2 import demo as demo_pkg
+    from nb_oauth2.providers import NOTEBOOK_ORIGIN
+
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+    for name in ("NB_OAUTH2_PUBLIC_URL", "JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: True)
+    with demo_pkg.start() as proxied:
+        registry._state().demo = proxied
+        w = _widget(via="auto")
+        try:
+            port = w._catcher.port
+            assert w.via == "proxy" and w.attempt.redirect_uri == f"{NOTEBOOK_ORIGIN}/user/alice/proxy/{port}/callback"
+            location = proxied.driver.authorize(_href(w))  # the browser's part, on the proxied pages
+            path = f"/user/alice/proxy/{port}/callback"
+            assert location.startswith(path + "?")
+            # what jupyter-server-proxy sends on: the hub's Host, the path without the prefix, its prefix header
+            resp = requests.get(f"http://127.0.0.1:{port}/callback?{urlsplit(location).query}", timeout=5,
+                                headers={"Host": "127.0.0.1:8000", "X-Forwarded-Prefix": f"/user/alice/proxy/{port}"})
+            assert resp.status_code == 200
+            _wait(lambda: w.phase == "done")
+            assert "Signed in as profile demo" in w.status_text
+        finally:
+            w.cancel()
