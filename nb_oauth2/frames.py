@@ -25,7 +25,9 @@ from requests.adapters import HTTPAdapter
 from .errors import APIError, ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
 from .columns import _Columns, _parse_dates, extract_records, flatten_records
 from .fetch import Fetcher
-from .pagination import PageInfo, Paginator, follow, make_paginator
+from .nesting import check_nesting
+from .pagination import PageInfo, Paginator, _shown, make_paginator
+from .walk import MAX_EMPTY_PAGES, follow, url_problem
 from .redact import redact_url
 from .urls import checked_url
 from .warn import warn_user
@@ -126,13 +128,29 @@ def _concurrency_policy(concurrency: int | str) -> int | Callable[[float], int]:
     return max(1, int(concurrency))
 
 
+def _start_url(url: Any, params: Mapping[str, Any] | None) -> str:
+    """The first page's URL with ``params``; ConfigurationError when it is not a well-formed http(s) URL
+    (case 58: never requests' MissingSchema/InvalidURL or urllib's ValueError)."""
+    problem = url_problem(url)
+    full = None
+    if problem is None:
+        try:
+            full = requests.Request("GET", url, params=params).prepare().url
+        except (requests.RequestException, ValueError, TypeError):
+            problem = "requests cannot build a request from it and params="
+    problem = problem or url_problem(full)
+    if problem is not None:
+        shown = _shown(url) if isinstance(url, str) else type(url).__name__
+        raise ConfigurationError(f"read_json needs an http(s) URL; {shown!r} is not one: {problem}.")
+    return full  # type: ignore[return-value]
+
+
 def _pages(url, *, session, params, record_path, paginate, max_pages, max_page_bytes, progress, concurrency,
-           timeout, retries, max_wait, convert: Callable[[list, Any], Any] | None, fetcher_options=None):
+           timeout, retries, max_wait, convert: Callable[[list, Any], Any] | None, fetcher_options=None,
+           max_empty_pages=MAX_EMPTY_PAGES):
     """Shared set-up for every public reader; yields (PageInfo, records or converted chunk, Response)."""
+    full = _start_url(url, params)
     sess = _session(session)
-    full = requests.Request("GET", url, params=params).prepare().url
-    if not full or not full.lower().startswith(("http://", "https://")):
-        raise ConfigurationError(f"read_json needs an http(s) URL, not {redact_url(str(url))!r}.")
     checked_url(url)  # cases 46, 47: page 1 goes where requests sends it; a plain session has no other check
     concurrency = _concurrency_policy(concurrency)
     _ensure_pool(sess, full, concurrency if isinstance(concurrency, int) else MAX_AUTO_CONCURRENCY)
@@ -144,17 +162,18 @@ def _pages(url, *, session, params, record_path, paginate, max_pages, max_page_b
     convert_raw = convert_raw.convert_raw if isinstance(convert_raw, _Columns) and convert_raw.pa else None
 
     def work(page_url: str):
-        resp = fetcher.get(page_url, parse=convert_raw is None)
+        resp = fetcher.get(page_url, parse=False)
+        check_nesting(resp.raw, url=resp.url)  # before any parser sees the bytes (case 55)
         if convert_raw is not None:
             done = convert_raw(resp.raw)
             if done is not None:
                 chunk, envelope, n = done
                 info = PageInfo(url=resp.url, status=resp.status, headers=resp.headers, body=envelope, n_records=n)
                 return info, chunk, n
-            fetcher.parse(resp)
+        fetcher.parse(resp)
         records = extract_records(resp.data, record_path)
         info = PageInfo(url=resp.url, status=resp.status, headers=resp.headers, body=resp.data,
-                        n_records=len(records))
+                        n_records=len(records), body_is_record=len(records) == 1 and records[0] is resp.data)
         return info, (convert(records, resp.data) if convert else (records, resp)), len(records)
 
     def work2(page_url: str):
@@ -163,15 +182,21 @@ def _pages(url, *, session, params, record_path, paginate, max_pages, max_page_b
 
     try:
         for info, (payload, n) in follow(full, work2, paginator=make_paginator(paginate), concurrency=concurrency,
-                                         max_pages=max_pages, on_total=bar.total):
+                                         max_pages=max_pages, on_total=bar.total, max_empty_pages=max_empty_pages):
             bar.page(n)
             yield info, payload, n
     finally:
         bar.close()
 
 
-_COMMON = dict(params=None, record_path=None, paginate="auto", max_pages=None, max_page_bytes=50_000_000,
-               progress=True, concurrency="auto", timeout=(5, 30), retries=3, max_wait=60)
+#: pages read at most unless ``max_pages=`` says otherwise (None: no cap). For everyone, not only in
+#: notebooks: an API that never stops hangs a script or a scheduled job as surely as a kernel, and the
+#: same call should behave the same in both. 10,000 pages is 1,000,000 rows at 100 a page.
+DEFAULT_MAX_PAGES = 10_000
+
+_COMMON = dict(params=None, record_path=None, paginate="auto", max_pages=DEFAULT_MAX_PAGES,
+               max_page_bytes=50_000_000, progress=True, concurrency="auto", timeout=(5, 30), retries=3,
+               max_wait=60, max_empty_pages=MAX_EMPTY_PAGES)
 
 
 def _collect(gen, *, max_rows: int | None, partial: bool) -> Iterator[tuple[Any, int]]:
@@ -230,22 +255,31 @@ def _chunks(url, *, session, sep, max_level, meta, max_rows, partial, use_arrow=
 def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None,
               record_path: str | Sequence[str] | None = None, meta: Sequence[str | Sequence[str]] | None = None,
               sep: str = ".", max_level: int | None = None, paginate: str | Paginator = "auto",
-              max_pages: int | None = None, max_rows: int | None = None, max_page_bytes: int | None = 50_000_000,
-              progress: bool = True, concurrency: int | str = "auto", parse_dates: bool | Sequence[str] = False,
-              partial: bool = False, timeout: float | tuple[float, float] = (5, 30), retries: int = 3,
-              max_wait: float = 60, to: str = "pandas") -> Any:
+              max_pages: int | None = DEFAULT_MAX_PAGES, max_rows: int | None = None,
+              max_page_bytes: int | None = 50_000_000, progress: bool = True, concurrency: int | str = "auto",
+              parse_dates: bool | Sequence[str] = False, partial: bool = False,
+              timeout: float | tuple[float, float] = (5, 30), retries: int = 3, max_wait: float = 60,
+              to: str = "pandas", max_empty_pages: int | None = MAX_EMPTY_PAGES) -> Any:
     """Read every page of a protected JSON API into one DataFrame (or polars / Arrow table).
 
     ``session`` is a session object or a profile/session name. Records are found in the
     common envelopes (``data``, ``items``, ``results``, ``value``, ``records``, ``entries``, a
     top-level list) or at ``record_path``; nested objects become ``sep``-joined columns as in
     ``pd.json_normalize`` (``meta`` and ``max_level`` too). ``paginate`` is detected ("auto")
-    or one of "link", "next", "cursor", "page", "offset", "none". When page 1 reveals the page
-    count, the rest is fetched on ``concurrency`` threads ("auto": 4 for a fast API, 8 when page 1
-    took 20 ms or more). 429/5xx are retried within ``retries`` and ``max_wait``; loops,
-    ``max_pages`` and ``max_rows`` stop with an error unless ``partial=True``; a next link to
-    another origin or to plain http always stops. ``parse_dates`` converts date columns to
-    UTC datetimes.
+    or one of "link", "next", "cursor", "page", "offset", "none", or a Paginator such as
+    ``CursorPaginator(field="response_metadata.next_cursor", param="cursor")``. When page 1 reveals
+    the page count, the rest is fetched on ``concurrency`` threads ("auto": 4 for a fast API, 8 when
+    page 1 took 20 ms or more). 429/5xx are retried within ``retries`` and ``max_wait``.
+
+    Never silently short: a page that says there is more (a next link, cursor or token,
+    ``has_more``, ``done: false``, ``isLast: false``, ``hasNextPage``, ``Link rel="next"``) that the
+    paginator cannot follow raises PaginationError naming the field; ``paginate="none"`` alone reads
+    exactly one page on purpose. Loops, ``max_pages`` (default 10,000; None for no cap),
+    ``max_empty_pages`` empty pages in a row that still link onwards (default 3) and ``max_rows``
+    stop with an error unless ``partial=True`` (then the rows read so far come back with a warning);
+    a next link to another origin or to plain http always stops. A malformed URL is a
+    ConfigurationError, a malformed next link a PaginationError; a page nested deeper than 512
+    levels is refused before parsing. ``parse_dates`` converts date columns to UTC datetimes.
     """
     if to not in ("pandas", "polars", "arrow"):
         raise ConfigurationError(f"to={to!r} must be 'pandas', 'polars' or 'arrow'.")
@@ -258,7 +292,7 @@ def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None
                                       partial=partial, params=params, record_path=record_path, paginate=paginate,
                                       max_pages=max_pages, max_page_bytes=max_page_bytes, progress=progress,
                                       concurrency=concurrency, timeout=timeout, retries=retries,
-                                      max_wait=max_wait):
+                                      max_wait=max_wait, max_empty_pages=max_empty_pages):
             chunks.append(chunk)
         builder = builder or _Columns(sep=sep, max_level=max_level, meta=meta)
         if to != "pandas" and not parse_dates:

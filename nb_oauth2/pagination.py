@@ -12,46 +12,52 @@ Styles: ``Link`` header (GitHub, GitLab), a next URL in the body (``next``,
 body (``nextPageToken`` -> ``pageToken=``, ``next_cursor`` -> ``cursor=``),
 page/per_page and offset/limit counters. :func:`check_next_url` refuses a
 next link to another origin or from https to http (the token would follow it).
+
+Never silently short (case 62): when a page says there is more (a non-empty
+next link, cursor or token, ``has_more: true``, ``done: false``, ``isLast:
+false``, ``pageInfo.hasNextPage``, a ``Link rel="next"``) and the paginator
+cannot follow it, :func:`follow` raises :class:`PaginationError` naming the
+field (``Paginator.pending``). A ``next`` that is not a URL is a cursor, sent
+back as ``cursor=``; ``CursorPaginator(field=..., param=...)`` names any other.
+Only ``paginate="none"`` (:class:`NoPaginator`) reads one page on purpose.
 """
 
 from __future__ import annotations
 
-import time
-
 import math
 import re
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from requests.models import PreparedRequest
 
 from .errors import ConfigurationError, PaginationError, UnsafeNextLink, UnsafeURL
 from .redact import redact_url
 from .urls import checked_url, join
+from .page_fields import CURSOR_PATHS, LINK_NEXT, PAGE_KEYS, SIZE_KEYS, TOTAL_KEYS, TOTAL_PAGES_KEYS, body_cursor
+from .page_fields import body_next, field_path, flag, get_path, is_url
+from .page_fields import as_int as _int, lookup as _lookup, more_signal
 
 __all__ = [
     "PageInfo", "Paginator", "LinkPaginator", "BodyNextPaginator", "CursorPaginator", "PagePaginator",
     "OffsetPaginator", "NoPaginator", "AutoPaginator", "make_paginator", "check_next_url", "set_param",
-    "parse_link_header", "follow", "ordered_map",
+    "parse_link_header", "plan_from_totals", "check_link_syntax", "url_problem",
 ]
 
-_CONTAINERS = ("meta", "pagination", "paging", "page_info", "pageInfo", "response_metadata", "links", "_links")
-TOTAL_PAGES_KEYS = ("total_pages", "totalPages", "last_page", "lastPage", "page_count", "pageCount", "num_pages")
-TOTAL_KEYS = ("total", "total_count", "totalCount", "total_results", "totalResults", "totalItems", "total_items")
-PAGE_KEYS = ("page", "current_page", "currentPage", "page_number", "pageNumber")
-SIZE_KEYS = ("per_page", "perPage", "page_size", "pageSize", "limit", "size")
 
 
 @dataclass(frozen=True)
 class PageInfo:
-    """What a paginator sees of one answer."""
+    """What a paginator sees of one answer (``body_is_record``: the body itself was the one record,
+    so its fields are data, not pagination)."""
 
     url: str
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
     n_records: int = 0
+    body_is_record: bool = False
 
 
 def set_param(url: str, name: str, value: object) -> str:
@@ -102,25 +108,58 @@ def parse_link_header(value: str | None) -> dict[str, str]:
     return out
 
 
-def _lookup(body: Any, keys: Sequence[str]) -> Any:
-    """First value of ``keys`` in the body or one of its pagination containers."""
-    if not isinstance(body, dict):
-        return None
-    places = [body] + [body[c] for c in _CONTAINERS if isinstance(body.get(c), dict)]
-    for place in places:
-        for key in keys:
-            if place.get(key) is not None:
-                return place[key]
-    return None
+def _shown(url: str) -> str:
+    try:
+        return redact_url(url)
+    except ValueError:
+        return "***"
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+def _join(base: str, link: str, field_name: str) -> str:
+    """``link`` resolved against ``base``; a link no parser can read is a PaginationError naming its field
+    (an absolute link is checked as sent: ``urljoin`` would read ``http://`` as "this page again")."""
+    text = link.strip()
+    if _ABSOLUTE.match(text):
+        return check_link_syntax(text, field_name)
+    try:
+        return urljoin(base, text)
+    except ValueError:
+        raise PaginationError(f"The next-page link in {field_name!r} is not a valid URL (it cannot be parsed: "
+                              "brackets, port or characters); it was not followed.", url=_shown(base)) from None
+
+
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def check_link_syntax(url: str, field_name: str) -> str:
+    """``url`` if it is a well-formed http(s) URL as requests would send it; else PaginationError
+    naming the field it came from (case 58: never a raw ValueError, InvalidURL or MissingSchema)."""
+    reason = url_problem(url)
+    if reason:
+        raise PaginationError(f"The next-page link in {field_name!r} ({_shown(url)}) is not a valid URL: {reason}. "
+                              "It was not followed.", url=_shown(url))
+    return url
+
+
+def url_problem(url: Any) -> str | None:
+    """Why ``url`` is not a well-formed http(s) URL that requests can send, or None."""
+    if not isinstance(url, str):
+        return f"a {type(url).__name__}, not a string"
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError when out of range
+    except ValueError:
+        return "it cannot be parsed (brackets, port or characters)"
+    if not parts.scheme:
+        return "it has no scheme (http:// or https://)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"the scheme {parts.scheme[:10]!r} is not http or https"
+    if not parts.hostname:
+        return "it has no host"
+    try:
+        PreparedRequest().prepare_url(url, None)
+    except Exception:  # requests' InvalidURL (spaces, IDNA, bad port), UnicodeError
+        return "the host name is not valid (spaces, characters IDNA cannot encode, or a bad port)"
     return None
 
 
@@ -172,9 +211,15 @@ def plan_from_totals(page: PageInfo, next_url: str, max_planned: int = 100_000) 
 
 
 class Paginator:
-    """Base class: subclass and override ``next_url`` (and ``plan`` if the count can be known)."""
+    """Base class: subclass and override ``next_url`` (and ``plan`` if the count can be known).
+
+    ``field`` names where the last next link came from (for messages). ``pending(page)`` names the
+    field by which a page says there is more; :func:`follow` raises when ``next_url`` gave None
+    while ``pending`` names one (override it to return None if your paginator stops on purpose).
+    """
 
     name = "custom"
+    field: str | None = None
 
     def next_url(self, page: PageInfo) -> str | None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -182,11 +227,21 @@ class Paginator:
     def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
         return plan_from_totals(page, next_url)
 
+    def pending(self, page: PageInfo) -> str | None:
+        return more_signal(page.body, body_is_record=page.body_is_record,
+                           link_next="next" in parse_link_header(page.headers.get("Link")))
+
 
 class NoPaginator(Paginator):
+    """``paginate="none"``: one request, one page, on purpose: whatever the page says about more
+    pages is not read (use "auto" to read them all)."""
+
     name = "none"
 
     def next_url(self, page: PageInfo) -> str | None:
+        return None
+
+    def pending(self, page: PageInfo) -> str | None:
         return None
 
 
@@ -194,15 +249,16 @@ class LinkPaginator(Paginator):
     """``Link: <...>; rel="next"`` (GitHub, GitLab); ``rel="last"`` gives the count."""
 
     name = "link"
+    field = LINK_NEXT
 
     def next_url(self, page: PageInfo) -> str | None:
         nxt = parse_link_header(page.headers.get("Link")).get("next")
-        return urljoin(page.url, nxt) if nxt else None
+        return _join(page.url, nxt, LINK_NEXT) if nxt else None
 
     def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
         last = parse_link_header(page.headers.get("Link")).get("last")
         if last:
-            last = urljoin(page.url, last)
+            last = _join(page.url, last, 'Link rel="last"')
             first = _varying(page.url, next_url)
             span = _varying(next_url, last)
             if first and span and first[0] == span[0] and _varying(page.url, last):
@@ -211,91 +267,107 @@ class LinkPaginator(Paginator):
         return plan_from_totals(page, next_url)
 
 
-NEXT_URL_PATHS = (("@odata.nextLink",), ("links", "next"), ("paging", "next"), ("_links", "next"), ("next",),
-                  ("next_page_url",), ("nextLink",), ("meta", "next"), ("pagination", "next_url"))
+def _stops(body: Any) -> bool:
+    """An explicit flag says this was the last page (``has_more: false``, ``done: true``)."""
+    found = flag(body)
+    return found is not None and not found[1]
 
 
-def _body_next(body: Any) -> tuple[bool, str | None]:
-    """(the body has a next-link field, its URL or None)."""
-    if not isinstance(body, dict):
-        return False, None
-    for path in NEXT_URL_PATHS:
-        parent: Any = body
-        for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if not isinstance(parent, dict) or path[-1] not in parent:
-            continue
-        value = parent[path[-1]]
-        if isinstance(value, dict):
-            value = value.get("href")
-        if value is None or value == "":
-            return True, None
-        if isinstance(value, str) and value.startswith(("http://", "https://", "/", "?")):
-            return True, value
-    return False, None
+def _cursor_value(value: Any) -> str | None:
+    """A cursor to send back: strings and integers (never a bool, an object or a list)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        return None
+    return str(value)
 
 
 class BodyNextPaginator(Paginator):
-    """A next URL in the body: ``next``, ``links.next``, ``paging.next``, ``@odata.nextLink``."""
+    """A next URL in the body: ``next``, ``links.next``, ``paging.next``, ``@odata.nextLink``,
+    ``nextRecordsUrl``. A value that is not a URL is a cursor, sent back as ``cursor=``."""
 
     name = "next"
 
     def next_url(self, page: PageInfo) -> str | None:
-        _, nxt = _body_next(page.body)
-        return urljoin(page.url, nxt) if nxt else None
-
-
-CURSOR_PATHS = ((("nextPageToken",), "pageToken"), (("next_page_token",), "page_token"),
-                (("response_metadata", "next_cursor"), "cursor"), (("next_cursor",), "cursor"),
-                (("meta", "next_cursor"), "cursor"), (("cursor", "next"), "cursor"))
-
-
-def _body_cursor(body: Any) -> tuple[str, str | None] | None:
-    if not isinstance(body, dict):
-        return None
-    for path, param in CURSOR_PATHS:
-        value: Any = body
-        for key in path:
-            value = value.get(key, None) if isinstance(value, dict) else None
-        parent = body.get(path[0]) if len(path) > 1 else body
-        if isinstance(parent, dict) and path[-1] in parent:
-            return param, (str(value) if value not in (None, "") else None)
-    return None
+        found = body_next(page.body)
+        if found is None or found[1] is None or _stops(page.body):
+            return None
+        self.field, value = found
+        if is_url(value):
+            return _join(page.url, value, self.field)
+        cursor = _cursor_value(value)
+        return set_param(page.url, "cursor", cursor) if cursor is not None else None
 
 
 class CursorPaginator(Paginator):
-    """A token in the body sent back as a query parameter (``pageToken=``, ``cursor=``)."""
+    """A token in the body sent back as a query parameter (``nextPageToken`` -> ``pageToken=``,
+    ``next_cursor`` -> ``cursor=``, a ``next`` that is not a URL -> ``cursor=``).
+
+    ``field`` names the token (a dotted path such as ``"response_metadata.next_cursor"`` or a
+    sequence of keys) and ``param`` the query parameter it goes back in (default ``cursor``).
+    A named token is always a cursor, even when it looks like a URL. An explicit "last page" flag
+    (``has_more: false``, ``pageInfo.hasNextPage: false``) ends the walk even if a cursor is left.
+    """
 
     name = "cursor"
 
-    def __init__(self, param: str | None = None) -> None:
+    def __init__(self, param: str | None = None, *, field: str | Sequence[str] | None = None) -> None:
         self.param = param
+        self.path = field_path(field) if field is not None else None
+        self.field = ".".join(self.path) if self.path else None
 
     def next_url(self, page: PageInfo) -> str | None:
-        found = _body_cursor(page.body)
-        if not found or found[1] is None:
+        if _stops(page.body):
             return None
-        return set_param(page.url, self.param or found[0], found[1])
+        if self.path is not None:
+            value = get_path(page.body, self.path)[1]
+            param = self.param or dict((".".join(p), q) for p, q in CURSOR_PATHS).get(self.field, "cursor")
+        else:
+            found = self._found(page.body)
+            if found is None:
+                return None
+            self.field, param, value = found
+            param = self.param or param
+        cursor = _cursor_value(value)
+        return set_param(page.url, param, cursor) if cursor is not None else None
+
+    @staticmethod
+    def _found(body: Any) -> tuple[str, str, Any] | None:
+        known = body_cursor(body)
+        if known is not None:
+            return known
+        nxt = body_next(body)
+        if nxt is not None and nxt[1] is not None and not is_url(nxt[1]):
+            return nxt[0], "cursor", nxt[1]
+        return None
 
     def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
         return None
 
 
+def _flagged_more(body: Any) -> bool | None:
+    found = flag(body)
+    return None if found is None else found[1]
+
+
 class PagePaginator(Paginator):
-    """``?page=N`` counters; stops at ``total_pages``/``total`` or on a short or empty page."""
+    """``?page=N`` counters; stops at ``total_pages``/``total``, on a short or empty page, or when the
+    body says so (``has_more: false``); ``has_more: true`` goes on."""
 
     name = "page"
 
     def __init__(self, param: str = "page", size_param: str = "per_page", start: int = 1) -> None:
         self.param, self.size_param, self.start = param, size_param, start
+        self.field = f"the {param}= counter"
 
     def next_url(self, page: PageInfo) -> str | None:
+        cur = _int(_query(page.url).get(self.param)) or _int(_lookup(page.body, PAGE_KEYS)) or self.start
+        more = _flagged_more(page.body)
+        if more is not None:
+            return set_param(page.url, self.param, cur + 1) if more else None
         if page.n_records == 0:
             return None
-        cur = _int(_query(page.url).get(self.param)) or _int(_lookup(page.body, PAGE_KEYS)) or self.start
         total_pages = _int(_lookup(page.body, TOTAL_PAGES_KEYS))
         total = _int(_lookup(page.body, TOTAL_KEYS))
-        size = _int(_query(page.url).get(self.size_param)) or _int(_lookup(page.body, SIZE_KEYS))
+        size = _int(_lookup(page.body, SIZE_KEYS)) or _int(_query(page.url).get(self.size_param))
         if total_pages is None and total is not None and size:
             total_pages = math.ceil(total / size)
         if total_pages is not None and cur - self.start + 1 >= total_pages:
@@ -304,25 +376,37 @@ class PagePaginator(Paginator):
             return None
         return set_param(page.url, self.param, cur + 1)
 
+    def pending(self, page: PageInfo) -> str | None:  # the counters are its own to judge (start=0 or 1)
+        return more_signal(page.body, body_is_record=page.body_is_record, counters=False,
+                           link_next="next" in parse_link_header(page.headers.get("Link")))
+
 
 class OffsetPaginator(Paginator):
-    """``?offset=N&limit=M``; stops at ``total`` or on a short or empty page."""
+    """``?offset=N&limit=M``; stops at ``total``, on a short or empty page, or when the body says so.
+
+    The next offset moves by the page's own size as the server reports it (``limit`` in the body), else
+    by the records received: a server that caps ``limit=1000`` at 100 loses no rows."""
 
     name = "offset"
 
     def __init__(self, param: str = "offset", limit_param: str = "limit") -> None:
         self.param, self.limit_param = param, limit_param
+        self.field = f"the {param}= counter"
 
     def next_url(self, page: PageInfo) -> str | None:
-        if page.n_records == 0:
-            return None
         query = _query(page.url)
         offset = _int(query.get(self.param))
         if offset is None:
             offset = _int(_lookup(page.body, (self.param, "offset", "start"))) or 0
-        limit = _int(query.get(self.limit_param)) or _int(_lookup(page.body, SIZE_KEYS))
+        served = _int(_lookup(page.body, SIZE_KEYS))
+        step = served or page.n_records
+        more = _flagged_more(page.body)
+        if more is not None:
+            return set_param(page.url, self.param, offset + step) if more and step else None
+        if page.n_records == 0:
+            return None
+        limit = served or _int(query.get(self.limit_param))
         total = _int(_lookup(page.body, TOTAL_KEYS))
-        step = page.n_records if limit is None else limit
         if total is not None and offset + step >= total:
             return None
         if total is None and limit and page.n_records < limit:
@@ -331,7 +415,10 @@ class OffsetPaginator(Paginator):
 
 
 class AutoPaginator(Paginator):
-    """Detects the style on the first page (Link, body next, cursor, page, offset) and keeps it."""
+    """Detects the style on the first page (Link, body next, cursor, page, offset) and keeps it.
+
+    Unlike ``paginate="none"``, a page whose style was not recognised but that says there is more
+    (``has_more``, ``isLast: false`` ...) stops with a PaginationError naming the field."""
 
     name = "auto"
 
@@ -339,12 +426,12 @@ class AutoPaginator(Paginator):
         self.chosen: Paginator | None = None
 
     def detect(self, page: PageInfo) -> Paginator:
-        if "next" in parse_link_header(page.headers.get("Link")) or "last" in parse_link_header(
-                page.headers.get("Link")):
+        links = parse_link_header(page.headers.get("Link"))
+        if "next" in links or "last" in links:
             return LinkPaginator()
-        if _body_next(page.body)[0]:
+        if body_next(page.body) is not None:
             return BodyNextPaginator()
-        if _body_cursor(page.body) is not None:
+        if body_cursor(page.body) is not None:
             return CursorPaginator()
         if _lookup(page.body, PAGE_KEYS) is not None and (
                 _lookup(page.body, TOTAL_PAGES_KEYS) is not None or _lookup(page.body, TOTAL_KEYS) is not None):
@@ -355,7 +442,11 @@ class AutoPaginator(Paginator):
             return OffsetPaginator()
         if "page" in query:
             return PagePaginator()
-        return NoPaginator()
+        return _Undetected()
+
+    @property
+    def field(self) -> str | None:  # type: ignore[override]
+        return self.chosen.field if self.chosen is not None else None
 
     def next_url(self, page: PageInfo) -> str | None:
         if self.chosen is None:
@@ -365,6 +456,15 @@ class AutoPaginator(Paginator):
 
     def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
         return (self.chosen or self.detect(page)).plan(page, next_url)
+
+    def pending(self, page: PageInfo) -> str | None:
+        return (self.chosen or _Undetected()).pending(page)
+
+
+class _Undetected(NoPaginator):
+    """What "auto" found when no style matched: one page, unless the page says there is more."""
+
+    pending = Paginator.pending
 
 
 _STYLES = {"link": LinkPaginator, "next": BodyNextPaginator, "cursor": CursorPaginator, "page": PagePaginator,
@@ -384,68 +484,10 @@ def make_paginator(paginate: str | Paginator | None) -> Paginator:
             f"paginate={paginate!r} is not one of {sorted(_STYLES)} or a Paginator instance.") from None
 
 
-def ordered_map(work: Callable[[str], Any], urls: list[str], workers: int) -> Iterator[Any]:
-    """``work(url)`` for each URL on ``workers`` threads, results in order, bounded look-ahead."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nb_oauth2-page") as pool:
-        pending: deque = deque()
-        todo = iter(urls)
-        try:
-            for url in todo:
-                pending.append(pool.submit(work, url))
-                if len(pending) >= workers * 2:
-                    break
-            while pending:
-                result = pending.popleft().result()
-                url = next(todo, None)
-                if url is not None:
-                    pending.append(pool.submit(work, url))
-                yield result
-        finally:
-            for future in pending:
-                future.cancel()
+def __getattr__(name: str) -> Any:
+    """``follow`` and ``ordered_map`` live in :mod:`nb_oauth2.walk` (kept importable from here)."""
+    if name in ("follow", "ordered_map"):
+        from . import walk
 
-
-def follow(url: str, work: Callable[[str], tuple[PageInfo, Any]], *, paginator: Paginator,
-           concurrency: int | Callable[[float], int] = 1,
-           max_pages: int | None = None, on_total: Callable[[int], None] | None = None,
-           ) -> Iterator[tuple[PageInfo, Any]]:
-    """Fetch page 1 with ``work(url)``, then follow ``next_url`` (or fetch a known ``plan`` on
-    ``concurrency`` threads); yields (PageInfo, payload) in page order. ``work`` does the I/O;
-    loops, page caps and unsafe next links stop here. ``concurrency`` may be a function of
-    the seconds page 1 took (latency-bound APIs earn more threads)."""
-    seen = {url}
-    started = time.monotonic()
-    info, payload = work(url)
-    if callable(concurrency):
-        concurrency = concurrency(time.monotonic() - started)
-    pages = 1
-    yield info, payload
-    while True:
-        nxt = paginator.next_url(info)
-        if not nxt:
-            return
-        nxt = check_next_url(url, nxt)
-        if nxt in seen:
-            raise PaginationError(f"The API sent the same next link or cursor twice ({redact_url(nxt)}); "
-                                  "stopped to avoid a loop. Pass partial=True to keep what was read.")
-        if max_pages is not None and pages >= max_pages:
-            raise PaginationError(f"Stopped at max_pages={max_pages} with more pages left; raise max_pages= or "
-                                  "pass partial=True to keep the pages read so far.")
-        plan = paginator.plan(info, nxt) if concurrency > 1 else None
-        if plan and plan[0] == nxt and not seen.intersection(plan):
-            plan = [check_next_url(url, u) for u in plan]
-            room = len(plan) if max_pages is None else min(len(plan), max_pages - pages)
-            if on_total is not None:
-                on_total(pages + len(plan))
-            seen.update(plan)
-            for info, payload in ordered_map(work, plan[:room], concurrency):
-                pages += 1
-                yield info, payload
-            if room < len(plan):
-                raise PaginationError(f"The API has {len(plan) + 1} pages, more than max_pages={max_pages}; raise "
-                                      "max_pages= or pass partial=True to keep the pages read so far.")
-            continue
-        seen.add(nxt)
-        info, payload = work(nxt)
-        pages += 1
-        yield info, payload
+        return getattr(walk, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Pagination decisions, fed recorded API shapes (no HTTP)."""
+"""Pagination decisions, fed recorded API shapes and hostile ones (no HTTP)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from nb_oauth2.errors import ConfigurationError, UnsafeNextLink
+from nb_oauth2.errors import ConfigurationError, PaginationError, UnsafeNextLink
+from nb_oauth2.page_fields import is_url, more_signal
 from nb_oauth2.pagination import (
     AutoPaginator,
+    BodyNextPaginator,
     CursorPaginator,
+    LinkPaginator,
+    NoPaginator,
     OffsetPaginator,
     PageInfo,
     PagePaginator,
@@ -151,3 +155,103 @@ def test_set_param_replaces_an_existing_value():
 def test_unknown_style_is_a_configuration_error():
     with pytest.raises(ConfigurationError):
         make_paginator("sideways")
+
+
+# -- case 62: what a page says about more, decided without HTTP ------------------------------
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"data": [1], "has_more": True}, "has_more"),
+    ({"data": [1], "hasMore": "true"}, "hasMore"),
+    ({"records": [1], "done": False}, "done"),
+    ({"values": [1], "isLast": False}, "isLast"),
+    ({"items": [1], "pageInfo": {"hasNextPage": True, "endCursor": "Y3Vy"}}, "pageInfo.hasNextPage"),
+    ({"items": [1], "nextPageToken": "CAIQAA"}, "nextPageToken"),
+    ({"members": [1], "response_metadata": {"next_cursor": "dXNlcg=="}}, "response_metadata.next_cursor"),
+    ({"data": [1], "next": "opaque"}, "next"),
+    ({"data": [1], "links": {"next": {"href": "/x?page=2"}}}, "links.next"),
+    ({"Items": [1], "NextToken": "t"}, "NextToken"),
+    ({"results": [1], "page": 1, "total_pages": 3}, "page < total_pages"),
+])
+def test_case_62_more_signal_names_the_field(body, field):
+    """Case 62: every shape of "there is more" is recognised and named."""
+    assert more_signal(body) == field
+
+
+@pytest.mark.parametrize("body", [
+    {"data": [1], "has_more": False, "next_cursor": "stale"},  # the explicit flag wins
+    {"records": [1], "done": True, "nextRecordsUrl": "/services/x"},
+    {"data": [1], "next": None, "next_cursor": ""},
+    {"results": [1], "page": 3, "total_pages": 3},
+    {"values": [1], "isLast": True},
+    [{"id": 1}],
+])
+def test_last_pages_signal_nothing(body):
+    assert more_signal(body) is None
+
+
+def test_a_body_that_is_the_record_is_data():
+    assert more_signal({"id": 1, "done": False}, body_is_record=True) is None
+    assert more_signal({"id": 1}, link_next=True, body_is_record=True) == 'Link rel="next"'
+
+
+def test_opaque_next_is_a_cursor_and_url_like_values_are_links():
+    assert not is_url("b3BhcXVl==") and not is_url("o:300") and not is_url("2024-01-02T03:04:05Z")
+    assert is_url("https://api.example.com/x?page=2") and is_url("/x?page=2") and is_url("?page=2")
+    page = PageInfo(url=f"{BASE}/x?limit=3", body={"data": [{}], "next": "b3Bh/cXVl+3=="}, n_records=1)
+    nxt = BodyNextPaginator().next_url(page)
+    assert dict(parse_qsl(urlsplit(nxt).query)) == {"limit": "3", "cursor": "b3Bh/cXVl+3=="}
+    cursor = CursorPaginator()
+    assert dict(parse_qsl(urlsplit(cursor.next_url(page)).query))["cursor"] == "b3Bh/cXVl+3==" and cursor.field == "next"
+
+
+def test_named_cursor_field_and_param():
+    """CursorPaginator(field=..., param=...): a dotted path, or a key with a dot in it, and its parameter."""
+    page = PageInfo(url=f"{BASE}/x", body={"data": [{}], "paging": {"token": "https://x/?a=1"}}, n_records=1)
+    nxt = CursorPaginator(field="paging.token", param="after").next_url(page)
+    assert dict(parse_qsl(urlsplit(nxt).query)) == {"after": "https://x/?a=1"}
+    odd = PageInfo(url=f"{BASE}/x", body={"data": [{}], "@odata.skipToken": "S1"}, n_records=1)
+    assert "skip=S1" in CursorPaginator(field="@odata.skipToken", param="skip").next_url(odd)
+    known = PageInfo(url=f"{BASE}/x", body={"items": [{}], "nextPageToken": "T"}, n_records=1)
+    assert "pageToken=T" in CursorPaginator(field="nextPageToken").next_url(known)
+    relay_last = PageInfo(url=f"{BASE}/x", body={"n": [{}], "pageInfo": {"hasNextPage": False, "endCursor": "E"}},
+                          n_records=1)
+    assert CursorPaginator(field="pageInfo.endCursor", param="after").next_url(relay_last) is None
+
+
+def test_paginators_that_cannot_follow_say_what_is_pending():
+    link_only = PageInfo(url=f"{BASE}/x", headers={"Link": f'<{BASE}/x?page=2>; rel="next"'}, body=[{}],
+                         n_records=1)
+    cursor = CursorPaginator()
+    assert cursor.next_url(link_only) is None and cursor.pending(link_only) == 'Link rel="next"'
+    assert NoPaginator().pending(link_only) is None  # paginate="none" reads one page on purpose
+    token = PageInfo(url=f"{BASE}/x", body={"items": [{}], "nextPageToken": "T"}, n_records=1)
+    assert LinkPaginator().next_url(token) is None and LinkPaginator().pending(token) == "nextPageToken"
+    stripe = PageInfo(url=f"{BASE}/x", body={"data": [{}], "has_more": True}, n_records=1)
+    auto = AutoPaginator()
+    assert auto.next_url(stripe) is None and auto.pending(stripe) == "has_more"
+
+
+def test_offset_moves_by_what_the_server_sent_when_it_caps_the_limit():
+    """Case 62: limit=1000 asked, 100 served, a total: the next offset is 100, not 1000."""
+    page = PageInfo(url=f"{BASE}/x?offset=0&limit=1000", body={"records": [{}] * 100, "total": 250}, n_records=100)
+    assert dict(parse_qsl(urlsplit(OffsetPaginator().next_url(page)).query))["offset"] == "100"
+    served = PageInfo(url=f"{BASE}/x?offset=0&limit=1000", body={"records": [{}] * 90, "limit": 100, "total": 250},
+                      n_records=90)  # the server filtered after paging: move by its page size
+    assert dict(parse_qsl(urlsplit(OffsetPaginator().next_url(served)).query))["offset"] == "100"
+
+
+def test_page_counter_follows_has_more_over_short_pages():
+    short = PageInfo(url=f"{BASE}/x?page=1&per_page=5", body={"data": [{}], "has_more": True}, n_records=1)
+    assert dict(parse_qsl(urlsplit(PagePaginator().next_url(short)).query))["page"] == "2"
+    done = PageInfo(url=f"{BASE}/x?page=1&per_page=1", body={"data": [{}], "has_more": False}, n_records=1)
+    assert PagePaginator().next_url(done) is None
+
+
+@pytest.mark.parametrize("link", ["http://", "http://[::1", "http://exa mple.com/x", "http://127.0.0.1:99999/",
+                                  "http://exa\u2100mple.com/", "ftp://files.example.com/x"])
+def test_case_58_malformed_links_are_pagination_errors_naming_the_field(link):
+    """Case 58: LinkPaginator on a malformed Link header -> PaginationError naming it, no ValueError."""
+    page = PageInfo(url=f"{BASE}/x", headers={"Link": f'<{link}>; rel="next"'}, body=[{}], n_records=1)
+    with pytest.raises(PaginationError, match="Link rel=\"next\""):
+        LinkPaginator().next_url(page)
