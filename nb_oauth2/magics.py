@@ -100,7 +100,7 @@ def build_parser() -> _Parser:
     get.add_argument("url", help="API URL ({...} and $ are not expanded)")
     get.add_argument("--session", help="session name (default: the default session)")
     get.add_argument("--record-path", help="where the records are in each page (dotted path)")
-    get.add_argument("--max-pages", type=int, help="stop after N pages")
+    get.add_argument("--max-pages", type=int, help="stop after N pages (default 10,000)")
     get.add_argument("--paginate", default="auto", help="link, next, cursor, pages, offset, odata, none or auto")
     get.add_argument("--partial", action="store_true", help="keep the pages read when a cap stops the read")
     get.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -287,7 +287,8 @@ class OAuth2Magics(Magics, Configurable):
         from .registry import resolve_session
 
         session = resolve_session(args.session)
-        return frames.read_json(args.url, session=session, record_path=args.record_path, max_pages=args.max_pages,
+        max_pages = frames.DEFAULT_MAX_PAGES if args.max_pages is None else args.max_pages  # case 56
+        return frames.read_json(args.url, session=session, record_path=args.record_path, max_pages=max_pages,
                                 paginate=args.paginate, partial=args.partial, progress=self.progress and not args.no_progress)
 
     def _profile(self, name: str, body: str | None) -> None:

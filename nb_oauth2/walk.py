@@ -64,7 +64,11 @@ def _where(paginator: Paginator) -> str:
 def _next_link(url: str, info: PageInfo, paginator: Paginator, pages: int) -> str | None:
     """The checked next URL, None when the walk is complete; PaginationError when it is not but the
     paginator cannot go on (case 62) or the link is malformed (case 58)."""
-    nxt = paginator.next_url(info)
+    try:
+        nxt = paginator.next_url(info)
+    except ValueError:  # a custom paginator's urljoin/urlsplit on a malformed link (PaginationError is no ValueError)
+        raise PaginationError(f"The {paginator.name!r} paginator could not read the next-page link of page "
+                              f"{pages} (a malformed URL); it was not followed.", url=_shown(url)) from None
     if not nxt:
         signal = paginator.pending(info)
         if signal:

@@ -608,3 +608,63 @@ def test_case_62_demo_cursor_api_with_a_named_cursor(demo_provider, demo_session
     frame = oa.read_json(demo_provider.url + "/api/cursor/events?limit=777", session=demo_session,
                          progress=False, paginate=CursorPaginator(field="next_cursor", param="cursor"))
     assert len(frame) == 5000 and frame["id"].is_unique
+
+
+# -- the same in a notebook: %oauth2 get ---------------------------------------------------
+
+
+@pytest.fixture
+def ip():
+    from IPython.testing import globalipapp
+
+    shell = globalipapp.start_ipython() or globalipapp.get_ipython()
+    shell.run_line_magic("load_ext", "nb_oauth2")
+    shell.run_line_magic("config", "OAuth2Magics.show_traceback = False")
+    return shell
+
+
+def test_case_56_oauth2_get_keeps_the_default_page_cap(ip, nb_session, scripted, monkeypatch):
+    """Case 56 in a notebook: %oauth2 get without --max-pages reads under the 10,000-page cap."""
+    seen: dict = {}
+    real = frames.read_json
+
+    def spy(url, **options):
+        seen.update(options)
+        return real(url, **options)
+
+    monkeypatch.setattr(frames, "read_json", spy)
+    url = serve(scripted, "/one", lambda q: {"data": [{"id": 1}], "next": None})
+    frame = ip.run_line_magic("oauth2", f"get {url} --no-progress")
+    assert frame["id"].tolist() == [1] and seen["max_pages"] == 10_000
+    ip.run_line_magic("oauth2", f"get {url} --no-progress --max-pages 3")
+    assert seen["max_pages"] == 3
+
+
+@pytest.mark.parametrize("url", ["http://[::1/items", "api.example.com/items", "http://127.0.0.1:99999/x"])
+def test_case_58_oauth2_get_with_a_malformed_url_is_a_usage_error(ip, nb_session, url):
+    """Case 58 in a notebook: %oauth2 get on a malformed URL -> one-line UsageError naming the problem."""
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="ConfigurationError: read_json needs an http\\(s\\) URL"):
+        ip.run_line_magic("oauth2", f"get {url} --no-progress")
+
+
+def test_case_58_custom_paginator_on_a_malformed_link_is_typed(scripted, plain):
+    """Case 58: a user's Paginator whose urljoin fails on a hostile link -> PaginationError, not ValueError."""
+    from urllib.parse import urljoin
+
+    from nb_oauth2.pagination import Paginator
+
+    class NextHref(Paginator):
+        name = "next-href"
+
+        def next_url(self, page):
+            href = (page.body.get("more") or {}).get("href")
+            return urljoin(page.url, href) if href else None
+
+        def pending(self, page):
+            return None
+
+    url = serve(scripted, "/custom", lambda q: {"data": [{"id": 1}], "more": {"href": "http://[::1/x"}})
+    with pytest.raises(PaginationError, match="'next-href' paginator could not read"):
+        frames.read_json(url, session=plain, progress=False, paginate=NextHref())
