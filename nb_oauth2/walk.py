@@ -92,7 +92,7 @@ def _cap_error(max_pages: int, total: int | None = None) -> PaginationError:
     has = f"The API has {total:,} pages, more than" if total else "Stopped at"
     return PaginationError(
         f"{has} max_pages={max_pages:,} with more pages left (a cap that keeps an API that never stops from "
-        f"running forever). Pass a larger max_pages= (e.g. max_pages={max_pages * 10:,}) or max_pages=None for "
+        f"running forever). Pass a larger max_pages= (e.g. max_pages={max_pages * 10:_}) or max_pages=None for "
         "no cap, or partial=True to keep the pages read so far.")
 
 
