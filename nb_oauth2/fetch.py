@@ -42,6 +42,7 @@ from .errors import (
 )
 from .deadline import arm_deadline
 from .http_errors import is_retryable, map_oauthlib_error, map_request_error, timeout_parts, transport_error
+from .nesting import check_nesting
 from .redact import redact_url, snippet
 
 __all__ = ["Fetcher", "Response", "loads", "fast_enabled", "parse_retry_after", "parse_www_authenticate",
@@ -360,5 +361,6 @@ class Fetcher:
             resp.close()
             raise self._too_large(url, f"{int(length):,} bytes")
         raw = self._read(resp, url, limit=self.max_bytes)
+        check_nesting(raw, url=resp.url or url)  # before any parser sees the bytes (case 55)
         out = Response(url=resp.url or url, status=resp.status_code, headers=resp.headers, raw=raw, data=None)
         return self.parse(out) if parse else out

@@ -25,7 +25,6 @@ from requests.adapters import HTTPAdapter
 from .errors import APIError, ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
 from .columns import _Columns, _parse_dates, extract_records, flatten_records
 from .fetch import Fetcher
-from .nesting import check_nesting
 from .pagination import PageInfo, Paginator, _shown, make_paginator
 from .walk import MAX_EMPTY_PAGES, follow, url_problem
 from .redact import redact_url
@@ -163,7 +162,6 @@ def _pages(url, *, session, params, record_path, paginate, max_pages, max_page_b
 
     def work(page_url: str):
         resp = fetcher.get(page_url, parse=False)
-        check_nesting(resp.raw, url=resp.url)  # before any parser sees the bytes (case 55)
         if convert_raw is not None:
             done = convert_raw(resp.raw)
             if done is not None:

@@ -25,6 +25,7 @@ from traitlets.config import Configurable
 
 from .config import env_name
 from .errors import OAuth2Error, SecretOnCommandLine
+from .pagination import PAGINATION_STYLES
 from .redact import redact
 
 __all__ = ["OAuth2Magics", "load_ipython_extension", "BROWSER_HOOK", "DEVICE_HOOK", "SECRET_OPTIONS"]
@@ -101,7 +102,8 @@ def build_parser() -> _Parser:
     get.add_argument("--session", help="session name (default: the default session)")
     get.add_argument("--record-path", help="where the records are in each page (dotted path)")
     get.add_argument("--max-pages", type=int, help="stop after N pages (default 10,000)")
-    get.add_argument("--paginate", default="auto", help="link, next, cursor, pages, offset, odata, none or auto")
+    get.add_argument("--paginate", default="auto", choices=sorted(PAGINATION_STYLES),
+                     help="the pagination style: auto (detected from page 1), link, next, cursor, page, offset or none")
     get.add_argument("--partial", action="store_true", help="keep the pages read when a cap stops the read")
     get.add_argument("--no-progress", action="store_true", help="no progress bar")
     profile = sub.add_parser("profile", help="%%%%oauth2 profile NAME: define a profile from a TOML cell body")

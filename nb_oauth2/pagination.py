@@ -469,6 +469,8 @@ class _Undetected(NoPaginator):
 
 _STYLES = {"link": LinkPaginator, "next": BodyNextPaginator, "cursor": CursorPaginator, "page": PagePaginator,
            "offset": OffsetPaginator, "none": NoPaginator, "auto": AutoPaginator}
+#: the style names ``paginate=`` takes
+PAGINATION_STYLES = tuple(_STYLES)
 
 
 def make_paginator(paginate: str | Paginator | None) -> Paginator:

@@ -98,8 +98,12 @@ def redact_url(url: str) -> str:
         return MASK
     query = urlencode([(k, MASK) for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
     netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # out of range or not a number: the message is about this URL, keep it readable
+        port = MASK
+    if port:
+        netloc = f"{netloc}:{port}"
     return redact(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
 
 

@@ -487,3 +487,10 @@ def test_case_57_a_body_within_the_deadline_is_read_whole(serve, kind):
     """Case 57: a slow but finished body inside the deadline is returned complete."""
     srv = serve(drip(b'{"data": [1, 2]}', every=0.01))
     assert fetcher(deadline=5, kind=kind).get(srv.url + "/x").data == {"data": [1, 2]}
+
+
+def test_fetcher_refuses_a_deeply_nested_page_before_parsing_it(serve, kind):
+    """Case 55: every caller of Fetcher is protected, not only read_json: typed error, no RecursionError."""
+    srv = serve((200, {}, "[" * 5000 + "]" * 5000))
+    with pytest.raises(ResultTooLarge, match="512"):
+        fetcher(kind=kind).get(srv.url + "/deep")

@@ -288,3 +288,14 @@ def test_refused_lines_leave_no_value_in_output_or_history_outputs(ip, capsys, l
     shown += repr(ip.history_manager.output_hist_reprs)
     assert SECRET not in shown and SECRET[:12] not in shown  # ...without the value
     assert count not in ip.user_ns["Out"]
+
+
+def test_paginate_offers_only_the_styles_that_exist(ip):
+    """--paginate takes exactly the styles read_json accepts (0.1's help offered 'pages' and 'odata', which raise)."""
+    from nb_oauth2.pagination import PAGINATION_STYLES, make_paginator
+
+    for style in PAGINATION_STYLES:
+        make_paginator(style)
+    with pytest.raises(UsageError, match="invalid choice"):
+        ip.run_line_magic("oauth2", "get http://127.0.0.1:9/api --paginate pages")
+    assert "pages" not in magics.full_help().split("--paginate", 1)[1].split("\n")[0]

@@ -67,3 +67,10 @@ def test_debug_logs_of_every_library_hold_no_token(demo_provider, caplog, capsys
     for secret in (token.access_token, token.refresh_token):
         assert secret and secret not in text
     assert caplog.records  # the loggers did log
+
+
+@pytest.mark.parametrize("url", ["http://api.example:99999/x?token=abc", "http://api.example:abc/x?key=1"])
+def test_redact_url_of_a_url_with_a_broken_port_still_gives_a_message(url):
+    """Error messages about malformed URLs (case 58) must not fail while they are written."""
+    shown = redact_url(url)
+    assert shown.startswith("http://api.example:***/x") and "abc" not in shown.split("?")[1]
