@@ -22,9 +22,11 @@ or the name ``localhost`` (RFC 8252 8.3) - never a look-alike such as ``127.1``,
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from requests.exceptions import RequestException
@@ -39,6 +41,8 @@ __all__ = ["CheckedURL", "checked_url", "join", "same_origin", "is_loopback_host
            "is_secure_or_loopback"]
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: tab, CR, LF, NUL, DEL, C1
+_QUERY_OR_FRAGMENT = re.compile("[?#]")
 _USERINFO = "it carries userinfo (user:password@ before the host); put credentials in headers"
 
 
@@ -49,12 +53,19 @@ class _Unsafe(ValueError):
 @dataclass(frozen=True)
 class CheckedURL:
     """A URL that every parser reads alike: ``host`` is lowercase ASCII (IPv6 without brackets),
-    ``port`` the effective port, ``url`` the string requests sends."""
+    ``port`` the effective port; :attr:`url` is the string requests sends."""
 
     scheme: str
     host: str
     port: int
-    url: str
+    source: str = field(repr=False)  # the URL as given (its query may hold secrets: not in the repr)
+
+    @property
+    def url(self) -> str:
+        """The URL as requests sends it (``PreparedRequest.prepare_url``)."""
+        prepared = PreparedRequest()
+        prepared.prepare_url(self.source, None)
+        return prepared.url or ""
 
     @property
     def origin(self) -> tuple[str, str, int]:
@@ -84,15 +95,9 @@ def _shown(url: str) -> str:
         return "a URL that requests cannot read"
 
 
-def _bad_character(url: str) -> str | None:
-    """A control character anywhere, or a backslash before the query (parsers split the host there)."""
-    for char in url:
-        if unicodedata.category(char) == "Cc":
-            return f"it holds the control character {char!r}"
-    before_query = url.split("?", 1)[0].split("#", 1)[0]
-    if "\\" in before_query:
-        return "it holds a backslash before the query (urllib.parse and requests read its host differently)"
-    return None
+def _control_character(url: str) -> str | None:
+    match = _CONTROL.search(url)
+    return f"it holds the control character {match.group()!r}" if match else None
 
 
 def _unicode_host(host: str) -> str:
@@ -136,44 +141,58 @@ def _sent_host(url: str) -> tuple[str, str, int | None]:
 
 
 def checked_url(url: str | bytes) -> CheckedURL:
-    """``url`` read as requests sends it, or :class:`UnsafeURL` if any parser could read it otherwise."""
+    """``url`` read as requests sends it, or :class:`UnsafeURL` if any parser could read it otherwise.
+
+    Every parser ends the authority at the first ``?`` or ``#``, so the origin is decided
+    (and cached) from the part before them; the query is only checked for control characters.
+    """
     text = url.decode("utf-8") if isinstance(url, bytes) else str(url)
-    reason = _bad_character(text)
+    reason = _control_character(text)
     if reason:
         raise _refuse(text, reason)
-    prepared = PreparedRequest()
+    scheme, host, port = _origin_of(_QUERY_OR_FRAGMENT.split(text, 1)[0])
+    return CheckedURL(scheme=scheme, host=host, port=port, source=text)
+
+
+@functools.lru_cache(maxsize=512)  # every request of a Session and every page of a walk asks again
+def _origin_of(head: str) -> tuple[str, str, int]:
+    """(scheme, host, effective port) of a URL without query or fragment, or UnsafeURL."""
+    if "\\" in head:
+        raise _refuse(head, "it holds a backslash before the query (urllib.parse and requests read its "
+                            "host differently)")
     try:
-        split = _split_host(text)
-        prepared.prepare_url(text, None)
+        split = _split_host(head)
+        prepared = PreparedRequest()
+        prepared.prepare_url(head, None)
         sent = _sent_host(prepared.url or "")
         resplit = _split_host(prepared.url or "")
     except _Unsafe as exc:
-        raise _refuse(text, str(exc)) from None
+        raise _refuse(head, str(exc)) from None
     except (RequestException, LocationParseError, UnicodeError) as exc:
-        raise _refuse(text, f"requests cannot send it ({type(exc).__name__})") from None
-    except ValueError:  # e.g. a port urllib.parse cannot read, or NFKC characters in the netloc
-        raise _refuse(text, "urllib.parse cannot read it") from None
+        raise _refuse(head, f"requests cannot send it ({type(exc).__name__})") from None
+    except ValueError:  # e.g. a port urllib.parse cannot read
+        raise _refuse(head, "urllib.parse cannot read it") from None
     scheme, host, port = sent
     if scheme not in DEFAULT_PORTS:
-        raise _refuse(text, "only http and https URLs may carry a token")
+        raise _refuse(head, "only http and https URLs may carry a token")
     if not host:
-        raise _refuse(text, "it names no host")
+        raise _refuse(head, "it names no host")
     if split != sent or resplit != sent:
-        raise _refuse(text, f"urllib.parse reads host {split[1]!r} but requests connects to {host!r}"
+        raise _refuse(head, f"urllib.parse reads host {split[1]!r} but requests connects to {host!r}"
                       if split[1] != host else "urllib.parse and requests read its scheme or port differently")
     if ":" in host:  # an IPv6 literal: one spelling per address
         host = ipaddress.IPv6Address(host).compressed
-    return CheckedURL(scheme=scheme, host=host, port=port or DEFAULT_PORTS[scheme], url=prepared.url or "")
+    return scheme, host, port or DEFAULT_PORTS[scheme]
 
 
 def join(base: str, link: str) -> str:
     """``link`` (absolute or relative, e.g. a next-page link) resolved against ``base``, then checked.
 
     The raw link is checked before :func:`urllib.parse.urljoin` sees it, because urljoin
-    silently drops tab, CR and LF (``/\t/evil/x`` would become ``//evil/x``).
+    silently drops tab, CR and LF (``/<tab>/evil/x`` would become ``//evil/x``).
     """
     raw = link.strip()
-    reason = _bad_character(raw)
+    reason = _control_character(raw)
     if reason:
         raise _refuse(raw, reason)
     try:

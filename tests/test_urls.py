@@ -121,6 +121,7 @@ def test_checked_url_gives_the_url_as_requests_sends_it(urls):
     checked = urls.checked_url("HTTPS://API.Example:0443/a b/{x}?q=a b")
     assert checked.origin == ("https", "api.example", 443)
     assert checked.url == "https://api.example:443/a%20b/%7Bx%7D?q=a%20b"
+    assert "q=" not in repr(checked)  # a query may hold secrets
     assert urls.checked_url("http://[0:0:0:0:0:0:0:1]:8/").host == "::1"
 
 
