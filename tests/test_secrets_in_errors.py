@@ -24,6 +24,8 @@ from nb_oauth2.token import Token
 from tests.conftest import CANARY_CODE, CANARY_REFRESH, CANARY_SECRET, CANARY_TOKEN
 from tests.scripted_server import Reply, Seen
 
+pytestmark = pytest.mark.filterwarnings("ignore::nb_oauth2.LegacyGrantWarning")  # the password grant, on purpose
+
 CANARY_PASSWORD = "canaryPASSWORD-5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
 CANARY_DEVICE = "canaryDEVICE-1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d"
 CANARIES = (CANARY_TOKEN, CANARY_REFRESH, CANARY_SECRET, CANARY_CODE, CANARY_PASSWORD, CANARY_DEVICE)
