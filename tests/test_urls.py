@@ -345,9 +345,9 @@ def _hostport(server) -> tuple[str, str]:
 FORMS_E2E = {
     "backslash": "http://{E}\\@{A}/items?page=2",
     "double backslash": "http://{E}\\\\@{A}/items?page=2",
-    "tab": "http://{A}/it\tems?page=2",  # direct only: a paginator's urljoin strips it first
+    "tab": "http://{A}/it\tems?page=2",
     "tab in host": "http://127.0.0.1\t:{EP}/items?page=2",
-    "crlf": "http://{A}/items?page=2\r\nX-Injected: 1",  # direct only, as "tab"
+    "crlf": "http://{A}/items?page=2\r\nX-Injected: 1",
     "percent host": "http://%31%32%37.0.0.1:{EP}/items?page=2",
     "percent dot": "http://127%2e0.0.1:{EP}/items?page=2",
     "fullwidth": "http://１２７.０.０.１:{EP}/items?page=2",
@@ -370,8 +370,9 @@ LOOK_ALIKES = {"trailing dot", "127.1", "0x7f.1", "127.0.0.1.evil", "localhost.e
 LATIN1 = {k for k, v in {**FORMS_E2E, **USERINFO}.items() if v.isascii() and "\r" not in v}
 #: forms every parser can read (only the host differs, or userinfo is present): refused as UnsafeURL
 WELL_FORMED = {"backslash", "double backslash", "percent host", "percent dot", *USERINFO}
-#: a paginator resolves its link with urljoin, which drops tab/CR/LF in a path or query before any check
-NEXT_FORMS = {k: v for k, v in FORMS_E2E.items() if k not in ("tab", "crlf")}
+NEXT_FORMS = FORMS_E2E
+#: forms requests cannot build a request from at all (refused as malformed before any origin question)
+MALFORMED = {"tab in host", "fullwidth", "nfkc delimiter", "zero width"}
 
 
 def _form(template: str, api, evil) -> str:
@@ -394,12 +395,18 @@ def _raised(call) -> BaseException | None:
     return None
 
 
+def _expect_refused_link(raised: BaseException | None, template: str) -> None:
+    """UnsafeNextLink; a link requests cannot even build is a (case 58) PaginationError."""
+    malformed = template in (FORMS_E2E[name] for name in MALFORMED)
+    assert isinstance(raised, PaginationError if malformed else UnsafeNextLink), raised
+
+
 def _read_next_from_body(api, evil, session, template) -> None:
     api.script("/items", [Reply(200, {"data": [{"i": 1}], "next": _form(template, api, evil)}),
                           Reply(200, {"data": [{"i": 2}]})])
     raised = _raised(lambda: frames.read_json(api.url + "/items", session=session, progress=False))
     _assert_token_stayed(api, evil)
-    assert isinstance(raised, PaginationError), raised  # UnsafeNextLink, or a malformed-link PaginationError
+    _expect_refused_link(raised, template)
 
 
 def _read_next_from_link(api, evil, session, template) -> None:
@@ -408,7 +415,7 @@ def _read_next_from_link(api, evil, session, template) -> None:
                           Reply(200, {"data": [{"i": 2}]})])
     raised = _raised(lambda: frames.read_json(api.url + "/items", session=session, progress=False))
     _assert_token_stayed(api, evil)
-    assert isinstance(raised, PaginationError), raised
+    _expect_refused_link(raised, template)
 
 
 def _get_directly(api, evil, session, template, expected) -> None:
@@ -503,3 +510,16 @@ def test_case_46_redirects_never_carry_the_token_to_another_host(api, evil, sign
     api.script("/r", [Reply(302, b"", {"Location": _form(location, api, evil)})])
     signed_in.get(api.url + "/r")
     assert [s for s in evil.seen if "Authorization" in s.headers] == []
+
+
+@pytest.mark.parametrize("name", ["backslash", "double backslash", "percent host"])
+def test_case_46_stock_mode_and_withheld_token_paths_check_too(api, evil, signed_in, name):
+    """Case 46: with auto_refresh=False (requests-oauthlib's own code path) and with
+    withhold_token=True the URL is checked the same way; 'evil' sees nothing."""
+    stock = Session(name="stock", provider=signed_in.provider, client=signed_in.client_auth, auto_refresh=False)
+    stock.token = dict(signed_in.token_info.to_oauthlib())
+    url = _form(FORMS_E2E[name], api, evil)
+    for call in (lambda: stock.get(url), lambda: signed_in.get(url, withhold_token=True)):
+        raised = _raised(call)
+        _assert_token_stayed(api, evil, api_requests=0)
+        assert type(raised) is _unsafe(), raised
