@@ -20,10 +20,12 @@ from .errors import (
     InvalidCallbackURL,
     NoLoginInProgress,
     StateMismatch,
+    UnsafeURL,
     error_from_response,
 )
 from .providers import NOTEBOOK_ORIGIN, is_loopback_url
 from .redact import redact, register_secret
+from .urls import checked_url
 
 __all__ = ["Pending", "CallbackResult", "clean_pasted_text", "check_callback", "could_be_code"]
 
@@ -105,6 +107,12 @@ def check_callback(text: str, pending: Pending | None, *, used_states: frozenset
     parts = urlsplit(cleaned)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise InvalidCallbackURL(f"That is not a redirect URL: {_echo(cleaned)!r}. Paste the address from the browser's bar.")
+    try:
+        checked_url(cleaned)  # userinfo, backslashes, look-alike hosts: parsers would disagree on its host (case 47)
+    except UnsafeURL:
+        raise InvalidCallbackURL("The pasted address has a user name, a backslash or look-alike characters in its "
+                                 "host, so it cannot be matched to this login; paste the address from the browser's "
+                                 "bar.") from None
     # a plain-http hub serves the notebook itself over http: its own address is not refused
     on_notebook_origin = pending is not None and _on_notebook_origin(pending.redirect_uri)
     if parts.scheme.lower() == "http" and not is_loopback_url(cleaned) and not on_notebook_origin:

@@ -35,7 +35,7 @@ from .errors import (
     OAuth2Error,
     TransportError,
 )
-from .providers import NOTEBOOK_ORIGIN, Provider
+from .providers import NOTEBOOK_ORIGIN, Provider, require_secure_url
 from .redact import MaskedStr, register_secret
 from .token import Token
 from .transport import allow_loopback_http
@@ -115,7 +115,7 @@ class _RedirectFlow(Flow):
     def __init__(self, provider: Provider, client: ClientAuth, *, redirect_uri: str,
                  scope: Sequence[str] | None = None, endpoints: Endpoints | None = None) -> None:
         super().__init__(provider, client, scope=scope, endpoints=endpoints)
-        self.redirect_uri = redirect_uri
+        self.redirect_uri = require_secure_url(redirect_uri, "redirect URI")  # https, or http to loopback (RFC 9700)
         self._pending: Pending | None = None
         self._used_states: set[str] = set()
         self._lock = threading.Lock()

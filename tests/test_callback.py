@@ -285,3 +285,33 @@ def test_notebook_origin_redirect_accepts_the_hub_address_http_or_https(origin):
         check_callback(f"{origin}/user/alice/proxy/43596/callback?code={CANARY_CODE}&state={STATE}", expected)
     with pytest.raises(IssuerMismatch):  # the double prefix jupyter-server-proxy used to produce
         check_callback(f"{origin}/user/alice/proxy/43595{path}?code={CANARY_CODE}&state={STATE}", expected)
+
+
+@pytest.mark.parametrize("pasted", [
+    "https://user:pw@app.example/cb?code={code}&state=s",
+    "https://app.example\\@evil.example/cb?code={code}&state=s",
+    "https://ａpp.example/cb?code={code}&state=s",
+])
+def test_pasted_https_redirect_with_userinfo_or_look_alike_host_is_refused(pasted):
+    """Case 47: userinfo, a backslash or a look-alike host in a pasted https redirect -> refused, code not echoed."""
+    expected = Pending(state="s", redirect_uri="https://app.example/cb")
+    with pytest.raises(InvalidCallbackURL) as info:
+        check_callback(pasted.format(code=CANARY_CODE), expected)
+    assert CANARY_CODE not in str(info.value)
+
+
+@pytest.mark.parametrize("redirect_uri, error", [
+    ("http://app.example/cb", "InsecureTransportError"),
+    ("https://user:pw@app.example/cb", "UnsafeURL"),
+    ("http://127.0.0.1.evil.example/cb", "InsecureTransportError"),
+])
+def test_configured_redirect_uri_must_be_https_or_loopback_and_unambiguous(redirect_uri, error):
+    """Cases 46 and 47: a redirect URI given to a login obeys the same rule as every other URL."""
+    import nb_oauth2 as oa
+    from nb_oauth2 import Provider
+
+    provider = Provider(name="p", authorization_endpoint="https://as.example/authorize",
+                        token_endpoint="https://as.example/token")
+    with pytest.raises(oa.OAuth2Error) as info:
+        oa.prepare_login("ruri", provider=provider, client_id="cid", redirect_uri=redirect_uri).start()
+    assert type(info.value).__name__ == error
