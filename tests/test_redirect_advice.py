@@ -81,3 +81,37 @@ def test_magic_prints_the_same_answer(env, capsys, prefix):
     capsys.readouterr()
     shell.run_line_magic("oauth2", "redirect-uri")
     assert capsys.readouterr().out == _text() + "\n"
+
+
+@pytest.mark.parametrize("setting, widget_via", [
+    ({}, "loopback"),
+    ({"SSH_CONNECTION": "10.0.0.1 5000 10.0.0.2 22"}, "paste"),
+    ({"JUPYTERHUB_SERVICE_PREFIX": "/user/alice/"}, "paste"),
+    ({"JUPYTERHUB_SERVICE_PREFIX": "/user/alice/", "NB_OAUTH2_PUBLIC_URL": "https://hub.example.org/user/alice/"},
+     "proxy"),
+])
+def test_the_widget_does_what_the_advice_says_for_a_real_provider(env, setting, widget_via):
+    """The third answer: the login widget of a (non-demo) provider captures or pastes back as the advice says."""
+    import nb_oauth2 as oa
+    from nb_oauth2 import Provider
+    from nb_oauth2.widgets import LoginWidget
+
+    for name, value in setting.items():
+        env.setenv(name, value)
+    advice = _text()
+    provider = Provider(name="acme", authorization_endpoint="https://as.example/authorize",
+                        token_endpoint="https://as.example/token")
+    widget = LoginWidget(oa.prepare_login("acme", provider=provider, client_id="cid"), via="auto")
+    try:
+        assert widget.via == widget_via
+        if widget_via == "paste":
+            assert "paste-back" in advice.lower() and f"register {DEFAULT_REDIRECT_URI}" in advice
+        elif widget_via == "proxy":
+            uri = widget.attempt.redirect_uri
+            assert uri.startswith("https://hub.example.org/user/alice/proxy/") and uri.endswith("/callback")
+            assert "register https://hub.example.org/user/alice/proxy/<port>/callback" in advice
+        else:
+            assert widget.attempt.redirect_uri.startswith("http://127.0.0.1:")
+            assert "Auto-capture" in advice and "127.0.0.1:<free port>/callback" in advice
+    finally:
+        widget.cancel()
