@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import platformdirs
+
 from .endpoint import ClientAuth
 from .errors import ConfigurationError, DiscoveryError, SecretOnCommandLine
 from .providers import PRESETS, Provider, discover, preset, provider_from_metadata
@@ -90,12 +92,12 @@ def normalise_flow(flow: str | None) -> str | None:
 
 
 def profiles_path() -> Path:
-    """``$NB_OAUTH2_PROFILES`` or ``$XDG_CONFIG_HOME/nb_oauth2/profiles.toml`` (``~/.config`` by default)."""
+    """``$NB_OAUTH2_PROFILES``, else ``profiles.toml`` in the platform's user config dir for nb_oauth2
+    (:mod:`platformdirs`: ``$XDG_CONFIG_HOME/nb_oauth2`` or ``~/.config/nb_oauth2`` on Linux)."""
     explicit = os.environ.get("NB_OAUTH2_PROFILES")
     if explicit:
         return Path(explicit)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "nb_oauth2" / "profiles.toml"
+    return Path(platformdirs.user_config_dir("nb_oauth2", appauthor=False)) / "profiles.toml"
 
 
 def _read_profiles_file(path: Path) -> dict[str, Any]:

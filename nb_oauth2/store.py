@@ -20,12 +20,13 @@ import os
 import re
 import secrets
 import stat
-import sys
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ContextManager, Iterator, Protocol, runtime_checkable
+
+import filelock
+import platformdirs
 
 from .errors import ConfigurationError, InsecureStoreError, StoreError
 from .warn import warn_user
@@ -113,19 +114,12 @@ class MemoryStore:
 
 
 def default_store_dir() -> Path:
-    """``$NB_OAUTH2_STATE_DIR``, else ``$XDG_STATE_HOME/nb_oauth2``, else the platform's state dir."""
+    """``$NB_OAUTH2_STATE_DIR``, else the platform's user state dir for nb_oauth2 (:mod:`platformdirs`:
+    ``$XDG_STATE_HOME/nb_oauth2`` or ``~/.local/state/nb_oauth2`` on Linux)."""
     explicit = os.environ.get("NB_OAUTH2_STATE_DIR")
     if explicit:
         return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "nb_oauth2"
-    home = Path.home()
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / "nb_oauth2"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / "nb_oauth2"
-    return home / ".local" / "state" / "nb_oauth2"
+    return Path(platformdirs.user_state_dir("nb_oauth2", appauthor=False)).expanduser()
 
 
 def _filename(key: str) -> str:
@@ -236,87 +230,46 @@ def _check_private_dir(directory: Path) -> None:
 
 
 class _FileLock:
-    """Cross-process exclusive lock on ``<stem>.lock`` files (flock; msvcrt on Windows, best effort).
+    """Cross-process exclusive lock on ``<stem>.lock`` files (:mod:`filelock`: flock, or msvcrt on Windows).
 
-    Re-entrant within a thread; threads of one process queue on a per-key RLock first.
+    The lock file is created 0600, never followed through a symlink, and kept after release
+    (removing it would race other holders). Re-entrant within a thread; threads of one process
+    queue on a per-key RLock first.
     """
 
     def __init__(self, directory: Path, *, timeout: float = 120.0) -> None:
         self.directory = directory
         self.timeout = timeout
         self._guard = threading.Lock()
-        self._locks: dict[str, threading.RLock] = {}
-        self._depth: dict[str, int] = {}
+        self._locks: dict[str, tuple[threading.RLock, filelock.BaseFileLock]] = {}
+
+    def _pair(self, key: str) -> tuple[threading.RLock, filelock.BaseFileLock]:
+        with self._guard:
+            pair = self._locks.get(key)
+            if pair is None:
+                path = self.directory / f"{_filename(key)}.lock"
+                # short polls keep Ctrl-C responsive while another kernel holds the lock (case 44)
+                pair = self._locks[key] = (threading.RLock(), filelock.FileLock(
+                    path, timeout=self.timeout, mode=0o600, thread_local=False, poll_interval=0.02,
+                    preserve_lock_file=True))
+            return pair
 
     @contextmanager
     def hold(self, key: str) -> Iterator[None]:
-        with self._guard:
-            rlock = self._locks.setdefault(key, threading.RLock())
+        rlock, lock = self._pair(key)
         with rlock:
-            depth = self._depth.get(key, 0)
-            if depth:
-                self._depth[key] = depth + 1
-                try:
-                    yield
-                finally:
-                    self._depth[key] -= 1
-                return
-            fd = self._acquire(self.directory / f"{_filename(key)}.lock")
-            self._depth[key] = 1
+            name = Path(lock.lock_file).name
+            try:
+                lock.acquire()
+            except filelock.Timeout:
+                raise StoreError(f"Another process has held the token store lock {name} for over "
+                                 f"{self.timeout:.0f} s; close the other kernel or delete the lock file.") from None
+            except OSError as exc:
+                raise StoreError(f"Cannot open the lock file {name}: {exc.strerror or exc}.") from None
             try:
                 yield
             finally:
-                self._depth[key] = 0
-                _unlock(fd)
-
-    def _acquire(self, path: Path) -> int:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600)
-        except OSError as exc:
-            raise StoreError(f"Cannot open the lock file {path.name}: {exc.strerror}.") from None
-        deadline = time.monotonic() + self.timeout
-        pause = 0.005
-        while not _try_lock(fd):
-            if time.monotonic() > deadline:
-                os.close(fd)
-                raise StoreError(f"Another process has held the token store lock {path.name} for over "
-                                 f"{self.timeout:.0f} s; close the other kernel or delete the lock file.")
-            time.sleep(pause)  # short sleeps keep Ctrl-C responsive (case 44)
-            pause = min(pause * 2, 0.05)
-        return fd
-
-
-def _try_lock(fd: int) -> bool:
-    if _POSIX:
-        import fcntl
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-    import msvcrt  # pragma: no cover - Windows
-
-    try:  # pragma: no cover
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        return True
-    except OSError:  # pragma: no cover
-        return False
-
-
-def _unlock(fd: int) -> None:
-    try:
-        if _POSIX:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        else:  # pragma: no cover - Windows
-            import msvcrt
-
-            os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-    finally:
-        os.close(fd)
+                lock.release()
 
 
 class _PurgeUnderLock:
