@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from requests.models import PreparedRequest
+from requests.utils import parse_header_links
 
 from .errors import ConfigurationError, PaginationError, UnsafeNextLink, UnsafeURL
 from .redact import redact_url
@@ -93,18 +94,16 @@ def check_next_url(base_url: str, next_url: str) -> str:
     return resolved
 
 
-_LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
-
-
 def parse_link_header(value: str | None) -> dict[str, str]:
-    """``{rel: url}`` from an RFC 8288 ``Link`` header."""
+    """``{rel: url}`` from an RFC 8288 ``Link`` header (:func:`requests.utils.parse_header_links`;
+    a space-separated ``rel`` names each relation, the first link of a relation wins)."""
     out: dict[str, str] = {}
-    for match in _LINK.finditer(value or ""):
-        for param in match.group(2).split(";"):
-            key, _, val = param.strip().partition("=")
+    for link in parse_header_links(value or ""):
+        url = link.get("url", "")
+        for key, val in link.items():
             if key.strip().lower() == "rel":
-                for rel in val.strip().strip('"').split():
-                    out.setdefault(rel.lower(), match.group(1))
+                for rel in val.split():
+                    out.setdefault(rel.lower(), url)
     return out
 
 
