@@ -23,7 +23,6 @@ import email.utils
 import json
 import os
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -112,15 +111,35 @@ def _reset_wait(headers: Mapping[str, str], *, now: float) -> float | None:
     return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
 
 
-_CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+def _challenges(value: str) -> list[str]:
+    """``value`` split into its challenges: an element whose text before any ``=`` holds a space (or
+    that has no ``=``) starts one (``Bearer realm="x"``, ``DPoP algs="ES256"``, ``Negotiate``)."""
+    from werkzeug.http import parse_list_header  # quoted commas stay inside their element
+
+    out: list[list[str]] = []
+    for item in parse_list_header(value):
+        head = item.split("=", 1)[0].strip()
+        if not out or "=" not in item or any(c.isspace() for c in head):
+            out.append([item])
+        else:
+            out[-1].append(item)
+    return [", ".join(parts) for parts in out]
 
 
 def parse_www_authenticate(value: str | None) -> dict[str, str]:
-    """Parameters of a ``Bearer`` challenge (``error``, ``scope``, ...)."""
-    if not value or not value.strip().lower().startswith("bearer"):
-        return {}
-    return {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
-            for m in _CHALLENGE_PARAM.finditer(value.strip()[6:])}
+    """Parameters of the first ``Bearer`` challenge (``error``, ``scope``, ...), unescaped.
+
+    Several challenges may share the header (``DPoP algs="ES256", Bearer error="invalid_token"``);
+    only the Bearer one's parameters count. Each challenge is read by werkzeug's
+    ``WWWAuthenticate.from_header``.
+    """
+    from werkzeug.datastructures import WWWAuthenticate
+
+    for text in _challenges(value or ""):
+        challenge = WWWAuthenticate.from_header(text)
+        if challenge is not None and challenge.type == "bearer":
+            return {key.lower(): val for key, val in challenge.parameters.items() if val is not None}
+    return {}
 
 
 def _is_json_type(content_type: str) -> bool:
