@@ -42,7 +42,6 @@ __all__ = [
     "LoginTimeout",
     "TransportError",
     "TLSError",
-    "RevocationIncomplete",
     "ClientCertificateError",
     "CertificateFileError",
     "CertificateKeyMismatch",
@@ -265,10 +264,6 @@ class InsecureStoreError(StoreError):
 
 class LoopbackPortBusy(ConfigurationError):
     """The fixed loopback port is taken: use port=0, or paste the redirect back."""
-
-
-class RevocationIncomplete(OAuth2Error):
-    """The local copy was wiped but the server did not confirm revocation."""
 
 
 # -- protected resources ---------------------------------------------------------

@@ -358,6 +358,6 @@ def _conform(pa, table, schema):
     cols = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
             for f in schema]
     try:
-        return pa.table(cols, schema=schema) if not extra else table
+        return pa.table(cols, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return pa.Table.from_arrays([c.cast(f.type) for c, f in zip(cols, schema)], schema=schema)

@@ -63,8 +63,7 @@ def _github_token_json(session: Any) -> Any:
         headers["Accept"] = "application/json"
         return url, headers, body
 
-    session.register_compliance_hook("access_token_request", add_accept)
-    session.register_compliance_hook("refresh_token_request", add_accept)
+    session.register_compliance_hook("access_token_request", add_accept)  # every token-side request
     return session
 
 
@@ -88,7 +87,6 @@ class Provider:
     extra_authorization_params: Mapping[str, str] = field(default_factory=dict)
     #: RFC 9207: the server puts ``iss`` in the authorization response
     authorization_response_iss: bool = False
-    code_challenge_methods: tuple[str, ...] = ("S256",)
     scope_separator: str = " "
     compliance_hooks: tuple[ComplianceHook, ...] = field(default=(), repr=False)
     mtls_endpoint_aliases: Mapping[str, str] = field(default_factory=dict)
@@ -224,7 +222,6 @@ def provider_from_metadata(metadata: Mapping[str, Any], *, name: str | None = No
         token_endpoint_auth_method=auth_method,
         token_endpoint_auth_methods=advertised,
         authorization_response_iss=bool(metadata.get("authorization_response_iss_parameter_supported")),
-        code_challenge_methods=tuple(metadata.get("code_challenge_methods_supported") or ("S256",)),
         mtls_endpoint_aliases=dict(metadata.get("mtls_endpoint_aliases") or {}),
     )
 

@@ -58,6 +58,21 @@ def test_github_quirk_asks_for_json_at_the_token_endpoint():
     assert headers["Accept"] == "application/json"
 
 
+def test_quirks_register_only_what_the_endpoint_collects():
+    """The endpoint applies access_token_request hooks to every token-side request; nothing else is registered
+    (the never-collected refresh_token_request hook and the never-read code_challenge_methods are gone)."""
+    import dataclasses
+
+    from nb_oauth2.endpoint import _HookCollector
+    from nb_oauth2.providers import Provider
+
+    for name in PRESETS:
+        collector = _HookCollector()
+        preset(name).apply_quirks(collector)
+        assert set(collector.hooks) <= {"access_token_request"}, name
+    assert "code_challenge_methods" not in {f.name for f in dataclasses.fields(Provider)}
+
+
 def test_discovery_over_http_falls_back_to_rfc8414(scripted):
     doc = {"issuer": scripted.url, "token_endpoint": scripted.url + "/token",
            "authorization_endpoint": scripted.url + "/authorize"}
