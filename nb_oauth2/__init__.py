@@ -68,12 +68,13 @@ __all__ = [
     "discover",
     "load_profile",
     "define_profile",
+    "install_log_redaction",
     "load_ipython_extension",
     "__version__",
     *_error_names,
 ]
 
-install_log_redaction()
+install_log_redaction()  # logger filters only; http.client is left alone unless asked (http_client=True)
 
 _LAZY = {"read_json", "iter_pages", "iter_records", "to_parquet"}
 

@@ -38,7 +38,7 @@ from .errors import (
 from .providers import NOTEBOOK_ORIGIN, Provider, require_secure_url
 from .redact import MaskedStr, register_secret
 from .token import Token
-from .transport import allow_loopback_http
+from .transport import loopback_http_allowed
 from .warn import warn_user
 
 __all__ = [
@@ -52,8 +52,6 @@ __all__ = [
     "LegacyGrantWarning",
     "FLOWS",
 ]
-
-allow_loopback_http()
 
 
 class LegacyGrantWarning(UserWarning):
@@ -142,8 +140,9 @@ class _RedirectFlow(Flow):
         """oauthlib builds the link; a browser-relative endpoint (JupyterHub proxy) stays relative."""
         endpoint = self.provider.endpoint("authorization")
         base = NOTEBOOK_ORIGIN if endpoint.startswith("/") else ""
-        url = client.prepare_request_uri(base + endpoint, redirect_uri=self.redirect_uri,
-                                         scope=self.scope_string or None, **params)
+        with loopback_http_allowed():  # oauthlib's transport check, widened for this call only
+            url = client.prepare_request_uri(base + endpoint, redirect_uri=self.redirect_uri,
+                                             scope=self.scope_string or None, **params)
         return url[len(base):]
 
     def _take_pending(self, text: str):

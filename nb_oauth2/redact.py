@@ -155,16 +155,22 @@ _FILTER = RedactingFilter()
 _NAMESPACES = ("nb_oauth2", "requests_oauthlib", "oauthlib", "urllib3")
 
 
-def install_log_redaction() -> None:
+def install_log_redaction(*, http_client: bool = False) -> None:
     """Attach the filter to every logger of ours and of the OAuth/HTTP libraries.
 
     Filters on a logger only see records created on that logger, so the filter
     goes on each existing logger in those namespaces (requests-oauthlib logs
-    tokens at DEBUG: its issue #536).
+    tokens at DEBUG: its issue #536). ``import nb_oauth2`` does this much.
+
+    ``http_client=True`` (opt-in) also redacts what ``http.client`` prints at
+    ``HTTPConnection.debuglevel > 0`` (request headers, Authorization included):
+    it sets a ``print`` in the ``http.client`` module, which that module looks up
+    before the builtin, so only its debug lines change, for the whole process.
     """
     import requests_oauthlib  # noqa: F401  (make sure its loggers exist)
 
-    _quiet_http_client_debug()
+    if http_client:
+        _quiet_http_client_debug()
     manager = logging.Logger.manager
     names = [n for n in list(manager.loggerDict) if n.split(".")[0] in _NAMESPACES]
     for name in set(names) | set(_NAMESPACES):
@@ -183,7 +189,7 @@ def _quiet_http_client_debug() -> None:
     """``http.client`` prints headers (Authorization included) at debuglevel > 0.
 
     It looks ``print`` up in its own module first, so a module-level name there
-    redacts exactly those lines and nothing else.
+    redacts exactly those lines and nothing else (only on request: see install_log_redaction).
     """
     import http.client
 

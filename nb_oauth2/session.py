@@ -46,13 +46,11 @@ from .store import MemoryStore, StoreError, TokenStore
 from .http_errors import is_retryable, map_request_error
 from .tls import ClientCertificate, bound_thumbprint, mount_client_cert
 from .token import DEFAULT_LEEWAY, Token, parse_leeway
-from .transport import allow_loopback_http
+from .transport import loopback_http_allowed
 from .urls import checked_url
 from .warn import warn_user
 
 __all__ = ["Session", "MaskedTokenDict"]
-
-allow_loopback_http()
 
 
 class MaskedTokenDict(dict):
@@ -300,8 +298,9 @@ class Session(OAuth2Session):
             kwargs.setdefault("verify", self.verify)
         if not self.auto_refresh:
             self._cert_for(url, self._token)
-            return super().request(method, url, data=data, headers=headers, withhold_token=withhold_token,
-                                   client_id=client_id, client_secret=client_secret, files=files, **kwargs)
+            with loopback_http_allowed():  # requests-oauthlib's add_token: loopback http for this call only
+                return super().request(method, url, data=data, headers=headers, withhold_token=withhold_token,
+                                       client_id=client_id, client_secret=client_secret, files=files, **kwargs)
         if withhold_token:
             certificate = self._cert_for(url, None)
             try:
@@ -320,6 +319,20 @@ class Session(OAuth2Session):
             token = self._renew(token, force=True)
             response = self._send(method, url, token, data, headers, files, kwargs)
         return response
+
+    # requests-oauthlib's own styles (fetch_token, refresh_token, authorization_url) on this session
+    # accept loopback http as the package does; a plain OAuth2Session elsewhere is unaffected.
+    def authorization_url(self, url: str, state: str | None = None, **kwargs: Any) -> tuple[str, str]:
+        with loopback_http_allowed():
+            return super().authorization_url(url, state, **kwargs)
+
+    def fetch_token(self, token_url: str, *args: Any, **kwargs: Any) -> dict:
+        with loopback_http_allowed():
+            return super().fetch_token(token_url, *args, **kwargs)
+
+    def refresh_token(self, token_url: str, *args: Any, **kwargs: Any) -> dict:  # type: ignore[override]
+        with loopback_http_allowed():
+            return super().refresh_token(token_url, *args, **kwargs)
 
     def _send(self, method: str, url: str, token: Token, data: Any, headers: Any, files: Any,
               kwargs: dict) -> requests.Response:

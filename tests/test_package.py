@@ -13,7 +13,7 @@ EXPECTED_PUBLIC = {
     "read_json", "iter_pages", "iter_records", "to_parquet", "Session", "Token", "Provider", "Profile",
     "ClientAuth", "Step", "AuthorizationCodeFlow", "ImplicitFlow", "PasswordFlow", "ClientCredentialsFlow",
     "DeviceFlow", "LegacyGrantWarning", "ScopeChangedWarning", "PRESETS", "preset", "discover",
-    "load_profile", "define_profile", "load_ipython_extension", "__version__",
+    "load_profile", "define_profile", "install_log_redaction", "load_ipython_extension", "__version__",
 }
 
 
@@ -38,13 +38,22 @@ def test_no_process_wide_oauthlib_flags_are_set():
 
 
 def test_oauthlib_still_refuses_http_to_remote_hosts():
-    """Only loopback http is widened; oauthlib's check for remote http still holds."""
+    """Only loopback http is widened, and only inside nb_oauth2's own calls; remote http still fails."""
     from oauthlib.oauth2.rfc6749 import parameters
 
-    assert parameters.is_secure_transport("http://127.0.0.1:5/x")
-    assert parameters.is_secure_transport("http://[::1]:5/x")
-    assert not parameters.is_secure_transport("http://example.com/x")
-    assert not parameters.is_secure_transport("http://127.0.0.1.evil.example/x")
+    from nb_oauth2.transport import loopback_http_allowed
+
+    with loopback_http_allowed():
+        assert parameters.is_secure_transport("http://127.0.0.1:5/x")
+        assert parameters.is_secure_transport("http://[::1]:5/x")
+        assert not parameters.is_secure_transport("http://example.com/x")
+        assert not parameters.is_secure_transport("http://127.0.0.1.evil.example/x")
+    assert not parameters.is_secure_transport("http://127.0.0.1:5/x")  # outside: oauthlib's own answer
+
+
+def test_dead_error_class_is_gone():
+    """RevocationIncomplete was never raised; it is no longer public."""
+    assert "RevocationIncomplete" not in nb_oauth2.__all__ and not hasattr(nb_oauth2.errors, "RevocationIncomplete")
 
 
 def test_every_error_repr_is_class_and_code_only():

@@ -42,8 +42,11 @@ def test_fingerprint_is_stable_and_not_the_secret():
     assert fingerprint(CANARY_TOKEN) == fingerprint(CANARY_TOKEN) and CANARY_TOKEN[:8] not in fingerprint(CANARY_TOKEN)
 
 
-def test_debug_logs_of_every_library_hold_no_token(demo_provider, caplog, capsys):
-    """Case 38: DEBUG on root, requests_oauthlib, oauthlib, urllib3 and http.client -> no token captured."""
+def test_debug_logs_of_every_library_hold_no_token(demo_provider, caplog, capsys, monkeypatch):
+    """Case 38: DEBUG on root, requests_oauthlib, oauthlib, urllib3 and http.client -> no token captured
+    (http.client's printed lines after the documented opt-in, install_log_redaction(http_client=True))."""
+    monkeypatch.setattr(http.client, "print", print, raising=False)  # undone after the test: no global left
+    oa.install_log_redaction(http_client=True)
     caplog.set_level(logging.DEBUG)
     for name in ("", "requests_oauthlib", "oauthlib", "urllib3", "nb_oauth2"):
         logging.getLogger(name).setLevel(logging.DEBUG)

@@ -253,13 +253,14 @@ def test_oauthlib_transport_check_reads_the_host_requests_reads():
     """Case 46: oauthlib's is_secure_transport (patched by nb_oauth2) refuses differentials, even https."""
     from oauthlib.oauth2.rfc6749 import parameters
 
-    import nb_oauth2.session  # noqa: F401  (installs the patched check)
+    from nb_oauth2.transport import loopback_http_allowed  # the check as nb_oauth2's own calls see it
 
-    assert parameters.is_secure_transport("http://127.0.0.1:5/x")
-    assert parameters.is_secure_transport("https://idp.example/token")
-    for hostile in ("http://evil.example\\@127.0.0.1:5/x", "https://evil.example\\@idp.example/token",
-                    "http://user:s3cretpw@127.0.0.1:5/x", "http://127.1:5/x"):
-        assert not parameters.is_secure_transport(hostile), hostile
+    with loopback_http_allowed():
+        assert parameters.is_secure_transport("http://127.0.0.1:5/x")
+        assert parameters.is_secure_transport("https://idp.example/token")
+        for hostile in ("http://evil.example\\@127.0.0.1:5/x", "https://evil.example\\@idp.example/token",
+                        "http://user:s3cretpw@127.0.0.1:5/x", "http://127.1:5/x"):
+            assert not parameters.is_secure_transport(hostile), hostile
 
 
 @pytest.mark.parametrize("base", ["http://evil.example\\@127.0.0.1:8765/callback",
