@@ -43,6 +43,7 @@ from .deadline import arm_deadline
 from .http_errors import is_retryable, map_oauthlib_error, map_request_error, timeout_parts, transport_error
 from .nesting import check_nesting
 from .redact import redact_url, snippet
+from .transport import loopback_http_allowed
 
 __all__ = ["Fetcher", "Response", "loads", "fast_enabled", "parse_retry_after", "parse_www_authenticate",
            "DEFAULT_DEADLINE"]
@@ -239,7 +240,8 @@ class Fetcher:
         timeout = self._capped_timeout(started)
         self.requests_sent += 1
         try:
-            resp = self.session.get(url, headers=headers, timeout=timeout, stream=True)
+            with loopback_http_allowed():  # a plain OAuth2Session reaches loopback http as nb_oauth2's own does
+                resp = self.session.get(url, headers=headers, timeout=timeout, stream=True)
         except (OAuth2Error, requests.RequestException) as exc:  # OAuth2Error: nb_oauth2's Session mapped it
             transport = isinstance(exc, TransportError) or not isinstance(exc, OAuth2Error)
             if transport and self._past_deadline(started, slack=0.05):  # the capped read timeout tripped
