@@ -77,3 +77,24 @@ def test_unknown_profile_lists_the_ways_to_define_it(profiles_file):
 def test_unknown_flow_is_refused(profiles_file):
     with pytest.raises(ConfigurationError, match="Unknown flow"):
         load_profile("github", client_id="x", flow="magic")
+
+
+def test_profiles_and_state_directories_follow_xdg_and_their_overrides(monkeypatch, tmp_path):
+    """platformdirs on Linux: XDG_CONFIG_HOME / XDG_STATE_HOME, and NB_OAUTH2_PROFILES / NB_OAUTH2_STATE_DIR win."""
+    import sys
+
+    from nb_oauth2.config import profiles_path
+    from nb_oauth2.store import default_store_dir
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("XDG directories are the Linux convention")
+    for name in ("NB_OAUTH2_PROFILES", "NB_OAUTH2_STATE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert profiles_path() == tmp_path / "config" / "nb_oauth2" / "profiles.toml"
+    assert default_store_dir() == tmp_path / "state" / "nb_oauth2"
+    monkeypatch.setenv("NB_OAUTH2_PROFILES", str(tmp_path / "mine.toml"))
+    monkeypatch.setenv("NB_OAUTH2_STATE_DIR", str(tmp_path / "tokens"))
+    assert profiles_path() == tmp_path / "mine.toml"
+    assert default_store_dir() == tmp_path / "tokens"
