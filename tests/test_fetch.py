@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import socket
-import threading
 import time
 import tracemalloc
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 import pytest
 import requests
@@ -29,79 +29,40 @@ from nb_oauth2.fetch import Fetcher, parse_retry_after, parse_www_authenticate
 from nb_oauth2.providers import Provider
 from nb_oauth2.session import Session
 from nb_oauth2.token import Token
+from tests.scripted_server import Reply, ScriptedServer, Seen
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):  # a client that hung up: nothing on stderr
-        pass
-
-
-class Scripted:
-    """A loopback HTTP server answering from a script: one (status, headers, body) per request."""
-
-    def __init__(self, script):
-        self.script = list(script)
-        self.seen: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body leave at once (no 40 ms stalls)
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                outer.seen.append({"path": self.path, "auth": self.headers.get("Authorization")})
-                step = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
-                answer = step if not callable(step) else step(self)
-                if answer is None:  # the step wrote its own response
-                    return
-                status, headers, body = answer
-                self.send_response(status)
-                chunked = not isinstance(body, (bytes, str))
-                headers = {"Content-Type": "application/json", **headers}
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                if chunked:
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    try:
-                        for part in body:
-                            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
-                        self.wfile.write(b"0\r\n\r\n")
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
-                    return
-                data = body.encode() if isinstance(body, str) else body
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+def _reply(step) -> Reply | Callable[[Seen], Reply]:
+    """A script step: ``(status, headers, body)`` (JSON unless headers say otherwise; an iterable
+    body streams chunked), a :class:`Reply`, or a callable of the request returning either."""
+    if isinstance(step, Reply):
+        return step
+    if callable(step):
+        return lambda seen: _reply(step(seen))
+    status, headers, body = step
+    return Reply(status, body, {"Content-Type": "application/json", **headers})
 
 
 @pytest.fixture
 def serve():
+    """``serve(step, ...)``: a keep-alive loopback server answering every path with the steps in order
+    (the last one repeats); ``srv.seen`` records each request."""
     servers = []
 
     def start(*script):
-        s = Scripted(script)
+        s = ScriptedServer(http11=True)
+        s.script("*", [_reply(step) for step in script])
         servers.append(s)
         return s
 
     yield start
     for s in servers:
         s.close()
+
+
+def late(seconds: float, step=None) -> Reply:
+    """``step`` (default OK) sent after ``seconds`` of silence."""
+    return dataclasses.replace(_reply(step or OK), delay=seconds)
 
 
 class Clock:
@@ -151,7 +112,7 @@ def test_ok_json_is_parsed(serve, kind):
     srv = serve(OK)
     resp = fetcher(kind=kind).get(srv.url + "/x")
     assert resp.status == 200 and resp.data == {"data": [1, 2]}
-    assert srv.seen[0]["auth"] == "Bearer test-token-123"
+    assert srv.seen[0].auth == "Bearer test-token-123"
 
 
 def test_case_29_retry_after_seconds_is_waited_in_full(serve, kind):
@@ -223,13 +184,7 @@ def test_case_30_jitter_changes_the_wait():
 
 def test_case_30_timeouts_are_retried_then_reported(serve, kind):
     """Case 30: a hung server -> read timeouts retried, then TransportError."""
-    import time
-
-    def hang(handler):
-        time.sleep(0.5)
-        return OK
-
-    srv = serve(hang)
+    srv = serve(late(0.5))
     with pytest.raises(TransportError):
         fetcher(timeout=(1, 0.1), retries=1, kind=kind).get(srv.url + "/x")
     assert len(srv.seen) == 2
@@ -258,8 +213,8 @@ def test_case_28_session_refreshing_once_on_401_is_honoured(serve):
                 resp = super().request(method, url, **kw)
             return resp
 
-    def auth(handler):
-        if handler.headers.get("Authorization") == "Bearer fresh-token-456":
+    def auth(seen):
+        if seen.auth == "Bearer fresh-token-456":
             return OK
         return (401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}, "{}")
 
@@ -267,7 +222,7 @@ def test_case_28_session_refreshing_once_on_401_is_honoured(serve):
     session = RefreshingSession()
     session.headers["Authorization"] = "Bearer old-token-123"
     assert Fetcher(session).get(srv.url + "/x").data == {"data": [1, 2]}
-    assert session.refreshes == 1 and [s["auth"] for s in srv.seen] == ["Bearer old-token-123",
+    assert session.refreshes == 1 and [s.auth for s in srv.seen] == ["Bearer old-token-123",
                                                                          "Bearer fresh-token-456"]
 
 
@@ -384,7 +339,7 @@ def test_case_50_both_sessions_retry_network_failures_alike(serve, failure):
     if failure == "closed port":
         url = closed_port_url()
     else:
-        srv = serve(lambda handler: (time.sleep(0.6), OK)[1])
+        srv = serve(late(0.6))
         url = srv.url + "/x?key=SECRETVALUE1"
     plain, own = _failure("requests", url), _failure("nb_oauth2", url)
     assert plain == own
@@ -435,32 +390,10 @@ def test_case_50_oauthlib_errors_of_a_plain_oauth2session_are_typed():
 # -- case 57: a total deadline per exchange -------------------------------------------------------
 
 
-def drip(body: bytes, *, every: float, length: str = "content-length"):
-    """A step that sends the headers at once, then the body one byte every ``every`` seconds."""
-
-    def step(handler):
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        if length == "content-length":
-            handler.send_header("Content-Length", str(len(body)))
-        elif length == "chunked":
-            handler.send_header("Transfer-Encoding", "chunked")
-        else:  # read until the server closes
-            handler.send_header("Connection", "close")
-            handler.close_connection = True
-        handler.end_headers()
-        try:
-            for byte in body:
-                part = bytes([byte])
-                handler.wfile.write(b"1\r\n%s\r\n" % part if length == "chunked" else part)
-                handler.wfile.flush()
-                time.sleep(every)
-            if length == "chunked":
-                handler.wfile.write(b"0\r\n\r\n")
-        except OSError:  # the client cut the connection
-            pass
-
-    return step
+def drip(body: bytes, *, every: float, length: str = "content-length") -> Reply:
+    """A reply whose headers leave at once, then the body one byte every ``every`` seconds."""
+    framing = {"content-length": "length", "chunked": "chunked", "until-close": "close"}[length]
+    return Reply(200, body, {"Content-Type": "application/json"}, drip=every, framing=framing)
 
 
 @pytest.mark.parametrize("length", ["content-length", "chunked", "until-close"])
@@ -477,7 +410,7 @@ def test_case_57_dripped_body_hits_the_total_deadline(serve, kind, length):
 
 def test_case_57_slow_headers_hit_the_deadline_not_the_read_timeout(serve, kind):
     """Case 57: waiting for the headers counts against the deadline too (the read timeout is capped)."""
-    srv = serve(lambda handler: (time.sleep(1.5), OK)[1])
+    srv = serve(late(1.5))
     with pytest.raises(TransportError) as err:
         fetcher(timeout=(1, 5), deadline=0.4, kind=kind).get(srv.url + "/x")
     assert "deadline=0.4" in str(err.value) and len(srv.seen) == 1

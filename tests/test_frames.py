@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 import types
 import warnings
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 import pytest
@@ -18,76 +14,43 @@ import requests
 
 from nb_oauth2 import frames
 from nb_oauth2.errors import ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
+from tests.scripted_server import Reply, ScriptedServer, Seen
 
 SHAPES = Path(__file__).parent / "data" / "api_shapes"
 TOKEN = "frames-test-token-0123"
 ALL_SHAPES = sorted(p.stem for p in SHAPES.glob("*.json"))
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
+class API(ScriptedServer):
+    """Serves pages keyed by (path, query); a page is a dict with body, headers and an optional delay.
 
-    def handle_error(self, request, client_address):  # a client that hung up: nothing on stderr
-        pass
-
-
-class API:
-    """Serves pages keyed by (path, query); a page is a dict with body, headers and an optional delay."""
+    ``dynamic(path, query) -> page`` instead answers any request; ``{base}`` in a body or header
+    becomes this server's URL; a request without the test token gets 401."""
 
     def __init__(self, pages=None, dynamic=None):
-        self.pages: dict = {}
+        super().__init__(http11=True)
+        self.pages = {(page["path"], tuple(sorted(page["query"].items()))): page for page in pages or ()}
         self.dynamic = dynamic
-        self.seen: list[dict] = []
-        outer = self
+        self.script("*", [self._page])
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body leave at once (no 40 ms stalls)
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                parts = urlsplit(self.path)
-                query = dict(parse_qsl(parts.query, keep_blank_values=True))
-                outer.seen.append({"path": parts.path, "query": query, "auth": self.headers.get("Authorization"),
-                                  "t": time.monotonic()})
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    return self._send(401, {}, b'{"error": "invalid_token"}')
-                page = outer.dynamic(parts.path, query) if outer.dynamic else \
-                    outer.pages.get((parts.path, tuple(sorted(query.items()))))
-                if page is None:
-                    return self._send(404, {}, b'{"message": "Not Found"}')
-                time.sleep(page.get("delay", 0))
-                body = json.dumps(page["body"]).replace("{base}", outer.url).encode()
-                headers = {k: v.replace("{base}", outer.url) for k, v in page.get("headers", {}).items()}
-                self._send(200, headers, body)
-
-            def _send(self, status, headers, body):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        for page in pages or ():
-            self.pages[(page["path"], tuple(sorted(page["query"].items())))] = page
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    def _page(self, seen: Seen) -> Reply:
+        json_type = {"Content-Type": "application/json; charset=utf-8"}
+        if seen.auth != f"Bearer {TOKEN}":
+            return Reply(401, b'{"error": "invalid_token"}', json_type)
+        query = seen.query
+        page = self.dynamic(seen.route, query) if self.dynamic else \
+            self.pages.get((seen.route, tuple(sorted(query.items()))))
+        if page is None:
+            return Reply(404, b'{"message": "Not Found"}', json_type)
+        body = json.dumps(page["body"]).replace("{base}", self.url).encode()
+        headers = {k: v.replace("{base}", self.url) for k, v in page.get("headers", {}).items()}
+        return Reply(200, body, {**json_type, **headers}, delay=page.get("delay", 0))
 
     def first_url(self, shape: dict) -> str:
         from urllib.parse import urlencode
 
         page = shape["pages"][0]
         return self.url + page["path"] + (f"?{urlencode(page['query'])}" if page["query"] else "")
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -122,7 +85,7 @@ def test_every_recorded_api_shape_reads_into_one_frame(api, session, name):
     df = frames.read_json(server.first_url(data), session=session, progress=False)
     assert len(df) == data["records"]
     assert len(server.seen) == len(data["pages"])  # each page exactly once
-    assert all(s["auth"] == f"Bearer {TOKEN}" for s in server.seen)
+    assert all(s.auth == f"Bearer {TOKEN}" for s in server.seen)
 
 
 @pytest.mark.parametrize("fast", ["0", "1"])
@@ -177,7 +140,7 @@ def test_known_page_count_is_fetched_concurrently_in_stable_order(api, session):
     server = api(data)
     df = frames.read_json(server.first_url(data), session=session, progress=False, concurrency=4)
     assert df["id"].tolist() == [1, 2, 3, 4, 5]
-    assert server.seen[2]["t"] - server.seen[1]["t"] < 0.25  # page 3 asked while page 2 was still pending
+    assert server.seen[2].t - server.seen[1].t < 0.25  # page 3 asked while page 2 was still pending
 
 
 def test_parse_dates_gives_utc_datetimes(api, session):
@@ -328,5 +291,5 @@ def test_timestamp_looking_cursor_is_sent_back_verbatim(api, session):
 
     server = api(dynamic=route)
     df = frames.read_json(server.url + "/c", session=session, progress=False)
-    assert server.seen[1]["query"]["cursor"] == "2024-01-02T03:04:05Z"
+    assert server.seen[1].query["cursor"] == "2024-01-02T03:04:05Z"
     assert df["at"].tolist() == ["2024-01-01", "2024-01-03"]
