@@ -470,7 +470,7 @@ class AuthlibServer:
         self.state = State(self.clients, interval=device_interval)
         self._app = build_app(self.state, issuer=self.issuer, access_token_ttl=access_token_ttl)
         self.driver = AuthlibDriver(self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="authlib-test-server", daemon=True)
         self._thread.start()
 
