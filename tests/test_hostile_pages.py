@@ -32,21 +32,6 @@ READERS = ["read_json", "iter_pages", "to_parquet"]
 # -- helpers -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def _server():
-    server = ScriptedServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def scripted(_server):
-    """The ScriptedServer, started once for this module (its shutdown waits half a second), reset per test."""
-    _server.replies.clear()
-    _server.seen.clear()
-    return _server
-
-
 @pytest.fixture
 def plain():
     return requests.Session()
@@ -110,26 +95,33 @@ def _bad_request_after(limit: int):
 
 
 CHILD = r"""
+import os
 import sys
 sys.path.insert(0, sys.argv[1])
-if sys.argv[4] == "not-installed":
+if sys.argv[2] == "not-installed":
     sys.modules["pyarrow"] = None
     sys.modules["orjson"] = None
 import requests
 from nb_oauth2 import frames
-url, reader = sys.argv[2], sys.argv[3]
-try:
-    if reader == "read_json":
-        frames.read_json(url, session=requests.Session(), progress=False)
-    elif reader == "iter_pages":
-        list(frames.iter_pages(url, session=requests.Session()))
-    else:
-        frames.to_parquet(url, sys.argv[5], session=requests.Session(), progress=False)
-    print("RESULT none")
-except BaseException as exc:
-    print("RESULT", type(exc).__name__, str(exc)[:300].replace("\n", " "))
-ok = frames.read_json(url.rsplit("/", 1)[0] + "/ok", session=requests.Session(), progress=False)
-print("ALIVE", len(ok))
+base, out = sys.argv[3], sys.argv[4]
+for scenario in sys.argv[5:]:
+    shape, reader, mode = scenario.split(":")
+    os.environ["NB_OAUTH2_NO_FAST"] = "1" if mode == "no-fast" else "0"
+    url = base + "/deep/" + shape
+    print("BEGIN", scenario, flush=True)
+    try:
+        if reader == "read_json":
+            frames.read_json(url, session=requests.Session(), progress=False)
+        elif reader == "iter_pages":
+            list(frames.iter_pages(url, session=requests.Session()))
+        else:
+            frames.to_parquet(url, os.path.join(out, scenario.replace(":", "-") + ".parquet"),
+                              session=requests.Session(), progress=False)
+        print("RESULT", scenario, "none", flush=True)
+    except BaseException as exc:
+        print("RESULT", scenario, type(exc).__name__, str(exc)[:300].replace("\n", " "), flush=True)
+    ok = frames.read_json(base + "/ok", session=requests.Session(), progress=False)
+    print("ALIVE", scenario, len(ok), flush=True)
 """
 
 
@@ -139,35 +131,62 @@ def _deep(depth: int, shape: str) -> bytes:
     return b'{"data": [' + b'{"a":' * depth + b"1" + b"}" * depth + b"]}"
 
 
-def _run_child(scripted, tmp_path, reader: str, mode: str) -> subprocess.CompletedProcess:
-    scripted.script("/ok", [Reply(200, {"data": [{"a": 1}]})])
-    env = {**os.environ, "NB_OAUTH2_NO_FAST": "1" if mode == "no-fast" else "0"}
-    return subprocess.run([sys.executable, "-c", CHILD, str(ROOT), scripted.url + "/deep", reader, mode,
-                           str(tmp_path / "deep.parquet")], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=240)
+#: (shape, reader, mode) read by the child processes; "not-installed" needs a process of its own
+DEEP_SCENARIOS = [(shape, "read_json", mode) for mode in ("no-fast", "fast", "not-installed")
+                  for shape in ("arrays", "objects")]
+DEEP_SCENARIOS += [("arrays", "iter_pages", "fast"), ("arrays", "to_parquet", "fast")]
+
+
+@pytest.fixture(scope="module")
+def deep_children(tmp_path_factory):
+    """Two child processes (modules installed, and orjson/pyarrow blocked) read every deep page of
+    DEEP_SCENARIOS in turn, each followed by a normal page; started once, read by the case-55 tests.
+
+    A segfault kills its child, so it fails the tests of that child, never pytest."""
+    out = tmp_path_factory.mktemp("deep")
+    with ScriptedServer() as server:
+        server.script("/ok", [Reply(200, {"data": [{"a": 1}]})])
+        for shape in ("arrays", "objects"):
+            server.script(f"/deep/{shape}", [Reply(200, _deep(10_000, shape), {"Content-Type": "application/json"})])
+        children = {}
+        for installed in ("installed", "not-installed"):
+            scenarios = [":".join(s) for s in DEEP_SCENARIOS
+                         if (s[2] == "not-installed") == (installed == "not-installed")]
+            children[installed] = subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(ROOT), installed, server.url, str(out), *scenarios],
+                env={k: v for k, v in os.environ.items() if k != "NB_OAUTH2_NO_FAST"}, cwd=ROOT,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        done = {name: (proc, *proc.communicate(timeout=240)) for name, proc in children.items()}
+    return done
+
+
+def _deep_run(deep_children, shape: str, reader: str, mode: str) -> tuple[str, str]:
+    """This scenario's RESULT line and its child's stdout; fails if that child died."""
+    proc, stdout, stderr = deep_children["not-installed" if mode == "not-installed" else "installed"]
+    scenario = f"{shape}:{reader}:{mode}"
+    begun = [line.split()[1] for line in stdout.splitlines() if line.startswith("BEGIN")]
+    assert proc.returncode == 0, (f"the process died (exit {proc.returncode}) reading {begun[-1:]}: "
+                                  f"{stderr[-1500:]}")
+    result = next(line for line in stdout.splitlines() if line.startswith(f"RESULT {scenario} "))
+    return result.replace(f" {scenario}", "", 1), stdout
 
 
 @pytest.mark.parametrize("mode", ["fast", "no-fast", "not-installed"])
 @pytest.mark.parametrize("shape", ["arrays", "objects"])
-def test_case_55_page_nested_10000_deep_is_refused_and_the_process_lives(scripted, tmp_path, shape, mode):
+def test_case_55_page_nested_10000_deep_is_refused_and_the_process_lives(deep_children, shape, mode):
     """Case 55: a 20 kB page nested 10,000 levels deep -> ResultTooLarge naming the limit (512), with
     orjson/pyarrow, with NB_OAUTH2_NO_FAST=1 and with neither installed; the process (the kernel)
     lives on and reads the next API. In a subprocess, so a segfault fails this test, not pytest."""
-    scripted.script("/deep", [Reply(200, _deep(10_000, shape), {"Content-Type": "application/json"})])
-    proc = _run_child(scripted, tmp_path, "read_json", mode)
-    assert proc.returncode == 0, f"the process died (exit {proc.returncode}): {proc.stderr[-1500:]}"
-    result = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+    result, stdout = _deep_run(deep_children, shape, "read_json", mode)
     assert result.startswith("RESULT ResultTooLarge") and "512" in result, result
-    assert "ALIVE 1" in proc.stdout
+    assert f"ALIVE {shape}:read_json:{mode} 1" in stdout
 
 
 @pytest.mark.parametrize("reader", ["iter_pages", "to_parquet"])
-def test_case_55_every_reader_refuses_the_deep_page(scripted, tmp_path, reader):
+def test_case_55_every_reader_refuses_the_deep_page(deep_children, reader):
     """Case 55: iter_pages (parsed by orjson) and to_parquet (pyarrow) refuse it too, process alive."""
-    scripted.script("/deep", [Reply(200, _deep(10_000, "arrays"), {"Content-Type": "application/json"})])
-    proc = _run_child(scripted, tmp_path, reader, "fast")
-    assert proc.returncode == 0, f"the process died (exit {proc.returncode}): {proc.stderr[-1500:]}"
-    assert "RESULT ResultTooLarge" in proc.stdout and "512" in proc.stdout and "ALIVE 1" in proc.stdout
+    result, stdout = _deep_run(deep_children, "arrays", reader, "fast")
+    assert "RESULT ResultTooLarge" in result and "512" in result and f"ALIVE arrays:{reader}:fast 1" in stdout
 
 
 @pytest.mark.parametrize("fast", ["0", "1"])
