@@ -121,13 +121,49 @@ def _storm(session, url: str, n: int = 32) -> list[int]:
     return statuses
 
 
-@pytest.mark.parametrize("phase", ["expired", "in the margin"])
-def test_32_threads_across_a_5_second_expiry_make_exactly_one_refresh(short_demo, phase):
+@pytest.fixture(scope="module")
+def five_second_logins():
+    """The case-49 storms wait for 5 s tokens to come due: the three servers (a demo provider each for
+    "in the margin" and "expired", Authlib) are signed in at the same moment, so the three waits
+    overlap (about 5 s in all, not 15). ``take(kind)`` -> (server, session, token); a token whose
+    moment has passed (a test run alone, later, or out of order) is replaced by a fresh login."""
+    from nb_oauth2 import registry
+    from tests.servers.authlib_server import start_authlib_server
+
+    servers = {"in the margin": demo.start(access_token_ttl=5, device_interval=1),
+               "expired": demo.start(access_token_ttl=5, device_interval=1),
+               "authlib": start_authlib_server(access_token_ttl=5)}
+
+    def login(kind):
+        session = code_login(servers[kind], name=f"life-{kind.replace(' ', '-')}")  # one store key each
+        state = registry._state()  # out of the registry, which conftest clears (forgetting tokens) per test
+        with state.lock:
+            state.sessions.pop(session.name, None)
+            state.default = None
+        return session
+
+    sessions = {kind: login(kind) for kind in servers}
+
+    def take(kind):
+        session = sessions[kind]
+        token = session.token_info
+        if kind == "in the margin" and time.time() >= token.expires_at - margin_of(token, session.leeway) + 0.1:
+            session = sessions[kind] = login(kind)
+            token = session.token_info
+        return servers[kind], session, token
+
+    try:
+        yield take
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.mark.parametrize("phase", ["in the margin", "expired"])  # the margin comes first
+def test_32_threads_across_a_5_second_expiry_make_exactly_one_refresh(five_second_logins, phase):
     """Case 49: 32 threads across the expiry of a 5 s token -> exactly 1 refresh grant, 32 x 200,
     0 requests without Authorization (also when the token is only due, not yet expired)."""
-    p = short_demo(5)
-    session = code_login(p)
-    token = session.token_info
+    p, session, token = five_second_logins(phase)
     margin = margin_of(token, session.leeway)
     sleep_until(token.expires_at + 0.2 if phase == "expired" else token.expires_at - margin + 0.1)
     before, noauth = p.token_requests, p.requests_without_auth
@@ -137,20 +173,13 @@ def test_32_threads_across_a_5_second_expiry_make_exactly_one_refresh(short_demo
     assert session.token_info is not token
 
 
-def test_32_threads_across_a_5_second_expiry_against_authlib():
+def test_32_threads_across_a_5_second_expiry_against_authlib(five_second_logins):
     """Case 49 against a third-party server (Authlib) issuing 5 s tokens: exactly 1 refresh grant."""
-    from tests.servers.authlib_server import start_authlib_server
-
-    srv = start_authlib_server(access_token_ttl=5)
-    try:
-        session = code_login(srv, name="life-authlib")
-        token = session.token_info
-        sleep_until(token.expires_at + 0.2)
-        before = srv.token_requests
-        assert _storm(session, srv.url + "/api/me") == [200] * 32
-        assert srv.token_requests - before == 1
-    finally:
-        srv.stop()
+    srv, session, token = five_second_logins("authlib")
+    sleep_until(token.expires_at + 0.2)
+    before = srv.token_requests
+    assert _storm(session, srv.url + "/api/me") == [200] * 32
+    assert srv.token_requests - before == 1
 
 
 # -- client credentials: one token request per real expiry --------------------------------------------
