@@ -7,11 +7,14 @@ in-memory copy reports the DataFrames the tutorial built and writes every
 secret the kernel's demo provider issued (codes, access and refresh tokens,
 device codes, client secrets) to a file outside the notebook; the test then
 scans the saved notebook JSON (outputs and ``metadata.widgets``) for them.
-About 30-40 s for all five on 2 cores.
+The five notebooks run at the same time, one kernel each: their waits (the
+device flow's 5 s polling interval, the rate-limit demo's Retry-After) overlap
+(about 15 s on 2 cores; 25 s one after another).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -63,7 +66,7 @@ def _kernel_env(tmp_path: Path, secrets_file: Path) -> dict[str, str]:
     return env
 
 
-def _execute(name: str, tmp_path: Path) -> tuple[dict, list[str], str, nbformat.NotebookNode]:
+async def _execute(name: str, tmp_path: Path) -> tuple[dict, list[str], str, nbformat.NotebookNode]:
     """Run one notebook; return (report, issued secrets, saved JSON text, executed notebook)."""
     source = NOTEBOOKS / name
     nb = nbformat.read(str(source), as_version=4)
@@ -71,13 +74,31 @@ def _execute(name: str, tmp_path: Path) -> tuple[dict, list[str], str, nbformat.
     secrets_file = tmp_path / "issued.json"
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=True,
                                      resources={"metadata": {"path": str(NOTEBOOKS)}})
-    client.execute(env=_kernel_env(tmp_path, secrets_file), cwd=str(NOTEBOOKS))
+    await client.async_execute(env=_kernel_env(tmp_path, secrets_file), cwd=str(NOTEBOOKS))
     saved = tmp_path / name
     nbformat.write(nb, str(saved))
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
     line = next(ln for ln in text.splitlines() if ln.startswith(MARKER))
     report = json.loads(line[len(MARKER):])
     return report, json.loads(secrets_file.read_text()), saved.read_text(encoding="utf-8"), nb
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory) -> dict:
+    """Every tutorial executed once, all at the same time (one kernel each): name -> result or error."""
+    results: dict = {}
+
+    async def run(name: str) -> None:
+        try:
+            results[name] = await _execute(name, tmp_path_factory.mktemp(Path(name).stem))
+        except Exception as exc:  # reported by that notebook's test
+            results[name] = exc
+
+    async def run_all() -> None:
+        await asyncio.gather(*(run(name) for name in sorted(EXPECTED_FRAMES)))
+
+    asyncio.run(run_all())
+    return results
 
 
 def _stdout(nb: nbformat.NotebookNode) -> str:
@@ -120,9 +141,12 @@ def test_committed_notebooks_are_clean():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FRAMES))
-def test_notebook_runs_and_saves_no_secret(name: str, tmp_path: Path):
+def test_notebook_runs_and_saves_no_secret(name: str, executed: dict):
     """Case 39: executed with widget state stored, the saved notebook holds none of the issued secrets."""
-    report, issued, saved, nb = _execute(name, tmp_path)
+    result = executed[name]
+    if isinstance(result, Exception):
+        raise result
+    report, issued, saved, nb = result
     records = report["records"]
     expected = {var: records if rows is None else rows for var, rows in EXPECTED_FRAMES[name].items()}
     assert {var: report["frames"].get(var) for var in expected} == expected
