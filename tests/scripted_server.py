@@ -10,8 +10,9 @@
   once, then the body one byte (or one part of an iterable body) at a time; ``framing`` picks
   Content-Length, chunked transfer or read-until-close; an iterable body streams chunked.
 - ``server.seen``: every request, as :class:`Seen`; ``server.count(path)``; ``server.reset()``.
-- ``close()`` returns within ~20 ms: the accept loop polls every 20 ms (not ``serve_forever``'s
-  0.5 s) and delays and drips wake up at once instead of sleeping on.
+- ``close()`` returns at once: the accept loop sleeps in ``select()`` until a connection or
+  ``close()`` wakes it (``serve_forever`` would poll a stop flag every 0.5 s), and delays and
+  drips wake up at once instead of sleeping on.
 
 ``http11=True`` keeps connections alive (HTTP/1.1, no Nagle delay); the default answers one
 request per connection (HTTP/1.0).
@@ -20,6 +21,8 @@ request per connection (HTTP/1.0).
 from __future__ import annotations
 
 import json
+import selectors
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,10 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Union
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["Reply", "Seen", "ScriptedServer", "POLL_INTERVAL"]
+__all__ = ["Reply", "Seen", "ScriptedServer"]
 
-#: how often the accept loop looks at the stop flag: what ``close()`` waits at most
-POLL_INTERVAL = 0.02
 _FRAMINGS = ("length", "chunked", "close")
 
 
@@ -139,9 +140,20 @@ class ScriptedServer:
 
         self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
-                                       name=f"scripted-{self.httpd.server_address[1]}", daemon=True)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self.thread = threading.Thread(target=self._serve, name=f"scripted-{self.httpd.server_address[1]}",
+                                       daemon=True)
         self.thread.start()
+
+    def _serve(self) -> None:
+        """Accept until ``close()``: asleep in select() between connections, no polling."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.httpd, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self.httpd and not self.stopping.is_set():
+                        self.httpd._handle_request_noblock()  # accept, then a handler thread (as serve_forever)
 
     # -- the script ------------------------------------------------------------------------
 
@@ -209,10 +221,15 @@ class ScriptedServer:
             handler.wfile.write(b"0\r\n\r\n")
 
     def close(self) -> None:
-        """Stop accepting, wake every delayed reply, free the port (returns within ~20 ms)."""
+        """Stop accepting, wake every delayed reply, free the port (idempotent)."""
+        if self.stopping.is_set():
+            return
         self.stopping.set()
-        self.httpd.shutdown()
+        self._wake_w.send(b"x")
+        self.thread.join(5)
         self.httpd.server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def __enter__(self) -> ScriptedServer:
         return self
