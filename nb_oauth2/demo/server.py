@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import selectors
 import socket
 import ssl
 import threading
@@ -88,6 +89,18 @@ def _serve(bind: str, port: int, app: Any, ssl_context: ssl.SSLContext | None) -
     return httpd
 
 
+def _accept_until(httpd: Any, stopping: threading.Event, wake: socket.socket) -> None:
+    """``httpd``'s accept loop, asleep in select() until a connection arrives or stop() writes to
+    ``wake`` (``serve_forever`` would wake every poll interval to look at a flag, and stop() wait for it)."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(httpd, selectors.EVENT_READ)
+        selector.register(wake, selectors.EVENT_READ)
+        while not stopping.is_set():
+            for key, _events in selector.select():
+                if key.fileobj is httpd and not stopping.is_set():
+                    httpd._handle_request_noblock()  # accept; the request runs in its own thread
+
+
 def _base_url(scheme: str, bind: str, port: int) -> str:
     return f"{scheme}://[{bind}]:{port}" if ":" in bind else f"{scheme}://{bind}:{port}"
 
@@ -152,7 +165,9 @@ class DemoProvider:
             self.clients.update(self.tls.clients(redirect_uris))
         self._build_endpoints(access_token_ttl, refresh_token_ttl, device_code_ttl, device_interval,
                               rotate_refresh_tokens, proxy_path=None if absolute else self.callback_url)
-        self._threads = [threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+        self._stopping = threading.Event()
+        self._wake, self._waker = socket.socketpair()  # stop() writes to _waker: the accept loops wake at once
+        self._threads = [threading.Thread(target=_accept_until, args=(httpd, self._stopping, self._wake),
                                           name=f"nb_oauth2-demo-{self.port}", daemon=True)
                          for httpd in (self._httpd, self._mtls_httpd) if httpd is not None]
         self._thread = self._threads[0]
@@ -267,12 +282,15 @@ class DemoProvider:
         if self._stopped:
             return
         self._stopped = True
-        for httpd in (self._httpd, self._mtls_httpd):
-            if httpd is not None:
-                httpd.shutdown()
-                httpd.server_close()
+        self._stopping.set()
+        self._waker.send(b"\0")
         for thread in self._threads:
             thread.join(timeout=1.0)
+        for httpd in (self._httpd, self._mtls_httpd):
+            if httpd is not None:
+                httpd.server_close()
+        self._wake.close()
+        self._waker.close()
         if self.tls is not None:
             self.tls.cleanup()
 
