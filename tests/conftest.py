@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,38 @@ def scripted():
     server = ScriptedServer()
     yield server
     server.close()
+
+
+class FrozenClock:
+    """The ``time`` module as seen by a module under test: standing still until ``advance()``-d."""
+
+    def __init__(self) -> None:
+        self._wall, self._monotonic = time.time(), time.monotonic()
+
+    def advance(self, seconds: float) -> None:
+        self._wall += seconds
+        self._monotonic += seconds
+
+    def time(self) -> float:
+        return self._wall
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+@pytest.fixture
+def demo_clock(monkeypatch):
+    """The demo provider's clock (validator: code, token and device-code expiry; API: the rate-limit
+    window), frozen and moved on by ``demo_clock.advance(seconds)`` instead of slept through."""
+    from nb_oauth2.demo import api, validator
+
+    clock = FrozenClock()
+    monkeypatch.setattr(validator, "time", clock)
+    monkeypatch.setattr(api, "time", clock)
+    return clock
 
 
 @pytest.fixture(scope="session")

@@ -412,10 +412,10 @@ def test_device_flow_denied_is_access_denied():
         assert _device_poll(p, start["device_code"]).json()["error"] == "access_denied"
 
 
-def test_device_code_expires():
+def test_device_code_expires(demo_clock):
     with demo.start(device_interval=0, device_code_ttl=1) as p:
         start = _device_start(p)
-        time.sleep(1.1)
+        demo_clock.advance(1.1)
         assert _device_poll(p, start["device_code"]).json()["error"] == "expired_token"
         with pytest.raises(DriverError):
             p.driver.approve_device(start["user_code"])

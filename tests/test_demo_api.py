@@ -207,13 +207,13 @@ def test_rate_limit_answers_429_with_retry_after_until_switched_off(fresh_demo_p
     assert _get(p, "/api/events?per_page=1", token).status_code == 200
 
 
-def test_rate_limit_window_slides():
+def test_rate_limit_window_slides(demo_clock):
     with demo.start() as p:
         token = _token(p)
-        p.set_rate_limit(1, window=1.0)  # wide enough that two quick requests fall in one window, even under load
+        p.set_rate_limit(1, window=1.0)  # the clock stands still: the two requests share one window
         assert _get(p, "/api/events?per_page=1", token).status_code == 200
         assert _get(p, "/api/events?per_page=1", token).status_code == 429
-        time.sleep(1.05)
+        demo_clock.advance(1.05)
         assert _get(p, "/api/events?per_page=1", token).status_code == 200
 
 
