@@ -115,7 +115,7 @@ _CASE_GROUPS = [("paste-back", 1, 9), ("token endpoint", 10, 16), ("refresh & re
                 ("hostile pages and slow servers", 55, 63)]
 _LAST_CASE = _CASE_GROUPS[-1][2]
 _CASE_RE = re.compile(r"Cases? ((?:\d+(?:\s*[-/,]\s*|\s+and\s+)?)+)")
-_case_tests: dict[int, list[str]] = {}
+_node_cases: dict[str, set[int]] = {}  # test id -> the cases its docstring names
 _case_failed: set[int] = set()
 _case_passed: set[int] = set()
 
@@ -142,20 +142,29 @@ def pytest_collection_modifyitems(items):
                 item.add_marker(skip)
     for item in items:
         doc = getattr(getattr(item, "function", None), "__doc__", "") or ""
-        for number in _case_numbers(doc):
-            _case_tests.setdefault(number, []).append(item.nodeid)
+        numbers = _case_numbers(doc)
+        if numbers:
+            _node_cases[item.nodeid] = numbers
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under pytest-xdist the controller collects nothing: a worker's report carries its cases."""
+    outcome = yield
+    if hasattr(item.config, "workerinput") and item.nodeid in _node_cases:
+        outcome.get_result().user_properties.append(("security_cases", sorted(_node_cases[item.nodeid])))
 
 
 def pytest_runtest_logreport(report):
-    if report.failed or (report.when == "call" and report.passed):
-        target = _case_failed if report.failed else _case_passed
-        for number, ids in _case_tests.items():
-            if report.nodeid in ids:
-                target.add(number)
+    numbers = _node_cases.get(report.nodeid) or set(dict(report.user_properties).get("security_cases", ()))
+    if numbers and not _node_cases.get(report.nodeid):
+        _node_cases[report.nodeid] = numbers
+    if numbers and (report.failed or (report.when == "call" and report.passed)):
+        (_case_failed if report.failed else _case_passed).update(numbers)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not _case_tests:
+    if not _node_cases:
         return
     passing = _case_passed - _case_failed
     parts = []
