@@ -14,8 +14,8 @@
   ``close()`` wakes it (``serve_forever`` would poll a stop flag every 0.5 s), and delays and
   drips wake up at once instead of sleeping on.
 
-``http11=True`` keeps connections alive (HTTP/1.1, no Nagle delay); the default answers one
-request per connection (HTTP/1.0).
+``http11=True`` keeps connections alive (HTTP/1.1); the default answers one request per
+connection (HTTP/1.0). Nagle's algorithm is off: headers and body leave at once.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ _FRAMINGS = ("length", "chunked", "close")
 class Reply:
     """One scripted response.
 
-    ``body``: bytes, str, a dict or list (sent as JSON with ``Content-Type: application/json``
-    unless headers say otherwise) or an iterable of bytes parts (streamed chunked).
+    ``body``: bytes, str, a dict (sent as JSON with ``Content-Type: application/json`` unless
+    headers say otherwise) or any other iterable of bytes parts (streamed chunked).
     ``delay``: seconds before the status line. ``drip``: seconds between body pieces.
     ``framing``: "length" (Content-Length), "chunked" or "close" (no length; the connection
     closes after the body); by default "chunked" for an iterable body, else "length".
@@ -56,7 +56,7 @@ class Reply:
     def encoded(self) -> tuple[bytes | Iterable[bytes], dict]:
         headers = dict(self.headers)
         body = self.body
-        if isinstance(body, (dict, list)):
+        if isinstance(body, dict):
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = "application/json"
             body = json.dumps(body)
@@ -197,7 +197,7 @@ class ScriptedServer:
             handler.send_header(key, value)
         if framing == "length":
             if streamed:
-                body = b"".join(body)
+                body, streamed = b"".join(body), False
             handler.send_header("Content-Length", str(len(body)))
         elif framing == "chunked":
             handler.send_header("Transfer-Encoding", "chunked")
