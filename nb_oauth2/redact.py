@@ -41,9 +41,16 @@ _KEY_VALUE = re.compile(
 )
 _AUTH_HEADER = re.compile(r"(?P<key>\b(?:Bearer|Basic|DPoP|MAC)\s+)(?P<value>[A-Za-z0-9._~+/=-]{6,})")
 
+#: how many secrets (each with its encoded forms) are remembered: the newest ones. A kernel that renews a
+#: short-lived token all day registers thousands; the old ones have expired or were rotated, and a secret
+#: that is still in use is registered again (moved to the newest) whenever a Token carrying it is made.
+MAX_SECRETS = 2048
+
 _lock = threading.Lock()
-_secrets: set[str] = set()
+_secrets: dict[str, None] = {}  # insertion-ordered: oldest first
 _pattern: re.Pattern[str] | None = None
+_stale = False  # the pattern is rebuilt on the next redact(), not on every registration
+compilations = 0  # how often the pattern was rebuilt (tests read it)
 
 
 def fingerprint(secret: str | None) -> str:
@@ -60,17 +67,32 @@ def _variants(secret: str) -> set[str]:
 
 
 def register_secret(secret: str | None) -> None:
-    """Remember a secret so that :func:`redact` masks it wherever it appears."""
-    global _pattern
+    """Remember a secret so that :func:`redact` masks it wherever it appears (the newest ``MAX_SECRETS``)."""
+    global _stale
     if not secret or len(secret) < 4:
         return
     with _lock:
-        new = _variants(secret) - _secrets
-        if not new:
-            return
-        _secrets.update(new)
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        for variant in _variants(secret):
+            known = variant in _secrets
+            _secrets.pop(variant, None)
+            _secrets[variant] = None  # now the newest
+            _stale = _stale or not known
+        while len(_secrets) > MAX_SECRETS:
+            del _secrets[next(iter(_secrets))]
+            _stale = True
+
+
+def _registered_pattern() -> re.Pattern[str] | None:
+    """The alternation of every remembered secret, longest first, rebuilt only after registrations."""
+    global _pattern, _stale, compilations
+    if _stale:
+        with _lock:
+            if _stale:
+                ordered = sorted(_secrets, key=len, reverse=True)
+                _pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+                _stale = False
+                compilations += 1
+    return _pattern
 
 
 def redact(text: object, also: Iterable[str] = ()) -> str:
@@ -83,7 +105,7 @@ def redact(text: object, also: Iterable[str] = ()) -> str:
     extra = sorted({v for s in also if s and len(s) >= 4 for v in _variants(s)}, key=len, reverse=True)
     for value in extra:
         out = out.replace(value, MASK)
-    pattern = _pattern
+    pattern = _registered_pattern()
     if pattern is not None:
         out = pattern.sub(MASK, out)
     out = _KEY_VALUE.sub(lambda m: m.group("key") + MASK, out)

@@ -34,20 +34,19 @@ def _reset_registry():
 def _forget_secrets_registered_by_the_test():
     """Each test sees the redaction registry as it was before it (plus what wider fixtures set up).
 
-    ``nb_oauth2.redact`` never forgets a secret and recompiles one alternation of all of them on
-    every registration; over a thousand tests (~5,000 secrets) a single login cost 3 s of regex
-    compiling. A test must register its own secrets to have them masked, as a fresh kernel would.
+    A test must register its own secrets to have them masked, as a fresh kernel would (and the
+    registry stays small: its pattern is rebuilt after registrations).
     """
     from nb_oauth2 import redact
 
     with redact._lock:
-        saved, pattern = set(redact._secrets), redact._pattern
+        saved = dict(redact._secrets)
     yield
     with redact._lock:
         if redact._secrets != saved:
             redact._secrets.clear()
             redact._secrets.update(saved)
-            redact._pattern = pattern
+            redact._stale = True
 
 
 @pytest.fixture

@@ -77,3 +77,24 @@ def test_redact_url_of_a_url_with_a_broken_port_still_gives_a_message(url):
     """Error messages about malformed URLs (case 58) must not fail while they are written."""
     shown = redact_url(url)
     assert shown.startswith("http://api.example:***/x") and "abc" not in shown.split("?")[1]
+
+
+def test_a_long_running_kernel_keeps_the_newest_secrets_and_compiles_lazily():
+    """A kernel renewing a short-lived token all day registers thousands of secrets: the registry is bounded,
+    registering compiles nothing, the next redact() compiles once, and a secret still in use stays masked."""
+    from nb_oauth2 import redact as module
+
+    kept = "still-in-use-refresh-" + "k" * 20
+    register_secret(kept)
+    before = module.compilations
+    for i in range(3000):
+        register_secret(f"short-lived-access-token-{i:06d}")
+        if i % 500 == 0:
+            register_secret(kept)  # every new Token carrying it registers it again
+    assert module.compilations == before
+    assert len(module._secrets) <= module.MAX_SECRETS
+    text = f"a={kept} b=short-lived-access-token-002999"
+    assert kept not in redact(text) and "002999" not in redact(text)
+    assert module.compilations == before + 1
+    redact(text)
+    assert module.compilations == before + 1
