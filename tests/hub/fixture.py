@@ -168,7 +168,7 @@ class Hub:
         """The hub's REST API as the ``tests`` service (admin of users and servers)."""
         headers = {"Authorization": f"token {self.api_token}", **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.url}/hub/api/{path.lstrip('/')}", headers=headers,
-                                timeout=kwargs.pop("timeout", 10), **kwargs)
+                                timeout=kwargs.pop("timeout", 30), **kwargs)
 
     def start_server(self, user: str, timeout: float = 120) -> None:
         """Spawn ``user``'s server and wait until the hub routes to it."""
@@ -201,10 +201,10 @@ class Hub:
         """A requests session signed in to the hub as ``user`` (GET login, _xsrf cookie, POST)."""
         http = requests.Session()
         http.trust_env = False
-        http.get(f"{self.url}/hub/login", timeout=10).raise_for_status()
+        http.get(f"{self.url}/hub/login", timeout=30).raise_for_status()
         xsrf = http.cookies.get("_xsrf", "")
         resp = http.post(f"{self.url}/hub/login", data={"username": user, "password": self.password, "_xsrf": xsrf},
-                         timeout=10, allow_redirects=False)
+                         timeout=30, allow_redirects=False)
         if resp.status_code != 302:
             raise RuntimeError(f"hub login as {user}: HTTP {resp.status_code}")
         return http
