@@ -23,9 +23,9 @@ from .errors import (
     UnsafeURL,
     error_from_response,
 )
-from .providers import NOTEBOOK_ORIGIN, is_loopback_url
+from .providers import NOTEBOOK_ORIGIN
 from .redact import redact, register_secret
-from .urls import checked_url
+from .urls import checked_url, is_loopback_url
 
 __all__ = ["Pending", "CallbackResult", "clean_pasted_text", "check_callback", "could_be_code"]
 

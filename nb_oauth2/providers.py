@@ -17,6 +17,7 @@ import requests
 from . import urls
 from .errors import ConfigurationError, DiscoveryError, InsecureTransportError
 from .redact import snippet
+from .urls import is_loopback_url  # re-exported: the one definition lives in urls
 
 __all__ = [
     "Provider",
@@ -35,11 +36,6 @@ ComplianceHook = Callable[[Any], Any]
 #: JupyterHub/Binder the browser reaches loopback servers at ``{prefix}proxy/<port>/`` on the hub's
 #: host. Links are sent browser-relative, and a redirect URI under this origin matches by path.
 NOTEBOOK_ORIGIN = "https://notebook-origin.invalid"
-
-
-def is_loopback_url(url: str) -> bool:
-    """True when requests would send ``url`` to 127.0.0.0/8, ::1 or localhost (see :mod:`nb_oauth2.urls`)."""
-    return urls.is_loopback_url(url)
 
 
 def require_secure_url(url: str, what: str = "endpoint") -> str:
