@@ -9,7 +9,7 @@ optional per-request latency) and times, each variant in a fresh subprocess
   (a) baseline: requests_oauthlib.OAuth2Session loop following ``next``,
       ``r.json()``, accumulate, ``pd.json_normalize`` at the end;
   (b) a plain requests.Session with the Authorization header, same loop;
-  (c) ``nb_oauth2.frames.read_json`` (through a requests_oauthlib session);
+  (c) ``nb_oauth2.frames.readers.read_json`` (through a requests_oauthlib session);
   (d) the limit: raw bytes of the same pages (fetched concurrently, the page
       count being known) plus the fastest columnar parse we know
       (orjson + pyarrow; json + pandas with --no-fast) into a DataFrame.
@@ -177,7 +177,7 @@ def _concurrency(for_limit: bool = False) -> int | str:
 
 
 def variant_c(url: str):
-    from nb_oauth2.frames import read_json
+    from nb_oauth2.frames.readers import read_json
 
     return read_json(url, session=_nb_session(), progress=False, concurrency=_concurrency())
 
@@ -254,7 +254,7 @@ def worker(variant: str, url: str) -> None:
     import requests  # noqa: F401
 
     if variant in "cs":
-        import nb_oauth2.frames  # noqa: F401
+        import nb_oauth2.frames.readers  # noqa: F401
     start = time.perf_counter()
     frame = VARIANTS[variant](url)
     secs = time.perf_counter() - start

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import Profile, define_profile, load_profile
-from .endpoint import ClientAuth, ScopeChangedWarning
-from .errors import *  # noqa: F403  (the error tree is public)
-from .errors import __all__ as _error_names
-from .flows import (
+from .sessions.config import define_profile, load_profile
+from .sessions.profile import Profile
+from .core.endpoint import ClientAuth, ScopeChangedWarning
+from .core.errors import *  # noqa: F403  (the error tree is public)
+from .core.errors import __all__ as _error_names
+from .core.flows import (
     AuthorizationCodeFlow,
     ClientCredentialsFlow,
     DeviceFlow,
@@ -28,13 +29,14 @@ from .flows import (
     PasswordFlow,
     Step,
 )
-from .login import LoginAttempt, login, prepare_login
-from .providers import PRESETS, Provider, discover, preset
-from .redact import install_log_redaction
-from .registry import logout, sessions, set_default
-from .registry import session as session
-from .session import Session
-from .token import Token
+from .jupyter.login_ui import login
+from .sessions.attempt import LoginAttempt, prepare_login
+from .core.providers import PRESETS, Provider, discover, preset
+from .core.redact import install_log_redaction
+from .sessions.registry import logout, sessions, set_default
+from .sessions.registry import session as session
+from .sessions.session import Session
+from .core.token import Token
 
 __version__ = "0.1.0"
 
@@ -82,14 +84,14 @@ _LAZY = {"read_json", "iter_pages", "iter_records", "to_parquet"}
 def __getattr__(name: str) -> Any:
     """The DataFrame helpers import pandas on first use only."""
     if name in _LAZY:
-        from . import frames
+        from . import api
 
-        return getattr(frames, name)
+        return getattr(api, name)
     raise AttributeError(f"module 'nb_oauth2' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nb_oauth2``: register the ``%oauth2`` magics."""
-    from .magics import load_ipython_extension as _load
+    from .jupyter.magics import load_ipython_extension as _load
 
     _load(ipython)

@@ -23,7 +23,7 @@ CANARY_CODE = "canaryCODE-77aa88bb99cc00dd11ee22ff33aa44bb"
 @pytest.fixture(autouse=True)
 def _reset_registry():
     """Each test starts with no sessions in the kernel registry."""
-    from nb_oauth2 import registry
+    from nb_oauth2.sessions import registry
 
     registry.clear()
     yield
@@ -37,7 +37,7 @@ def _forget_secrets_registered_by_the_test():
     A test must register its own secrets to have them masked, as a fresh kernel would (and the
     registry stays small: its pattern is rebuilt after registrations).
     """
-    from nb_oauth2 import redact
+    from nb_oauth2.core import redact
 
     with redact._lock:
         saved = dict(redact._secrets)

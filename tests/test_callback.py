@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nb_oauth2.callback import Pending, check_callback, clean_pasted_text
-from nb_oauth2.errors import (
+from nb_oauth2.core.callback import Pending, check_callback, clean_pasted_text
+from nb_oauth2.core.errors import (
     AuthorizationDenied,
     InvalidCallbackURL,
     IssuerMismatch,
@@ -179,7 +179,7 @@ def test_error_response_with_our_iss_is_still_a_denial_and_state_still_wins():
 
 
 def _attempt(demo):
-    from nb_oauth2.login import prepare_login
+    from nb_oauth2.sessions.attempt import prepare_login
 
     return prepare_login("cb-it", issuer=demo.issuer, client_id=demo.clients["public"].client_id)
 
@@ -195,7 +195,7 @@ def test_mixed_up_error_response_keeps_the_pending_login(demo_provider, iss):
     """Case 53: over HTTP, another server's error redirect (wrong or no iss; the demo advertises
     RFC 9207) is IssuerMismatch; the AuthorizationCodeFlow keeps its pending login and the real
     redirect still completes."""
-    from nb_oauth2.flows import AuthorizationCodeFlow
+    from nb_oauth2.core.flows import AuthorizationCodeFlow
 
     attempt = _attempt(demo_provider)
     assert attempt.profile.provider.authorization_response_iss
@@ -244,7 +244,7 @@ def test_oauthlib_codes_are_accepted_bare():
     """Case 54: the demo's (oauthlib's) 30-character codes pass, not only a lucky sample."""
     from oauthlib.common import generate_token
 
-    from nb_oauth2.callback import could_be_code
+    from nb_oauth2.core.callback import could_be_code
 
     codes = [generate_token() for _ in range(5000)]
     assert sum(map(could_be_code, codes)) >= 4995  # a digit-free code that reads as words is ~1 in 20,000
@@ -276,7 +276,7 @@ def test_non_code_text_sends_nothing_and_the_login_stays_usable(demo_provider):
 @pytest.mark.parametrize("origin", ["http://127.0.0.1:8000", "http://hub.lan:8000", "https://hub.example.org"])
 def test_notebook_origin_redirect_accepts_the_hub_address_http_or_https(origin):
     """Issue 16: behind jupyter-server-proxy the redirect is a path on the hub's origin, whatever its scheme."""
-    from nb_oauth2.providers import NOTEBOOK_ORIGIN
+    from nb_oauth2.core.providers import NOTEBOOK_ORIGIN
 
     path = "/user/alice/proxy/43595/callback"
     expected = pending(redirect_uri=NOTEBOOK_ORIGIN + path)

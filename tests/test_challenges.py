@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from nb_oauth2.endpoint import ClientAuth
-from nb_oauth2.errors import APIError, InsufficientScope
-from nb_oauth2.fetch import Fetcher, parse_www_authenticate
-from nb_oauth2.providers import Provider
-from nb_oauth2.session import Session
-from nb_oauth2.token import Token
+from nb_oauth2.core.endpoint import ClientAuth
+from nb_oauth2.core.errors import APIError, InsufficientScope
+from nb_oauth2.core.challenges import parse_www_authenticate
+from nb_oauth2.frames.fetch import Fetcher
+from nb_oauth2.core.providers import Provider
+from nb_oauth2.sessions.session import Session
+from nb_oauth2.core.token import Token
 from tests.scripted_server import Reply
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nb_oauth2.cli import _notebooks_dir, build_parser, main
+from nb_oauth2.cli.main import build_parser, main
+from nb_oauth2.cli.notebooks import notebooks_dir
 
 
 def test_providers_lists_every_preset_and_the_demo(capsys):
@@ -26,7 +27,7 @@ def test_redirect_uri_outside_and_inside_jupyterhub(capsys, monkeypatch):
 def test_demo_options_parse_and_tutorials_are_found():
     args = build_parser().parse_args(["demo", "--headless", "--records", "10"])
     assert args.headless and args.records == 10
-    assert (_notebooks_dir() / "01_quickstart.ipynb").exists()
+    assert (notebooks_dir() / "01_quickstart.ipynb").exists()
 
 
 def test_unknown_command_exits_with_usage():

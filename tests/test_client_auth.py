@@ -13,8 +13,8 @@ import pytest
 
 import nb_oauth2 as oa
 from nb_oauth2 import ClientAuth, Provider
-from nb_oauth2.errors import ConfigurationError, InvalidClient
-from nb_oauth2.providers import provider_from_metadata
+from nb_oauth2.core.errors import ConfigurationError, InvalidClient
+from nb_oauth2.core.providers import provider_from_metadata
 from tests.scripted_server import Reply
 
 

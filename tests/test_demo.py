@@ -16,7 +16,7 @@ from requests_oauthlib import OAuth2Session
 
 from nb_oauth2 import demo
 from nb_oauth2.demo.driver import DriverError
-from nb_oauth2.errors import ConfigurationError
+from nb_oauth2.core.errors import ConfigurationError
 
 EVENTS = "read:events"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from nb_oauth2 import ClientAuth, Provider
-from nb_oauth2.endpoint import Endpoints
-from nb_oauth2.errors import DeviceAccessDenied, DeviceCodeExpired, DeviceFlowError, LoginCancelled
-from nb_oauth2.flows import DeviceFlow
+from nb_oauth2.core.endpoint import Endpoints
+from nb_oauth2.core.errors import DeviceAccessDenied, DeviceCodeExpired, DeviceFlowError, LoginCancelled
+from nb_oauth2.core.flows import DeviceFlow
 from tests.conftest import CANARY_TOKEN
 from tests.scripted_server import Reply
 

@@ -7,8 +7,8 @@ import warnings
 import pytest
 
 from nb_oauth2 import ClientAuth, Provider
-from nb_oauth2.endpoint import Endpoints, ScopeChangedWarning
-from nb_oauth2.errors import (
+from nb_oauth2.core.endpoint import Endpoints, ScopeChangedWarning
+from nb_oauth2.core.errors import (
     InsecureTransportError,
     InvalidClient,
     InvalidGrant,
@@ -18,7 +18,7 @@ from nb_oauth2.errors import (
     UnexpectedTokenResponse,
     UnsupportedTokenType,
 )
-from nb_oauth2.flows import AuthorizationCodeFlow, ClientCredentialsFlow
+from nb_oauth2.core.flows import AuthorizationCodeFlow, ClientCredentialsFlow
 from tests.conftest import CANARY_CODE, CANARY_SECRET, CANARY_TOKEN
 from tests.scripted_server import Reply
 
@@ -181,7 +181,7 @@ def test_id_token_with_wrong_nonce_is_refused(scripted):
     assert "nonce=" in url
     state = url.split("state=")[1].split("&")[0]
     scripted.script("/token", [Reply(200, {"access_token": CANARY_TOKEN, "id_token": _jwt({"nonce": "other"})})])
-    from nb_oauth2.errors import IssuerMismatch
+    from nb_oauth2.core.errors import IssuerMismatch
 
     with pytest.raises(IssuerMismatch, match="nonce"):
         flow.complete(f"http://127.0.0.1:1/cb?code={CANARY_CODE}&state={state}")
@@ -192,9 +192,9 @@ def test_refresh_drop_after_server_rotated_retries_once_then_reauth(scripted):
     then invalid_grant -> ReauthRequired explained; the store is never half-written."""
     import time as _time
 
-    from nb_oauth2.errors import ReauthRequired
-    from nb_oauth2.session import Session
-    from nb_oauth2.token import Token
+    from nb_oauth2.core.errors import ReauthRequired
+    from nb_oauth2.sessions.session import Session
+    from nb_oauth2.core.token import Token
 
     endpoints, provider, client = make(scripted, timeout=(1, 0.4))
     token = Token.from_response({"access_token": CANARY_TOKEN, "refresh_token": "rt-old-123456", "expires_in": 1})
@@ -215,9 +215,9 @@ def test_resource_timeout_is_transport_error_and_still_a_requests_exception(scri
     """Case 16: resource calls time out; the error is typed (and still a requests exception)."""
     import requests
 
-    from nb_oauth2.errors import TransportError
-    from nb_oauth2.session import Session
-    from nb_oauth2.token import Token
+    from nb_oauth2.core.errors import TransportError
+    from nb_oauth2.sessions.session import Session
+    from nb_oauth2.core.token import Token
 
     endpoints, provider, client = make(scripted)
     session = Session(name="slow", provider=provider, client=client, endpoints=endpoints, timeout=(1, 0.3),

@@ -12,9 +12,9 @@ from typing import Callable
 import pytest
 import requests
 
-from nb_oauth2 import fetch
-from nb_oauth2.endpoint import ClientAuth
-from nb_oauth2.errors import (
+from nb_oauth2.frames import fetch
+from nb_oauth2.core.endpoint import ClientAuth
+from nb_oauth2.core.errors import (
     APIError,
     ConfigurationError,
     InsecureTransportError,
@@ -25,10 +25,11 @@ from nb_oauth2.errors import (
     TransportError,
     UnexpectedContentType,
 )
-from nb_oauth2.fetch import Fetcher, parse_retry_after, parse_www_authenticate
-from nb_oauth2.providers import Provider
-from nb_oauth2.session import Session
-from nb_oauth2.token import Token
+from nb_oauth2.core.challenges import parse_www_authenticate
+from nb_oauth2.frames.fetch import Fetcher, parse_retry_after
+from nb_oauth2.core.providers import Provider
+from nb_oauth2.sessions.session import Session
+from nb_oauth2.core.token import Token
 from tests.scripted_server import Reply, ScriptedServer, Seen
 
 
@@ -296,7 +297,7 @@ def test_parsers_for_headers():
 
 
 def is_retryable(err) -> bool:
-    """The flag nb_oauth2.http_errors sets on every TransportError it makes."""
+    """The flag nb_oauth2.core.http_errors sets on every TransportError it makes."""
     return getattr(err, "retryable", None) is True
 
 
@@ -362,7 +363,7 @@ def test_case_50_malformed_url_is_a_configuration_error_through_a_plain_session(
 
 def test_case_50_endpoint_session_and_fetcher_share_the_mapping():
     """Case 50: the token endpoint and nb_oauth2's Session map a refused connection with the same rules."""
-    from nb_oauth2.flows import ClientCredentialsFlow
+    from nb_oauth2.core.flows import ClientCredentialsFlow
 
     url = closed_port_url()
     with pytest.raises(TransportError) as endpoint_err:

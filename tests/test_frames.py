@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+import nb_oauth2
 import requests
 
-from nb_oauth2 import frames
-from nb_oauth2.errors import ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
+from nb_oauth2.frames import readers as frames
+from nb_oauth2.core.errors import ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
 from tests.scripted_server import Reply, ScriptedServer, Seen
 
 SHAPES = Path(__file__).parent / "data" / "api_shapes"
@@ -241,12 +243,16 @@ def test_missing_polars_is_a_configuration_error(api, session, monkeypatch):
 
 
 def test_session_name_is_resolved_through_the_registry(api, session, monkeypatch):
+    from nb_oauth2.sessions.registry import _state
+
     data = shape("jsonapi")
-    fake = types.ModuleType("nb_oauth2.registry")
-    fake.resolve_session = lambda name: session if name == "demo" else None
-    monkeypatch.setitem(sys.modules, "nb_oauth2.registry", fake)
-    df = frames.read_json(api(data).first_url(data), session="demo", progress=False)
+    monkeypatch.setitem(_state().sessions, "by-name", session)
+    df = nb_oauth2.read_json(api(data).first_url(data), session="by-name", progress=False)
     assert df["attributes.title"].tolist()[-1] == "JSON:API paints my bikeshed 3"
+    with pytest.raises(ConfigurationError, match="No session named 'elsewhere'"):
+        nb_oauth2.read_json(api(data).first_url(data), session="elsewhere", progress=False)
+    with pytest.raises(ConfigurationError, match="requests.Session"):  # frames itself knows no names
+        frames.read_json(api(data).first_url(data), session="by-name", progress=False)
 
 
 def test_progress_bar_runs(api, session, capsys):

@@ -26,7 +26,7 @@ def _env() -> dict[str, str]:
 
 def test_headless_demo_prints_the_dataframe_with_the_requested_rows():
     """The CLI runs the quickstart in a kernel and reports who signed in and the DataFrame's shape."""
-    done = subprocess.run([sys.executable, "-m", "nb_oauth2.cli", "demo", "--headless", "--records", "1234"],
+    done = subprocess.run([sys.executable, "-m", "nb_oauth2.cli.main", "demo", "--headless", "--records", "1234"],
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=170)
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
@@ -39,7 +39,7 @@ def test_headless_demo_prints_the_dataframe_with_the_requested_rows():
 
 def test_missing_notebook_is_a_one_line_error(tmp_path, capsys):
     """No traceback: one readable line on stderr and exit code 1."""
-    from nb_oauth2.headless import run_quickstart
+    from nb_oauth2.cli.headless import run_quickstart
 
     assert run_quickstart(notebook=tmp_path / "missing.ipynb") == 1
     err = capsys.readouterr().err.strip()
@@ -50,7 +50,7 @@ def test_failing_cell_is_reported_in_one_line(tmp_path, capsys):
     """A cell that raises stops the run with the error's type and message, exit code 1."""
     import nbformat
 
-    from nb_oauth2.headless import run_quickstart
+    from nb_oauth2.cli.headless import run_quickstart
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import nb_oauth2 as oa\nraise oa.ConfigurationError('the tutorial broke here')")])

@@ -21,8 +21,8 @@ import pytest
 import requests
 
 import nb_oauth2 as oa
-from nb_oauth2 import frames
-from nb_oauth2.errors import ConfigurationError, PaginationError, ResultTooLarge
+from nb_oauth2.frames import readers as frames
+from nb_oauth2.core.errors import ConfigurationError, PaginationError, ResultTooLarge
 from tests.scripted_server import Reply, ScriptedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +102,7 @@ if sys.argv[2] == "not-installed":
     sys.modules["pyarrow"] = None
     sys.modules["orjson"] = None
 import requests
-from nb_oauth2 import frames
+from nb_oauth2.frames import readers as frames
 base, out = sys.argv[3], sys.argv[4]
 for scenario in sys.argv[5:]:
     shape, reader, mode = scenario.split(":")
@@ -220,7 +220,7 @@ def _reference_depth(value, level=0) -> int:
 
 def test_nesting_scan_matches_a_parser_on_random_documents():
     """The byte scan agrees with the parsed structure, strings full of brackets, quotes and backslashes."""
-    from nb_oauth2.nesting import _depth_python, nesting_depth
+    from nb_oauth2.frames.nesting import _depth_python, nesting_depth
 
     rng = random.Random(55)
     alphabet = ['[', ']', '{', '}', '"', '\\', 'a', ' ', '\\"', '\\\\', 'é']
@@ -309,8 +309,8 @@ def test_case_56_default_page_cap_is_10000_for_every_reader():
 def test_case_56_default_cap_stops_an_endless_cursor_at_10000_pages_and_says_how_to_raise_it():
     """Case 56: an endless fresh cursor with full pages stops at the default cap; the message explains
     max_pages= (larger, or None) and partial=True. Driven in memory: 10,000 loopback requests take minutes."""
-    from nb_oauth2.pagination import CursorPaginator, PageInfo
-    from nb_oauth2.walk import follow
+    from nb_oauth2.frames.pagination import CursorPaginator, PageInfo
+    from nb_oauth2.frames.walk import follow
 
     calls = itertools.count()
 
@@ -478,7 +478,7 @@ def test_case_62_cursor_that_looks_like_a_url_is_sent_back_verbatim(scripted, se
 def test_case_62_named_cursor_field_and_param(scripted, session):
     """Case 62: CursorPaginator(field="response_metadata.next_cursor", param="cursor"), exported from
     pagination, names a cursor nb_oauth2 would not guess; param names where it goes back."""
-    from nb_oauth2.pagination import CursorPaginator
+    from nb_oauth2.frames.pagination import CursorPaginator
 
     url = cursor_api(scripted, "/named", 7, 3, lambda body, token: body.update(
         response_metadata={"next_cursor": token or ""}, paging={"token": token}), cursor_param="from")
@@ -492,7 +492,7 @@ def test_case_62_relay_page_info_with_named_end_cursor(scripted, session):
     """Case 62: pageInfo {hasNextPage, endCursor}: auto refuses to guess (names pageInfo.hasNextPage);
     CursorPaginator(field="pageInfo.endCursor", param="after") reads all and stops on hasNextPage false
     although the last page still carries an endCursor."""
-    from nb_oauth2.pagination import CursorPaginator
+    from nb_oauth2.frames.pagination import CursorPaginator
 
     def page(query):
         start = int(query.get("after", "c0")[1:])
@@ -622,7 +622,7 @@ def test_case_62_demo_api_with_the_wrong_style_names_the_field(demo_provider, de
 
 def test_case_62_demo_cursor_api_with_a_named_cursor(demo_provider, demo_session):
     """Case 62 end to end: the demo cursor API read with CursorPaginator(field=..., param=...)."""
-    from nb_oauth2.pagination import CursorPaginator
+    from nb_oauth2.frames.pagination import CursorPaginator
 
     frame = oa.read_json(demo_provider.url + "/api/cursor/events?limit=777", session=demo_session,
                          progress=False, paginate=CursorPaginator(field="next_cursor", param="cursor"))
@@ -645,13 +645,15 @@ def ip():
 def test_case_56_oauth2_get_keeps_the_default_page_cap(ip, nb_session, scripted, monkeypatch):
     """Case 56 in a notebook: %oauth2 get without --max-pages reads under the 10,000-page cap."""
     seen: dict = {}
-    real = frames.read_json
+    from nb_oauth2 import api
+
+    real = api.read_json
 
     def spy(url, **options):
         seen.update(options)
         return real(url, **options)
 
-    monkeypatch.setattr(frames, "read_json", spy)
+    monkeypatch.setattr(api, "read_json", spy)
     url = serve(scripted, "/one", lambda q: {"data": [{"id": 1}], "next": None})
     frame = ip.run_line_magic("oauth2", f"get {url} --no-progress")
     assert frame["id"].tolist() == [1] and seen["max_pages"] == 10_000
@@ -672,7 +674,7 @@ def test_case_58_custom_paginator_on_a_malformed_link_is_typed(scripted, plain):
     """Case 58: a user's Paginator whose urljoin fails on a hostile link -> PaginationError, not ValueError."""
     from urllib.parse import urljoin
 
-    from nb_oauth2.pagination import Paginator
+    from nb_oauth2.frames.pagination import Paginator
 
     class NextHref(Paginator):
         name = "next-href"

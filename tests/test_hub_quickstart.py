@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from nb_oauth2 import demo
-from nb_oauth2.providers import NOTEBOOK_ORIGIN
+from nb_oauth2.core.providers import NOTEBOOK_ORIGIN
 from tests.browser_helpers import demo_sign_in, launch_browser, open_notebook, run_cell, stamp_address
 from tests.hub import jupyterhub  # noqa: F401  (the module-scoped real-hub fixture)
 
@@ -122,8 +122,8 @@ def test_demo_without_a_hub_still_redirects_to_its_absolute_callback(monkeypatch
 def test_paste_back_through_the_proxy_completes_and_another_path_is_a_mix_up(proxied_demo, monkeypatch):
     """The package's own login against the proxied demo; the callback is matched by path on the hub's origin."""
     import nb_oauth2 as oa
-    from nb_oauth2 import registry
-    from nb_oauth2.errors import IssuerMismatch
+    from nb_oauth2.sessions import registry
+    from nb_oauth2.core.errors import IssuerMismatch
 
     p = proxied_demo
     monkeypatch.setattr(registry._state(), "demo", p, raising=False)

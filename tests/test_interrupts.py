@@ -9,10 +9,10 @@ import time
 import pytest
 
 from nb_oauth2 import ClientAuth, Provider
-from nb_oauth2.endpoint import Endpoints
-from nb_oauth2.flows import DeviceFlow
-from nb_oauth2.session import Session
-from nb_oauth2.token import Token
+from nb_oauth2.core.endpoint import Endpoints
+from nb_oauth2.core.flows import DeviceFlow
+from nb_oauth2.sessions.session import Session
+from nb_oauth2.core.token import Token
 from tests.conftest import CANARY_REFRESH, CANARY_TOKEN
 from tests.scripted_server import Reply
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import nb_oauth2 as oa
-from nb_oauth2.errors import LoginCancelled, NoLoginInProgress, StateMismatch
+from nb_oauth2.core.errors import LoginCancelled, NoLoginInProgress, StateMismatch
 
 
 def attempt_for(p, **kw):
@@ -75,7 +75,7 @@ def test_file_store_login_is_restored_without_signing_in_again(demo_provider, tm
     first = oa.login("kept", issuer=demo_provider.issuer, client_id=client.client_id, store="file",
                      browser=demo_provider.driver.authorize)
     saved = first.token_info
-    from nb_oauth2 import registry
+    from nb_oauth2.sessions import registry
 
     registry._state().sessions.clear()  # as after a kernel restart: memory forgets, the file stays
 

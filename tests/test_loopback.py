@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from nb_oauth2.errors import ConfigurationError, LoginCancelled
-from nb_oauth2.loopback import LoopbackCatcher, LoopbackPortBusy, choose_via, proxied_path
+from nb_oauth2.core.errors import ConfigurationError, LoginCancelled
+from nb_oauth2.core.loopback import LoopbackCatcher, LoopbackPortBusy, choose_via, proxied_path
 
 STATE = "s-3f9a0c1e7b5d"
 
@@ -260,14 +260,14 @@ def test_choose_via_remote_kernels_paste(monkeypatch, env, expected):
         monkeypatch.delenv(name, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: False)
+    monkeypatch.setattr("nb_oauth2.core.loopback._jupyter_server_proxy_available", lambda: False)
     method, reason = choose_via("auto")
     assert (method, expected[1] in reason) == (expected[0], True)
 
 
 def test_choose_via_hub_with_server_proxy_and_colab(monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/a/")
-    monkeypatch.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: True)
+    monkeypatch.setattr("nb_oauth2.core.loopback._jupyter_server_proxy_available", lambda: True)
     assert choose_via()[0] == "proxy"
     monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX")
     monkeypatch.delenv("SSH_CONNECTION", raising=False)
@@ -321,7 +321,7 @@ def test_idle_connections_do_not_delay_the_redirect(catcher):
 
 def test_a_flood_of_idle_connections_cannot_starve_the_redirect(catcher):
     """Case 61: past the idle limit the oldest silent connections are dropped; the redirect still lands."""
-    from nb_oauth2 import loopback
+    from nb_oauth2.core import loopback
 
     waiter = _wait_in_thread(catcher)
     idle = _idle_connections(catcher.port, getattr(loopback, "_MAX_IDLE", 32) + 8)
@@ -386,7 +386,7 @@ def _get_forwarded(port: int, path: str, host: str, prefix: str | None) -> int:
 
 def test_behind_the_proxy_without_a_public_url_the_catcher_trusts_the_proxied_prefix():
     """Issue 16: the hub's address is unknown; jupyter-server-proxy forwards with the hub's Host and its prefix."""
-    from nb_oauth2.providers import NOTEBOOK_ORIGIN
+    from nb_oauth2.core.providers import NOTEBOOK_ORIGIN
 
     with LoopbackCatcher(state=STATE, proxy_prefix="/user/alice/") as c:
         uri = c.browser_redirect_uri(None)

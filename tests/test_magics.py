@@ -13,8 +13,8 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.testing import globalipapp
 
-import nb_oauth2.magics as magics
-from nb_oauth2 import registry
+import nb_oauth2.jupyter.magics as magics
+from nb_oauth2.sessions import registry
 
 SECRET = "canarySECRET-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
@@ -143,7 +143,7 @@ def test_profile_cell_magic_defines_a_profile_and_refuses_secrets(ip, capsys):
     """Case 35: a cell body is history too: client_secret/password keys are refused."""
     ip.run_cell_magic("oauth2", "profile acme", 'provider = "github"\nclient_id = "abc123"\nscope = "repo"\n')
     assert "Profile 'acme' defined" in capsys.readouterr().out
-    from nb_oauth2.config import load_profile
+    from nb_oauth2.sessions.config import load_profile
 
     assert load_profile("acme").client.client_id == "abc123"
     for body in (f'client_id = "x"\nclient_secret = "{SECRET}"\n', f'[client]\npassword = "{SECRET}"\n'):
@@ -170,7 +170,7 @@ def test_braces_and_dollars_in_urls_are_not_expanded(ip, monkeypatch):
         seen["url"] = url
         return pd.DataFrame()
 
-    monkeypatch.setattr("nb_oauth2.frames.read_json", fake_read_json)
+    monkeypatch.setattr("nb_oauth2.api.read_json", fake_read_json)
     ip.user_ns.update(x="EXPANDED", y="DOLLAR")
     ip.run_cell("%oauth2 get http://127.0.0.1:1/api/{x}?filter=$y --no-progress")
     assert seen["url"] == "http://127.0.0.1:1/api/{x}?filter=$y"
@@ -292,7 +292,7 @@ def test_refused_lines_leave_no_value_in_output_or_history_outputs(ip, capsys, l
 
 def test_paginate_offers_only_the_styles_that_exist(ip):
     """--paginate takes exactly the styles read_json accepts (0.1's help offered 'pages' and 'odata', which raise)."""
-    from nb_oauth2.pagination import PAGINATION_STYLES, make_paginator
+    from nb_oauth2.frames.pagination import PAGINATION_STYLES, make_paginator
 
     for style in PAGINATION_STYLES:
         make_paginator(style)

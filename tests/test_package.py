@@ -18,7 +18,7 @@ EXPECTED_PUBLIC = {
 
 
 def test_all_is_pinned():
-    errors = set(nb_oauth2.errors.__all__)
+    errors = set(nb_oauth2.core.errors.__all__)
     assert set(nb_oauth2.__all__) == EXPECTED_PUBLIC | errors
     for name in nb_oauth2.__all__:
         assert getattr(nb_oauth2, name) is not None
@@ -41,7 +41,7 @@ def test_oauthlib_still_refuses_http_to_remote_hosts():
     """Only loopback http is widened, and only inside nb_oauth2's own calls; remote http still fails."""
     from oauthlib.oauth2.rfc6749 import parameters
 
-    from nb_oauth2.transport import loopback_http_allowed
+    from nb_oauth2.core.transport import loopback_http_allowed
 
     with loopback_http_allowed():
         assert parameters.is_secure_transport("http://127.0.0.1:5/x")
@@ -53,7 +53,7 @@ def test_oauthlib_still_refuses_http_to_remote_hosts():
 
 def test_dead_error_class_is_gone():
     """RevocationIncomplete was never raised; it is no longer public."""
-    assert "RevocationIncomplete" not in nb_oauth2.__all__ and not hasattr(nb_oauth2.errors, "RevocationIncomplete")
+    assert "RevocationIncomplete" not in nb_oauth2.__all__ and not hasattr(nb_oauth2.core.errors, "RevocationIncomplete")
 
 
 def test_every_error_repr_is_class_and_code_only():
@@ -65,7 +65,7 @@ def test_registry_survives_reimport():
     """Case 45: re-importing the package keeps the kernel's sessions."""
     import importlib
 
-    from nb_oauth2 import registry
+    from nb_oauth2.sessions import registry
 
     sentinel = object()
     state = registry._state()

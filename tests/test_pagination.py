@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from nb_oauth2.errors import ConfigurationError, PaginationError, UnsafeNextLink
-from nb_oauth2.page_fields import is_url, more_signal
-from nb_oauth2.pagination import (
+from nb_oauth2.core.errors import ConfigurationError, PaginationError, UnsafeNextLink
+from nb_oauth2.frames.page_fields import is_url, more_signal
+from nb_oauth2.frames.pagination import (
     AutoPaginator,
     BodyNextPaginator,
     CursorPaginator,
@@ -39,7 +39,7 @@ def _url(page: dict) -> str:
 
 
 def _info(page: dict, url: str | None = None) -> PageInfo:
-    from nb_oauth2.frames import extract_records
+    from nb_oauth2.frames.readers import extract_records
 
     body = page["body"]
     return PageInfo(url=url or _url(page), headers=page.get("headers", {}), body=body,

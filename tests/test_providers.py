@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from nb_oauth2 import PRESETS, preset
-from nb_oauth2.errors import ConfigurationError, DiscoveryError, InsecureTransportError
-from nb_oauth2.providers import discover, provider_from_metadata
+from nb_oauth2.core.errors import ConfigurationError, DiscoveryError, InsecureTransportError
+from nb_oauth2.core.providers import discover, provider_from_metadata
 from tests.scripted_server import Reply
 
 DATA = Path(__file__).parent / "data" / "discovery"
@@ -49,7 +49,7 @@ def test_presets_cover_the_documented_providers():
 
 
 def test_github_quirk_asks_for_json_at_the_token_endpoint():
-    from nb_oauth2.endpoint import _HookCollector
+    from nb_oauth2.core.endpoint import _HookCollector
 
     collector = _HookCollector()
     preset("github").apply_quirks(collector)
@@ -63,8 +63,8 @@ def test_quirks_register_only_what_the_endpoint_collects():
     (the never-collected refresh_token_request hook and the never-read code_challenge_methods are gone)."""
     import dataclasses
 
-    from nb_oauth2.endpoint import _HookCollector
-    from nb_oauth2.providers import Provider
+    from nb_oauth2.core.endpoint import _HookCollector
+    from nb_oauth2.core.providers import Provider
 
     for name in PRESETS:
         collector = _HookCollector()

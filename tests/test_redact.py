@@ -9,7 +9,7 @@ import logging
 import pytest
 
 import nb_oauth2 as oa
-from nb_oauth2.redact import fingerprint, redact, redact_url, register_secret, snippet
+from nb_oauth2.core.redact import fingerprint, redact, redact_url, register_secret, snippet
 from tests.conftest import CANARY_SECRET, CANARY_TOKEN
 
 
@@ -82,7 +82,7 @@ def test_redact_url_of_a_url_with_a_broken_port_still_gives_a_message(url):
 def test_a_long_running_kernel_keeps_the_newest_secrets_and_compiles_lazily():
     """A kernel renewing a short-lived token all day registers thousands of secrets: the registry is bounded,
     registering compiles nothing, the next redact() compiles once, and a secret still in use stays masked."""
-    from nb_oauth2 import redact as module
+    from nb_oauth2.core import redact as module
 
     kept = "still-in-use-refresh-" + "k" * 20
     register_secret(kept)

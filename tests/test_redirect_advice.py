@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from nb_oauth2.cli import main
-from nb_oauth2.login import DEFAULT_REDIRECT_URI
-from nb_oauth2.redirect_advice import redirect_uri_advice
+from nb_oauth2.cli.main import main
+from nb_oauth2.core.redirect_advice import DEFAULT_REDIRECT_URI
+from nb_oauth2.core.redirect_advice import redirect_uri_advice
 
 _ENV = ("JUPYTERHUB_SERVICE_PREFIX", "SSH_CONNECTION", "SSH_CLIENT", "CODESPACES", "KUBERNETES_SERVICE_HOST",
         "NB_OAUTH2_PUBLIC_URL", "JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_HOST")
@@ -19,7 +19,7 @@ def env(monkeypatch):
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    monkeypatch.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: True)
+    monkeypatch.setattr("nb_oauth2.core.loopback._jupyter_server_proxy_available", lambda: True)
     return monkeypatch
 
 
@@ -51,7 +51,7 @@ def test_hub_with_a_public_url_offers_the_proxied_uri(env):
 
 def test_hub_without_jupyter_server_proxy_pastes_back_and_says_how_to_auto_capture(env):
     env.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
-    env.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: False)
+    env.setattr("nb_oauth2.core.loopback._jupyter_server_proxy_available", lambda: False)
     text = _text()
     assert text.startswith("This environment: paste") and "install jupyter-server-proxy" in text
 
@@ -94,7 +94,7 @@ def test_the_widget_does_what_the_advice_says_for_a_real_provider(env, setting, 
     """The third answer: the login widget of a (non-demo) provider captures or pastes back as the advice says."""
     import nb_oauth2 as oa
     from nb_oauth2 import Provider
-    from nb_oauth2.widgets import LoginWidget
+    from nb_oauth2.jupyter.widgets import LoginWidget
 
     for name, value in setting.items():
         env.setenv(name, value)

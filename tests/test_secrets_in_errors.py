@@ -18,9 +18,10 @@ from IPython.testing import globalipapp
 
 import nb_oauth2 as oa
 from nb_oauth2 import ClientAuth, Provider
-from nb_oauth2.errors import DeviceFlowError, LoginTimeout, OAuth2Error, ReauthRequired, TokenEndpointError
-from nb_oauth2.session import Session
-from nb_oauth2.token import Token
+from nb_oauth2.core.errors import DeviceFlowError, LoginTimeout, OAuth2Error, ReauthRequired, TokenEndpointError
+from nb_oauth2.core.redirect_advice import DEFAULT_REDIRECT_URI
+from nb_oauth2.sessions.session import Session
+from nb_oauth2.core.token import Token
 from tests.conftest import CANARY_CODE, CANARY_REFRESH, CANARY_SECRET, CANARY_TOKEN
 from tests.scripted_server import Reply, Seen
 
@@ -88,7 +89,7 @@ def code_exchange_failure(scripted, monkeypatch):
 
     def browser(url: str) -> str:
         state = dict(parse_qsl(urlsplit(url).query))["state"]
-        return f"{oa.login.__globals__['DEFAULT_REDIRECT_URI']}?code={CANARY_CODE}&state={state}"
+        return f"{DEFAULT_REDIRECT_URI}?code={CANARY_CODE}&state={state}"
 
     namespace = {"oa": oa, "prov": provider(scripted), "browser": browser}
     return namespace, "oa.login('code', provider=prov, client_id='cid', browser=browser)", TokenEndpointError
@@ -172,7 +173,7 @@ def test_keyword_secrets_of_login_are_masked_in_its_verbose_frame(scripted):
 
 def test_echo_of_a_secret_never_registered_is_still_redacted(scripted):
     """Case 52: the redaction uses the request's own secrets, not only the process-wide registry."""
-    from nb_oauth2.endpoint import Endpoints
+    from nb_oauth2.core.endpoint import Endpoints
 
     unregistered = "neverREGISTERED-" + "7" * 24
     scripted.script("/token", [echo(400, "invalid_grant")])

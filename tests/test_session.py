@@ -9,8 +9,8 @@ import pytest
 import requests
 
 import nb_oauth2 as oa
-from nb_oauth2.errors import ReauthRequired
-from nb_oauth2.session import Session
+from nb_oauth2.core.errors import ReauthRequired
+from nb_oauth2.sessions.session import Session
 
 
 @pytest.fixture
@@ -184,10 +184,10 @@ def test_refresh_retries_a_dropped_connection_once_but_not_a_tls_failure(scripte
     (refused or dropped connection), never after a TLS failure."""
     import socket
 
-    from nb_oauth2.endpoint import ClientAuth, Endpoints
-    from nb_oauth2.errors import TLSError, TransportError
-    from nb_oauth2.providers import Provider
-    from nb_oauth2.token import Token
+    from nb_oauth2.core.endpoint import ClientAuth, Endpoints
+    from nb_oauth2.core.errors import TLSError, TransportError
+    from nb_oauth2.core.providers import Provider
+    from nb_oauth2.core.token import Token
 
     if failure == "closed port":
         with socket.socket() as sock:

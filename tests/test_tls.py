@@ -22,8 +22,8 @@ pytest.importorskip("trustme")
 
 import nb_oauth2 as oa  # noqa: E402
 from nb_oauth2 import demo  # noqa: E402
-from nb_oauth2.endpoint import ClientAuth  # noqa: E402
-from nb_oauth2.errors import (  # noqa: E402
+from nb_oauth2.core.endpoint import ClientAuth  # noqa: E402
+from nb_oauth2.core.errors import (  # noqa: E402
     CertificateExpired,
     CertificateFileError,
     CertificateKeyMismatch,
@@ -33,8 +33,8 @@ from nb_oauth2.errors import (  # noqa: E402
     ServerCertificateUntrusted,
     TLSError,
 )
-from nb_oauth2.providers import provider_from_metadata  # noqa: E402
-from nb_oauth2.tls import (  # noqa: E402
+from nb_oauth2.core.providers import provider_from_metadata  # noqa: E402
+from nb_oauth2.core.tls import (  # noqa: E402
     ClientCertAdapter,
     load_client_certificate,
     mount_client_cert,
@@ -296,7 +296,7 @@ def test_missing_ca_bundle_is_a_configuration_error(p, tmp_path):
 
 def test_tls_method_without_a_certificate_is_a_configuration_error(p):
     provider = provider_from_metadata(p.metadata, name="bank")
-    from nb_oauth2.endpoint import Endpoints
+    from nb_oauth2.core.endpoint import Endpoints
 
     endpoints = Endpoints(provider, ClientAuth("demo-tls", method="tls_client_auth"), verify=p.ca_path)
     with pytest.raises(ConfigurationError, match="needs a client certificate"):

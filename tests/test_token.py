@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 from nb_oauth2 import Token
-from nb_oauth2.errors import UnexpectedTokenResponse, UnsupportedTokenType
+from nb_oauth2.core.errors import UnexpectedTokenResponse, UnsupportedTokenType
 from tests.conftest import CANARY_REFRESH, CANARY_TOKEN
 
 

@@ -1,14 +1,14 @@
 """A token never leaves its origin: hosts decided as requests sends the URL (SECURITY_CASES 46, 47).
 
 Part 1 is a table over the hostile URL forms: what urllib.parse reads, where requests
-connects, and whether :func:`nb_oauth2.urls.checked_url` accepts it. Part 2 checks the
+connects, and whether :func:`nb_oauth2.core.urls.checked_url` accepts it. Part 2 checks the
 call sites (next links, the loopback-http rule, oauthlib's transport check, the pasted
 redirect, certificate hosts). Part 3 runs real HTTP on 127.0.0.1: an "api" and an "evil"
 server, nb_oauth2's signed-in Session (and a plain requests.Session carrying a token),
 hostile forms in a body next link, a Link header, a redirect and a direct ``get``.
 
 Only names that 0.1 had are imported at module level, so that parts 2 and 3 run (and
-fail for their real reason) against 0.1; ``nb_oauth2.urls`` comes from a fixture.
+fail for their real reason) against 0.1; ``nb_oauth2.core.urls`` comes from a fixture.
 """
 
 from __future__ import annotations
@@ -22,16 +22,19 @@ from requests.models import PreparedRequest
 from urllib3.util import parse_url
 
 import nb_oauth2 as oa
-from nb_oauth2 import errors, frames, pagination, providers
-from nb_oauth2.errors import ConfigurationError, InsecureTransportError, PaginationError, UnsafeNextLink
-from nb_oauth2.session import Session
+from nb_oauth2.core import errors
+from nb_oauth2.frames import readers as frames
+from nb_oauth2.frames import pagination
+from nb_oauth2.core import providers
+from nb_oauth2.core.errors import ConfigurationError, InsecureTransportError, PaginationError, UnsafeNextLink
+from nb_oauth2.sessions.session import Session
 from tests.conftest import CANARY_CODE, CANARY_TOKEN
 from tests.scripted_server import Reply, ScriptedServer
 
 
 @pytest.fixture
 def urls():
-    import nb_oauth2.urls as module
+    import nb_oauth2.core.urls as module
 
     return module
 
@@ -253,7 +256,7 @@ def test_oauthlib_transport_check_reads_the_host_requests_reads():
     """Case 46: oauthlib's is_secure_transport (patched by nb_oauth2) refuses differentials, even https."""
     from oauthlib.oauth2.rfc6749 import parameters
 
-    from nb_oauth2.transport import loopback_http_allowed  # the check as nb_oauth2's own calls see it
+    from nb_oauth2.core.transport import loopback_http_allowed  # the check as nb_oauth2's own calls see it
 
     with loopback_http_allowed():
         assert parameters.is_secure_transport("http://127.0.0.1:5/x")
@@ -267,7 +270,7 @@ def test_oauthlib_transport_check_reads_the_host_requests_reads():
                                   "http://user:pw@127.0.0.1:8765/callback", "http://@127.0.0.1:8765/callback"])
 def test_pasted_redirect_with_userinfo_or_differential_is_refused(base):
     """Cases 46 and 47: a pasted redirect URL is read as requests would read it."""
-    from nb_oauth2.callback import Pending, check_callback
+    from nb_oauth2.core.callback import Pending, check_callback
 
     pending = Pending(state="st-abcdefghijklmnop", redirect_uri="http://127.0.0.1:8765/callback",
                       code_verifier="v" * 50)
@@ -277,7 +280,7 @@ def test_pasted_redirect_with_userinfo_or_differential_is_refused(base):
 
 @pytest.mark.parametrize("host", ["127.1", "0x7f.1", "::ffff:127.0.0.1", "localhost"])
 def test_loopback_catcher_listens_only_on_literal_loopback(host):
-    from nb_oauth2.loopback import LoopbackCatcher
+    from nb_oauth2.core.loopback import LoopbackCatcher
 
     with pytest.raises(ConfigurationError):
         LoopbackCatcher(host=host)

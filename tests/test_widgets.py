@@ -12,12 +12,12 @@ import ipywidgets as widgets
 import pytest
 import requests
 
-from nb_oauth2 import registry
-from nb_oauth2.errors import IssuerMismatch, LoginCancelled
-from nb_oauth2.flows import LegacyGrantWarning
-from nb_oauth2.login import prepare_login
-from nb_oauth2.loopback import LoopbackPortBusy
-from nb_oauth2.widgets import LoginWidget
+from nb_oauth2.sessions import registry
+from nb_oauth2.core.errors import IssuerMismatch, LoginCancelled
+from nb_oauth2.core.flows import LegacyGrantWarning
+from nb_oauth2.sessions.attempt import prepare_login
+from nb_oauth2.core.loopback import LoopbackPortBusy
+from nb_oauth2.jupyter.widgets import LoginWidget
 
 PASSWORD = "wonderland"
 
@@ -338,7 +338,7 @@ def test_jupyterhub_auto_capture_goes_through_jupyter_server_proxy(monkeypatch):
     """Under JupyterHub the redirect URI is the hub's proxied path to the catcher's port."""
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
     monkeypatch.setenv("NB_OAUTH2_PUBLIC_URL", "https://hub.example.org/user/alice/")
-    monkeypatch.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: True)
+    monkeypatch.setattr("nb_oauth2.core.loopback._jupyter_server_proxy_available", lambda: True)
     w = _widget(via="auto")
     try:
         assert w.via == "proxy"
@@ -354,7 +354,7 @@ def test_jupyterhub_without_a_public_url_falls_back_to_paste(monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
     for name in ("NB_OAUTH2_PUBLIC_URL", "JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_HOST"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: True)
+    monkeypatch.setattr("nb_oauth2.core.loopback._jupyter_server_proxy_available", lambda: True)
     w = _widget(via="auto")
     assert w.via == "paste" and "NB_OAUTH2_PUBLIC_URL" in w.via_reason and w._catcher is None
 
@@ -368,8 +368,8 @@ HOSTILE_URIS = ["javascript:alert(document.cookie)", "JavaScript:alert(1)", " ja
 
 def _device_widget(scripted, **authorization) -> LoginWidget:
     from nb_oauth2 import ClientAuth, Provider
-    from nb_oauth2.config import Profile
-    from nb_oauth2.login import LoginAttempt
+    from nb_oauth2.sessions.config import Profile
+    from nb_oauth2.sessions.attempt import LoginAttempt
     from tests.scripted_server import Reply
 
     body = {"device_code": "dc-123456789", "user_code": "ABCD-EFGH", "expires_in": 600, "interval": 5,
@@ -424,12 +424,12 @@ def test_http_verification_uris_stay_links(scripted):
 def test_jupyterhub_without_a_public_url_the_demo_auto_captures_through_the_proxy(monkeypatch):
     """Issue 16: a default hub (no public URL): the demo's redirect reaches the catcher through jupyter-server-proxy."""
     from nb_oauth2 import demo as demo_pkg
-    from nb_oauth2.providers import NOTEBOOK_ORIGIN
+    from nb_oauth2.core.providers import NOTEBOOK_ORIGIN
 
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
     for name in ("NB_OAUTH2_PUBLIC_URL", "JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_HOST"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("nb_oauth2.loopback._jupyter_server_proxy_available", lambda: True)
+    monkeypatch.setattr("nb_oauth2.core.loopback._jupyter_server_proxy_available", lambda: True)
     with demo_pkg.start() as proxied:
         registry._state().demo = proxied
         w = _widget(via="auto")

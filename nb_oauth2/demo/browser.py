@@ -27,7 +27,7 @@ from oauthlib.common import add_params_to_uri
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from werkzeug.wrappers import Request, Response
 
-from ..providers import NOTEBOOK_ORIGIN
+from ..core.providers import NOTEBOOK_ORIGIN
 from . import pages
 from .validator import DemoValidator
 

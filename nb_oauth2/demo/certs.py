@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..core.errors import ConfigurationError
 from .validator import DEMO_SCOPES, DEVICE_GRANT, PEER_CERT_HEADERS, DemoClient
 
 __all__ = ["DemoCertificates", "make_tls_clients", "peer_headers", "self_signed_cert"]
@@ -29,7 +29,7 @@ def peer_headers(environ: dict) -> dict[str, str]:
         return {}
     from cryptography import x509
 
-    from ..tls import thumbprint
+    from ..core.tls import thumbprint
 
     cert = x509.load_pem_x509_certificate(pem.encode())
     values = (thumbprint(cert), cert.subject.rfc4514_string(), cert.issuer.rfc4514_string())
@@ -118,7 +118,7 @@ class DemoCertificates:
         """The ``tls`` and ``self_signed_tls`` registrations for these certificates."""
         from cryptography import x509
 
-        from ..tls import thumbprint
+        from ..core.tls import thumbprint
 
         issued = x509.load_pem_x509_certificate(Path(self.client_cert[0]).read_bytes())
         return make_tls_clients(redirect_uris, subject_dn=issued.subject.rfc4514_string(),

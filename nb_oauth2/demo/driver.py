@@ -8,16 +8,13 @@ redirect URL (never following it) -- what a person would paste back.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Mapping, Protocol
 from urllib.parse import urljoin
 
 import requests
 
-from ..errors import OAuth2Error
-from ..redact import redact_url
-
-if TYPE_CHECKING:
-    from .server import DemoProvider
+from ..core.errors import OAuth2Error
+from ..core.redact import redact_url
 
 __all__ = ["Driver", "DriverError"]
 
@@ -43,10 +40,18 @@ def _resolve(page_url: str, location: str) -> str:
     return urljoin(page_url, location)
 
 
+class DemoPages(Protocol):
+    """What the driver needs of a running demo provider (:class:`.server.DemoProvider`)."""
+
+    url: str
+    browser_url: str
+    users: Mapping[str, str]
+
+
 class Driver:
     """Drives the demo provider's login, consent and device pages."""
 
-    def __init__(self, provider: DemoProvider) -> None:
+    def __init__(self, provider: DemoPages) -> None:
         self._provider = provider
 
     def _session(self) -> requests.Session:

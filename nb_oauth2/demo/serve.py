@@ -7,7 +7,7 @@ import sys
 import threading
 from typing import Sequence
 
-from ..errors import ConfigurationError
+from ..core.errors import ConfigurationError
 from .server import DemoProvider, start
 
 __all__ = ["describe", "main"]

@@ -24,8 +24,8 @@ from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from ..errors import ConfigurationError
-from ..providers import NOTEBOOK_ORIGIN
+from ..core.errors import ConfigurationError
+from ..core.providers import NOTEBOOK_ORIGIN
 from . import pages
 from .api import DemoAPI, json_response
 from .browser import BrowserFlows, html_response

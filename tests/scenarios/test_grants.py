@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 import nb_oauth2 as oa
-from nb_oauth2.errors import AuthorizationDenied, StateMismatch
+from nb_oauth2.core.errors import AuthorizationDenied, StateMismatch
 
 
 def resource(server) -> str:

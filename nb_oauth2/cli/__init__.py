@@ -1,0 +1,1 @@
+"""The ``nb-oauth2`` command line."""

@@ -1,0 +1,356 @@
+"""One GET of a protected JSON resource, with bounded retries and waits.
+
+:class:`Fetcher` sends ``session.get(url, timeout=..., stream=True)`` and
+returns a :class:`Response` holding the decoded JSON. It retries GETs (never
+anything else) on 502/503/504, timeouts and dropped connections with
+exponential backoff and jitter; it waits out 429 (``Retry-After`` in seconds
+or as an HTTP date, or ``X-RateLimit-Reset``) without ever sending early, and
+gives up with :class:`~nb_oauth2.core.errors.RateLimited` when the server asks for
+a wait longer than ``max_wait``. The body is read in chunks and abandoned as
+soon as it passes ``max_bytes``. Sleeping and the clock are injectable so
+tests never really wait.
+
+Failures are mapped by :mod:`nb_oauth2.core.http_errors`, so a plain
+``requests.Session`` and nb_oauth2's own Session are retried alike (case 50).
+requests' timeouts are per read; ``deadline`` bounds a whole exchange (headers
+and body): past it the connection is cut and the GET fails with a
+:class:`~nb_oauth2.core.errors.TransportError` naming the deadline (case 57).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import requests
+
+from ..core.errors import (
+    APIError,
+    InsufficientScope,
+    InvalidToken,
+    OAuth2Error,
+    RateLimited,
+    ResultTooLarge,
+    TransportError,
+    UnexpectedContentType,
+)
+from ..core.deadline import arm_deadline
+from ..core.http_errors import is_retryable, map_oauthlib_error, map_request_error, timeout_parts, transport_error
+from .nesting import check_nesting
+from ..core.challenges import parse_www_authenticate
+from ..core.redact import redact_url, snippet
+from ..core.transport import loopback_http_allowed
+
+__all__ = ["Fetcher", "Response", "loads", "fast_enabled", "parse_retry_after", "DEFAULT_DEADLINE"]
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+#: seconds one GET (headers and body) may take in all, however the server drips it (case 57)
+DEFAULT_DEADLINE = 120.0
+_CHUNK = 1 << 18
+
+
+def fast_enabled() -> bool:
+    """False when ``NB_OAUTH2_NO_FAST=1``: ignore orjson and pyarrow even if installed."""
+    return os.environ.get("NB_OAUTH2_NO_FAST", "") in ("", "0")
+
+
+def loads(data: bytes) -> Any:
+    """Parse JSON bytes with orjson when installed (and allowed), else :mod:`json`."""
+    if fast_enabled():
+        try:
+            import orjson
+        except ImportError:
+            pass
+        else:
+            return orjson.loads(data)
+    return json.loads(data)
+
+
+@dataclass
+class Response:
+    """A decoded JSON answer: final URL, status, headers, raw bytes and parsed body."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    raw: bytes = field(repr=False)
+    data: Any = field(repr=False)
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _reset_wait(headers: Mapping[str, str], *, now: float) -> float | None:
+    """Seconds until ``X-RateLimit-Reset`` (epoch seconds, or a delta when small)."""
+    value = headers.get("X-RateLimit-Reset") or headers.get("RateLimit-Reset")
+    if not value:
+        return None
+    try:
+        reset = float(value)
+    except ValueError:
+        return None
+    return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
+
+
+def _is_json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("application/json", "text/json", "text/javascript", "application/javascript") or \
+        media.endswith("+json")
+
+
+class Fetcher:
+    """GET JSON through ``session`` with retries, rate-limit waits, a byte cap and a total deadline.
+
+    ``deadline``: seconds one exchange (waiting for headers and reading the body) may
+    take in all (None: no limit; requests' own timeouts are per read). ``sleep``,
+    ``clock`` and ``rng`` are injectable; ``on_wait(seconds, reason)`` is called
+    before each wait (the progress bar shows it).
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        timeout: float | tuple[float, float] = (5, 30),
+        retries: int = 3,
+        max_wait: float = 60,
+        max_bytes: int | None = 50_000_000,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+        on_wait: Callable[[float, str], None] | None = None,
+        deadline: float | None = DEFAULT_DEADLINE,
+    ) -> None:
+        self.session = session
+        self.timeout = timeout
+        self.deadline = None if deadline is None else float(deadline)
+        self.retries = max(0, int(retries))
+        self.max_wait = max_wait
+        self.max_bytes = max_bytes
+        self.backoff = backoff
+        self.sleep = sleep
+        self.clock = clock
+        self.rng = rng
+        self.on_wait = on_wait
+        self.requests_sent = 0
+
+    # -- public -----------------------------------------------------------
+
+    def get(self, url: str, *, parse: bool = True) -> Response:
+        """GET ``url`` and return its parsed JSON, retrying what is safe to retry.
+
+        With ``parse=False`` only the raw bytes are read (``data`` stays None; call :meth:`parse`).
+        """
+        attempt = 0
+        while True:
+            try:
+                outcome = self._attempt(url, attempt, parse=parse)
+            except TransportError as exc:  # mapped the same way for every session (case 50)
+                if not is_retryable(exc):
+                    raise
+                if attempt >= self.retries:
+                    raise transport_error(
+                        f"{exc.message.rstrip('.')}; tried {attempt + 1} times. Check the network or raise "
+                        "timeout=.", retryable=True, reason=getattr(exc, "reason", "connection")) from None
+                self._wait(self._backoff(attempt), "network error, retrying")
+                attempt += 1
+                continue
+            if isinstance(outcome, Response):
+                return outcome
+            wait, status = outcome
+            self._wait(wait, f"HTTP {status}, retrying")
+            attempt += 1
+
+    # -- steps ------------------------------------------------------------
+
+    def _attempt(self, url: str, attempt: int, *, parse: bool) -> Response | tuple[float, int]:
+        """One exchange under the total deadline: the Response, or (seconds to wait, status) to retry."""
+        started = time.monotonic()
+        resp = self._send(url, started)
+        alarm = arm_deadline(started + self.deadline, resp) if self.deadline is not None else None
+        try:
+            wait = self._retry_wait(resp, url, attempt)
+            out = (wait, resp.status_code) if wait is not None else self._decode(resp, url, parse=False)
+        except BaseException as exc:
+            resp.close()
+            if alarm is not None and alarm.stop() and isinstance(exc, Exception):
+                raise self._deadline_error(url) from None
+            raise
+        if alarm is not None and alarm.stop():  # cut at the deadline: what was read is incomplete
+            raise self._deadline_error(url)
+        resp.close()
+        return self.parse(out) if parse and isinstance(out, Response) else out
+
+    def _send(self, url: str, started: float) -> requests.Response:
+        headers = None
+        if self.session.headers.get("Accept", "*/*") == "*/*":
+            headers = {"Accept": "application/json"}
+        timeout = self._capped_timeout(started)
+        self.requests_sent += 1
+        try:
+            with loopback_http_allowed():  # a plain OAuth2Session reaches loopback http as nb_oauth2's own does
+                resp = self.session.get(url, headers=headers, timeout=timeout, stream=True)
+        except (OAuth2Error, requests.RequestException) as exc:  # OAuth2Error: nb_oauth2's Session mapped it
+            transport = isinstance(exc, TransportError) or not isinstance(exc, OAuth2Error)
+            if transport and self._past_deadline(started, slack=0.05):  # the capped read timeout tripped
+                raise self._deadline_error(url) from None
+            raise map_request_error(exc, url=url, what=f"GET {redact_url(url)}", timeout=timeout) from None
+        except Exception as exc:  # oauthlib errors raised by a plain requests_oauthlib OAuth2Session
+            mapped = map_oauthlib_error(exc, url=url)
+            if mapped is None:
+                raise
+            raise mapped from None
+        if self._past_deadline(started):  # the headers came slower than the deadline allows
+            resp.close()
+            raise self._deadline_error(url)
+        return resp
+
+    def _capped_timeout(self, started: float) -> Any:
+        """The per-read timeout, never longer than what is left of the deadline."""
+        if self.deadline is None:
+            return self.timeout
+        left = max(0.01, started + self.deadline - time.monotonic())
+        connect, read = timeout_parts(self.timeout)
+        return (left if connect is None else min(connect, left), left if read is None else min(read, left))
+
+    def _past_deadline(self, started: float, slack: float = 0.0) -> bool:
+        return self.deadline is not None and time.monotonic() - started >= self.deadline - slack
+
+    def _deadline_error(self, url: str) -> TransportError:
+        return transport_error(
+            f"GET {redact_url(url)} did not finish within deadline={self.deadline:g} s (the server sends too "
+            "slowly); try again later or raise deadline=.", retryable=False, reason="deadline")
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.max_wait, self.backoff * (2 ** attempt))
+        return base * (0.5 + self.rng())  # equal jitter: [0.5, 1.5) x base
+
+    def _wait(self, seconds: float, reason: str) -> None:
+        if self.on_wait is not None:
+            self.on_wait(seconds, reason)
+        if seconds > 0:
+            self.sleep(seconds)
+
+    def _retry_wait(self, resp: requests.Response, url: str, attempt: int) -> float | None:
+        """None to accept ``resp``; seconds to wait before retrying; or raise."""
+        status = resp.status_code
+        if status < 400:
+            return None
+        headers = resp.headers
+        rate_limited = status == 429 or (status == 403 and headers.get("X-RateLimit-Remaining") == "0")
+        if rate_limited:
+            now = self.clock()
+            wait = parse_retry_after(headers.get("Retry-After"), now=now)
+            if wait is None:
+                wait = _reset_wait(headers, now=now)
+            if wait is None:
+                wait = self._backoff(attempt)
+            if wait > self.max_wait:
+                raise RateLimited(
+                    f"GET {redact_url(url)} is rate limited for {wait:.0f} s, longer than max_wait={self.max_wait}; "
+                    "try again later or pass a larger max_wait=.", url=redact_url(url), status=status)
+            if attempt >= self.retries:
+                raise RateLimited(
+                    f"GET {redact_url(url)} was still rate limited after {attempt + 1} attempts; try again later.",
+                    url=redact_url(url), status=status)
+            return wait + self.rng() * 0.1 * min(wait, 1.0)  # never earlier than asked
+        if status in RETRY_STATUSES and attempt < self.retries:
+            hinted = parse_retry_after(headers.get("Retry-After"), now=self.clock())
+            wait = self._backoff(attempt)
+            if hinted is not None and hinted <= self.max_wait:
+                wait = max(wait, hinted)
+            return wait
+        raise self._error(resp, url)
+
+    def _error(self, resp: requests.Response, url: str) -> APIError:
+        status = resp.status_code
+        safe_url = redact_url(url)
+        challenge = parse_www_authenticate(resp.headers.get("WWW-Authenticate"))
+        code = challenge.get("error")
+        if status == 401:
+            return InvalidToken(
+                f"GET {safe_url} answered 401 ({code or 'unauthorized'}) even after the session's refresh; "
+                "sign in again.", url=safe_url, status=status, error=code or "invalid_token")
+        if status == 403 and code == "insufficient_scope":
+            scope = challenge.get("scope")
+            need = f"the scope {scope!r}" if scope else "a broader scope"
+            return InsufficientScope(
+                f"GET {safe_url} needs {need}; sign in again asking for it.", url=safe_url, status=status,
+                error=code, description=scope)
+        body = self._read(resp, url, limit=2000, raise_over=False)
+        text = body.decode("utf-8", "replace")
+        return APIError(f"GET {safe_url} answered HTTP {status}: {snippet(text)}", url=safe_url, status=status,
+                        error=code)
+
+    def _read(self, resp: requests.Response, url: str, *, limit: int | None, raise_over: bool = True) -> bytes:
+        """Read the body in chunks, stopping past ``limit`` bytes (memory stays bounded)."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in resp.iter_content(chunk_size=_CHUNK):
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    if raise_over:
+                        raise self._too_large(url, f"more than {limit:,} bytes")
+                    chunks.append(chunk[: max(0, limit - (size - len(chunk)))])
+                    break
+                chunks.append(chunk)
+        except requests.RequestException as exc:
+            raise map_request_error(exc, url=url, what=f"Reading {redact_url(url)}") from None
+        finally:
+            resp.close()
+        return b"".join(chunks)
+
+    def _too_large(self, url: str, what: str) -> ResultTooLarge:
+        return ResultTooLarge(
+            f"A page of {redact_url(url)} is {what} (max_page_bytes={self.max_bytes:,}); ask for smaller pages "
+            "(e.g. a per_page/limit parameter) or raise max_page_bytes=.", url=redact_url(url))
+
+    def parse(self, resp: Response) -> Response:
+        """Parse ``resp.raw`` into ``resp.data`` (UnexpectedContentType when it is not JSON)."""
+        try:
+            resp.data = loads(resp.raw) if resp.raw.strip() else None
+        except ValueError:
+            raise UnexpectedContentType(
+                f"GET {redact_url(resp.url)} answered HTTP {resp.status} with a body that is not JSON: "
+                f"{snippet(resp.raw[:300].decode('utf-8', 'replace'), 120)}", url=redact_url(resp.url),
+                status=resp.status) from None
+        return resp
+
+    def _decode(self, resp: requests.Response, url: str, *, parse: bool = True) -> Response:
+        ctype = resp.headers.get("Content-Type", "")
+        safe_url = redact_url(url)
+        if ctype and not _is_json_type(ctype) and not ctype.lower().startswith(("text/plain", "application/octet")):
+            preview = snippet(self._read(resp, url, limit=300, raise_over=False).decode("utf-8", "replace"), 120)
+            raise UnexpectedContentType(
+                f"GET {safe_url} answered HTTP {resp.status_code} with {snippet(ctype, 60)}, not JSON "
+                f"(often a login page, a proxy page or a wrong URL): {preview}", url=safe_url, status=resp.status_code)
+        length = resp.headers.get("Content-Length")
+        if self.max_bytes is not None and length and length.isdigit() and int(length) > self.max_bytes:
+            resp.close()
+            raise self._too_large(url, f"{int(length):,} bytes")
+        raw = self._read(resp, url, limit=self.max_bytes)
+        check_nesting(raw, url=resp.url or url)  # before any parser sees the bytes (case 55)
+        out = Response(url=resp.url or url, status=resp.status_code, headers=resp.headers, raw=raw, data=None)
+        return self.parse(out) if parse else out

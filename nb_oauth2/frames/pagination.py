@@ -1,0 +1,485 @@
+"""Pagination as pure decisions: given a page, what is the next request?
+
+Every style answers two questions without any I/O:
+
+* ``next_url(page)`` -> the URL of the next page, or None when done;
+* ``plan(page, next_url)`` -> every remaining URL when page 1 tells the page
+  count (``total_pages``, ``total``, a ``Link rel="last"``), so the caller may
+  fetch them concurrently; None when only sequential following is possible.
+
+Styles: ``Link`` header (GitHub, GitLab), a next URL in the body (``next``,
+``links.next``, ``paging.next``, ``@odata.nextLink``), a token/cursor in the
+body (``nextPageToken`` -> ``pageToken=``, ``next_cursor`` -> ``cursor=``),
+page/per_page and offset/limit counters. :func:`check_next_url` refuses a
+next link to another origin or from https to http (the token would follow it).
+
+Never silently short (case 62): when a page says there is more (a non-empty
+next link, cursor or token, ``has_more: true``, ``done: false``, ``isLast:
+false``, ``pageInfo.hasNextPage``, a ``Link rel="next"``) and the paginator
+cannot follow it, :func:`follow` raises :class:`PaginationError` naming the
+field (``Paginator.pending``). A ``next`` that is not a URL is a cursor, sent
+back as ``cursor=``; ``CursorPaginator(field=..., param=...)`` names any other.
+Only ``paginate="none"`` (:class:`NoPaginator`) reads one page on purpose.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from requests.models import PreparedRequest
+from requests.utils import parse_header_links
+
+from ..core.errors import ConfigurationError, PaginationError, UnsafeNextLink, UnsafeURL
+from ..core.redact import redact_url
+from ..core.urls import checked_url, join
+from .page_fields import CURSOR_PATHS, LINK_NEXT, PAGE_KEYS, SIZE_KEYS, TOTAL_KEYS, TOTAL_PAGES_KEYS, body_cursor
+from .page_fields import body_next, field_path, flag, get_path, is_url
+from .page_fields import as_int as _int, lookup as _lookup, more_signal
+
+__all__ = [
+    "PageInfo", "Paginator", "LinkPaginator", "BodyNextPaginator", "CursorPaginator", "PagePaginator",
+    "OffsetPaginator", "NoPaginator", "AutoPaginator", "make_paginator", "check_next_url", "set_param",
+    "parse_link_header", "plan_from_totals", "check_link_syntax", "url_problem",
+]
+
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """What a paginator sees of one answer (``body_is_record``: the body itself was the one record,
+    so its fields are data, not pagination)."""
+
+    url: str
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    n_records: int = 0
+    body_is_record: bool = False
+
+
+def set_param(url: str, name: str, value: object) -> str:
+    """``url`` with query parameter ``name`` set to ``value`` (replaced if present)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    query.append((name, str(value)))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _query(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) as requests sends ``url``; :class:`UnsafeURL` if parsers disagree (case 46)."""
+    return checked_url(url).origin
+
+
+def check_next_url(base_url: str, next_url: str) -> str:
+    """Resolve ``next_url`` against ``base_url``; refuse another origin, a downgrade, userinfo or a
+    link that parsers read differently (cases 34, 46, 47): the token would follow it."""
+    base = _origin(base_url)
+    try:
+        resolved = join(base_url, next_url)
+    except UnsafeURL as exc:
+        raise UnsafeNextLink(f"The next-page link was not followed, so the token was not sent: {exc.message}") from None
+    if _origin(resolved) != base:
+        raise UnsafeNextLink(
+            f"The next-page link {redact_url(resolved)} leaves {redact_url(base_url)} "
+            "(another origin or https -> http); it was not followed, so the token was not sent there.",
+            url=redact_url(resolved))
+    return resolved
+
+
+def parse_link_header(value: str | None) -> dict[str, str]:
+    """``{rel: url}`` from an RFC 8288 ``Link`` header (:func:`requests.utils.parse_header_links`;
+    a space-separated ``rel`` names each relation, the first link of a relation wins)."""
+    out: dict[str, str] = {}
+    for link in parse_header_links(value or ""):
+        url = link.get("url", "")
+        for key, val in link.items():
+            if key.strip().lower() == "rel":
+                for rel in val.split():
+                    out.setdefault(rel.lower(), url)
+    return out
+
+
+def _shown(url: str) -> str:
+    try:
+        return redact_url(url)
+    except ValueError:
+        return "***"
+
+
+def _join(base: str, link: str, field_name: str) -> str:
+    """``link`` resolved against ``base``; a link no parser can read is a PaginationError naming its field
+    (an absolute link is checked as sent: ``urljoin`` would read ``http://`` as "this page again")."""
+    text = link.strip()
+    if _ABSOLUTE.match(text):
+        return check_link_syntax(text, field_name)
+    try:
+        return urljoin(base, text)
+    except ValueError:
+        raise PaginationError(f"The next-page link in {field_name!r} is not a valid URL (it cannot be parsed: "
+                              "brackets, port or characters); it was not followed.", url=_shown(base)) from None
+
+
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def check_link_syntax(url: str, field_name: str) -> str:
+    """``url`` if it is a well-formed http(s) URL as requests would send it; else PaginationError
+    naming the field it came from (case 58: never a raw ValueError, InvalidURL or MissingSchema)."""
+    reason = url_problem(url)
+    if reason:
+        raise PaginationError(f"The next-page link in {field_name!r} ({_shown(url)}) is not a valid URL: {reason}. "
+                              "It was not followed.", url=_shown(url))
+    return url
+
+
+def url_problem(url: Any) -> str | None:
+    """Why ``url`` is not a well-formed http(s) URL that requests can send, or None."""
+    if not isinstance(url, str):
+        return f"a {type(url).__name__}, not a string"
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError when out of range
+    except ValueError:
+        return "it cannot be parsed (brackets, port or characters)"
+    if not parts.scheme:
+        return "it has no scheme (http:// or https://)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"the scheme {parts.scheme[:10]!r} is not http or https"
+    if not parts.hostname:
+        return "it has no host"
+    try:
+        PreparedRequest().prepare_url(url, None)
+    except Exception:  # requests' InvalidURL (spaces, IDNA, bad port), UnicodeError
+        return "the host name is not valid (spaces, characters IDNA cannot encode, or a bad port)"
+    return None
+
+
+def _varying(a: str, b: str) -> tuple[str, int, int] | None:
+    """The single integer query parameter that differs between URLs a and b."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    if (pa.scheme, pa.netloc, pa.path) != (pb.scheme, pb.netloc, pb.path):
+        return None
+    qa, qb = _query(a), _query(b)
+    diff = [k for k in set(qa) | set(qb) if qa.get(k) != qb.get(k)]
+    if len(diff) != 1 or _int(qb.get(diff[0])) is None:
+        return None
+    name = diff[0]
+    nb = _int(qb[name])
+    if name in qa:
+        na = _int(qa[name])
+    elif any(w in name.lower() for w in ("offset", "skip", "start", "from")):
+        na = 0
+    elif "page" in name.lower():
+        na = nb - 1  # the first page had no counter: it was the page before the next one
+    else:
+        return None  # an unknown counter: do not guess
+    return (name, na, nb) if na is not None and nb > na else None
+
+
+def plan_from_totals(page: PageInfo, next_url: str, max_planned: int = 100_000) -> list[str] | None:
+    """Remaining URLs when the next link only moves a page/offset counter and page 1 gives a total."""
+    varying = _varying(page.url, next_url)
+    if varying is None or page.n_records <= 0:
+        return None
+    name, cur, nxt = varying
+    step = nxt - cur
+    total_pages = _int(_lookup(page.body, TOTAL_PAGES_KEYS))
+    total = _int(_lookup(page.body, TOTAL_KEYS))
+    if step == 1:
+        if total_pages is None and total is not None:
+            size = _int(_lookup(page.body, SIZE_KEYS)) or page.n_records
+            total_pages = math.ceil(total / size)
+        if total_pages is None:
+            return None
+        values = range(nxt, cur + total_pages)
+    elif total is not None and step in (page.n_records, _int(_lookup(page.body, SIZE_KEYS))):
+        values = range(nxt, total, step)
+    else:
+        return None
+    if len(values) > max_planned:
+        return None
+    return [set_param(next_url, name, v) for v in values]
+
+
+class Paginator:
+    """Base class: subclass and override ``next_url`` (and ``plan`` if the count can be known).
+
+    ``field`` names where the last next link came from (for messages). ``pending(page)`` names the
+    field by which a page says there is more; :func:`follow` raises when ``next_url`` gave None
+    while ``pending`` names one (override it to return None if your paginator stops on purpose).
+    """
+
+    name = "custom"
+    field: str | None = None
+
+    def next_url(self, page: PageInfo) -> str | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
+        return plan_from_totals(page, next_url)
+
+    def pending(self, page: PageInfo) -> str | None:
+        return more_signal(page.body, body_is_record=page.body_is_record,
+                           link_next="next" in parse_link_header(page.headers.get("Link")))
+
+
+class NoPaginator(Paginator):
+    """``paginate="none"``: one request, one page, on purpose: whatever the page says about more
+    pages is not read (use "auto" to read them all)."""
+
+    name = "none"
+
+    def next_url(self, page: PageInfo) -> str | None:
+        return None
+
+    def pending(self, page: PageInfo) -> str | None:
+        return None
+
+
+class LinkPaginator(Paginator):
+    """``Link: <...>; rel="next"`` (GitHub, GitLab); ``rel="last"`` gives the count."""
+
+    name = "link"
+    field = LINK_NEXT
+
+    def next_url(self, page: PageInfo) -> str | None:
+        nxt = parse_link_header(page.headers.get("Link")).get("next")
+        return _join(page.url, nxt, LINK_NEXT) if nxt else None
+
+    def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
+        last = parse_link_header(page.headers.get("Link")).get("last")
+        if last:
+            last = _join(page.url, last, 'Link rel="last"')
+            first = _varying(page.url, next_url)
+            span = _varying(next_url, last)
+            if first and span and first[0] == span[0] and _varying(page.url, last):
+                step = first[2] - first[1]
+                return [set_param(next_url, span[0], v) for v in range(span[1], span[2] + 1, step)]
+        return plan_from_totals(page, next_url)
+
+
+def _stops(body: Any) -> bool:
+    """An explicit flag says this was the last page (``has_more: false``, ``done: true``)."""
+    found = flag(body)
+    return found is not None and not found[1]
+
+
+def _cursor_value(value: Any) -> str | None:
+    """A cursor to send back: strings and integers (never a bool, an object or a list)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        return None
+    return str(value)
+
+
+class BodyNextPaginator(Paginator):
+    """A next URL in the body: ``next``, ``links.next``, ``paging.next``, ``@odata.nextLink``,
+    ``nextRecordsUrl``. A value that is not a URL is a cursor, sent back as ``cursor=``."""
+
+    name = "next"
+
+    def next_url(self, page: PageInfo) -> str | None:
+        found = body_next(page.body)
+        if found is None or found[1] is None or _stops(page.body):
+            return None
+        self.field, value = found
+        if is_url(value):
+            return _join(page.url, value, self.field)
+        cursor = _cursor_value(value)
+        return set_param(page.url, "cursor", cursor) if cursor is not None else None
+
+
+class CursorPaginator(Paginator):
+    """A token in the body sent back as a query parameter (``nextPageToken`` -> ``pageToken=``,
+    ``next_cursor`` -> ``cursor=``, a ``next`` that is not a URL -> ``cursor=``).
+
+    ``field`` names the token (a dotted path such as ``"response_metadata.next_cursor"`` or a
+    sequence of keys) and ``param`` the query parameter it goes back in (default ``cursor``).
+    A named token is always a cursor, even when it looks like a URL. An explicit "last page" flag
+    (``has_more: false``, ``pageInfo.hasNextPage: false``) ends the walk even if a cursor is left.
+    """
+
+    name = "cursor"
+
+    def __init__(self, param: str | None = None, *, field: str | Sequence[str] | None = None) -> None:
+        self.param = param
+        self.path = field_path(field) if field is not None else None
+        self.field = ".".join(self.path) if self.path else None
+
+    def next_url(self, page: PageInfo) -> str | None:
+        if _stops(page.body):
+            return None
+        if self.path is not None:
+            value = get_path(page.body, self.path)[1]
+            param = self.param or dict((".".join(p), q) for p, q in CURSOR_PATHS).get(self.field, "cursor")
+        else:
+            found = self._found(page.body)
+            if found is None:
+                return None
+            self.field, param, value = found
+            param = self.param or param
+        cursor = _cursor_value(value)
+        return set_param(page.url, param, cursor) if cursor is not None else None
+
+    @staticmethod
+    def _found(body: Any) -> tuple[str, str, Any] | None:
+        known = body_cursor(body)
+        if known is not None:
+            return known
+        nxt = body_next(body)
+        if nxt is not None and nxt[1] is not None and not is_url(nxt[1]):
+            return nxt[0], "cursor", nxt[1]
+        return None
+
+    def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
+        return None
+
+
+def _flagged_more(body: Any) -> bool | None:
+    found = flag(body)
+    return None if found is None else found[1]
+
+
+class PagePaginator(Paginator):
+    """``?page=N`` counters; stops at ``total_pages``/``total``, on a short or empty page, or when the
+    body says so (``has_more: false``); ``has_more: true`` goes on."""
+
+    name = "page"
+
+    def __init__(self, param: str = "page", size_param: str = "per_page", start: int = 1) -> None:
+        self.param, self.size_param, self.start = param, size_param, start
+        self.field = f"the {param}= counter"
+
+    def next_url(self, page: PageInfo) -> str | None:
+        cur = _int(_query(page.url).get(self.param)) or _int(_lookup(page.body, PAGE_KEYS)) or self.start
+        more = _flagged_more(page.body)
+        if more is not None:
+            return set_param(page.url, self.param, cur + 1) if more else None
+        if page.n_records == 0:
+            return None
+        total_pages = _int(_lookup(page.body, TOTAL_PAGES_KEYS))
+        total = _int(_lookup(page.body, TOTAL_KEYS))
+        size = _int(_lookup(page.body, SIZE_KEYS)) or _int(_query(page.url).get(self.size_param))
+        if total_pages is None and total is not None and size:
+            total_pages = math.ceil(total / size)
+        if total_pages is not None and cur - self.start + 1 >= total_pages:
+            return None
+        if total_pages is None and size and page.n_records < size:
+            return None
+        return set_param(page.url, self.param, cur + 1)
+
+    def pending(self, page: PageInfo) -> str | None:  # the counters are its own to judge (start=0 or 1)
+        return more_signal(page.body, body_is_record=page.body_is_record, counters=False,
+                           link_next="next" in parse_link_header(page.headers.get("Link")))
+
+
+class OffsetPaginator(Paginator):
+    """``?offset=N&limit=M``; stops at ``total``, on a short or empty page, or when the body says so.
+
+    The next offset moves by the page's own size as the server reports it (``limit`` in the body), else
+    by the records received: a server that caps ``limit=1000`` at 100 loses no rows."""
+
+    name = "offset"
+
+    def __init__(self, param: str = "offset", limit_param: str = "limit") -> None:
+        self.param, self.limit_param = param, limit_param
+        self.field = f"the {param}= counter"
+
+    def next_url(self, page: PageInfo) -> str | None:
+        query = _query(page.url)
+        offset = _int(query.get(self.param))
+        if offset is None:
+            offset = _int(_lookup(page.body, (self.param, "offset", "start"))) or 0
+        served = _int(_lookup(page.body, SIZE_KEYS))
+        step = served or page.n_records
+        more = _flagged_more(page.body)
+        if more is not None:
+            return set_param(page.url, self.param, offset + step) if more and step else None
+        if page.n_records == 0:
+            return None
+        limit = served or _int(query.get(self.limit_param))
+        total = _int(_lookup(page.body, TOTAL_KEYS))
+        if total is not None and offset + step >= total:
+            return None
+        if total is None and limit and page.n_records < limit:
+            return None
+        return set_param(page.url, self.param, offset + step)
+
+
+class AutoPaginator(Paginator):
+    """Detects the style on the first page (Link, body next, cursor, page, offset) and keeps it.
+
+    Unlike ``paginate="none"``, a page whose style was not recognised but that says there is more
+    (``has_more``, ``isLast: false`` ...) stops with a PaginationError naming the field."""
+
+    name = "auto"
+
+    def __init__(self) -> None:
+        self.chosen: Paginator | None = None
+
+    def detect(self, page: PageInfo) -> Paginator:
+        links = parse_link_header(page.headers.get("Link"))
+        if "next" in links or "last" in links:
+            return LinkPaginator()
+        if body_next(page.body) is not None:
+            return BodyNextPaginator()
+        if body_cursor(page.body) is not None:
+            return CursorPaginator()
+        if _lookup(page.body, PAGE_KEYS) is not None and (
+                _lookup(page.body, TOTAL_PAGES_KEYS) is not None or _lookup(page.body, TOTAL_KEYS) is not None):
+            return PagePaginator()
+        query = _query(page.url)
+        if "offset" in query or (_lookup(page.body, ("offset",)) is not None and
+                                 _lookup(page.body, TOTAL_KEYS + SIZE_KEYS) is not None):
+            return OffsetPaginator()
+        if "page" in query:
+            return PagePaginator()
+        return _Undetected()
+
+    @property
+    def field(self) -> str | None:  # type: ignore[override]
+        return self.chosen.field if self.chosen is not None else None
+
+    def next_url(self, page: PageInfo) -> str | None:
+        if self.chosen is None:
+            self.chosen = self.detect(page)
+            self.name = f"auto:{self.chosen.name}"
+        return self.chosen.next_url(page)
+
+    def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
+        return (self.chosen or self.detect(page)).plan(page, next_url)
+
+    def pending(self, page: PageInfo) -> str | None:
+        return (self.chosen or _Undetected()).pending(page)
+
+
+class _Undetected(NoPaginator):
+    """What "auto" found when no style matched: one page, unless the page says there is more."""
+
+    pending = Paginator.pending
+
+
+_STYLES = {"link": LinkPaginator, "next": BodyNextPaginator, "cursor": CursorPaginator, "page": PagePaginator,
+           "offset": OffsetPaginator, "none": NoPaginator, "auto": AutoPaginator}
+#: the style names ``paginate=`` takes
+PAGINATION_STYLES = tuple(_STYLES)
+
+
+def make_paginator(paginate: str | Paginator | None) -> Paginator:
+    """A fresh paginator for ``paginate`` (a style name or a :class:`Paginator`)."""
+    if isinstance(paginate, Paginator):
+        return paginate
+    if paginate is None or paginate is False:
+        return NoPaginator()
+    try:
+        return _STYLES[str(paginate).lower()]()
+    except KeyError:
+        raise ConfigurationError(
+            f"paginate={paginate!r} is not one of {sorted(_STYLES)} or a Paginator instance.") from None
