@@ -34,12 +34,8 @@ from nb_oauth2.core.errors import (  # noqa: E402
     TLSError,
 )
 from nb_oauth2.core.providers import provider_from_metadata  # noqa: E402
-from nb_oauth2.core.tls import (  # noqa: E402
-    ClientCertAdapter,
-    load_client_certificate,
-    mount_client_cert,
-    thumbprint,
-)
+from nb_oauth2.core.certificates import load_client_certificate  # noqa: E402
+from nb_oauth2.core.tls import ClientCertAdapter, mount_client_cert, thumbprint  # noqa: E402
 
 
 @pytest.fixture(scope="module")
