@@ -162,7 +162,7 @@ def test_self_signed_certificate_cannot_pose_as_the_pki_client(p):
 @pytest.fixture(scope="module")
 def recorder(p):
     """Another https origin (same demo CA) that records whether a client certificate came."""
-    from nb_oauth2.demo.server import _serve
+    from nb_oauth2.demo.listeners import serve_quietly as _serve
 
     seen: list[bool] = []
 

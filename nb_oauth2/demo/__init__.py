@@ -31,6 +31,6 @@ from __future__ import annotations
 
 from .serve import main
 from .server import DEMO_USERS, DemoProvider, start
-from .validator import DEMO_SCOPES, DemoClient
+from .clients import DEMO_SCOPES, DemoClient
 
 __all__ = ["DEMO_SCOPES", "DEMO_USERS", "DemoClient", "DemoProvider", "main", "start"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigurationError
-from .validator import DEMO_SCOPES, DEVICE_GRANT, PEER_CERT_HEADERS, DemoClient
+from .clients import DEMO_SCOPES, DEVICE_GRANT, PEER_CERT_HEADERS, DemoClient
 
 __all__ = ["DemoCertificates", "make_tls_clients", "peer_headers", "self_signed_cert"]
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import selectors
 import socket
-import ssl
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +19,6 @@ from oauthlib.oauth2 import MetadataEndpoint, Server
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.oauth2.rfc8628.endpoints import DeviceAuthorizationEndpoint
 from oauthlib.oauth2.rfc8628.grant_types import DeviceCodeGrant
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from ..core.errors import ConfigurationError
@@ -31,8 +28,10 @@ from .api import DemoAPI, json_response
 from .browser import BrowserFlows, html_response
 from .data import Dataset
 from .certs import peer_headers
-from .validator import (DEMO_SCOPES, PEER_CERT_HEADERS, TLS_AUTH_METHODS, DemoClient, DemoValidator,
-                        _basic_credentials, generate_user_code, make_clients)
+from .clients import DEMO_SCOPES, PEER_CERT_HEADERS, TLS_AUTH_METHODS, DemoClient, basic_credentials
+from .clients import generate_user_code, make_clients
+from .listeners import accept_until, base_url, serve_quietly
+from .validator import DemoValidator
 
 __all__ = ["DEMO_USERS", "DemoProvider", "start"]
 
@@ -46,63 +45,6 @@ _MAX_BODY = 1 << 20
 
 #: oauthlib 4 serves RFC 8628's token polling (pending, slow_down, expiry, denial); 3.3 does not
 DEVICE_GRANT_SUPPORTED = hasattr(DeviceCodeGrant, "DEVICE_CODE_AUTHORIZED")
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log, no error log: output would land in notebook cells."""
-
-    protocol_version = "HTTP/1.0"  # one request per connection: stop() never waits on keep-alive
-
-    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise ConfigurationError(f"The demo provider cannot listen on {host} port {port}: {exc.strerror}. "
-                                 "Use port=0 for a free port.") from None
-    return sock
-
-
-def _serve(bind: str, port: int, app: Any, ssl_context: ssl.SSLContext | None) -> Any:
-    """A quiet threaded werkzeug server on an already bound loopback socket.
-
-    TLS is wrapped here with the handshake deferred to the request thread, so a
-    slow or broken client never stalls the accept loop.
-    """
-    with _listen(bind, port) as sock:  # werkzeug would sys.exit() on a busy port
-        httpd = make_server(bind, sock.getsockname()[1], app, threaded=True,
-                            request_handler=_QuietHandler, fd=sock.fileno())
-    if ssl_context is not None:
-        httpd.socket = ssl_context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
-        httpd.ssl_context = ssl_context
-    httpd.log = lambda *args, **kwargs: None
-    httpd.handle_error = lambda *args, **kwargs: None
-    httpd.block_on_close = False
-    return httpd
-
-
-def _accept_until(httpd: Any, stopping: threading.Event, wake: socket.socket) -> None:
-    """``httpd``'s accept loop, asleep in select() until a connection arrives or stop() writes to
-    ``wake`` (``serve_forever`` would wake every poll interval to look at a flag, and stop() wait for it)."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(httpd, selectors.EVENT_READ)
-        selector.register(wake, selectors.EVENT_READ)
-        while not stopping.is_set():
-            for key, _events in selector.select():
-                if key.fileobj is httpd and not stopping.is_set():
-                    httpd._handle_request_noblock()  # accept; the request runs in its own thread
-
-
-def _base_url(scheme: str, bind: str, port: int) -> str:
-    return f"{scheme}://[{bind}]:{port}" if ":" in bind else f"{scheme}://{bind}:{port}"
 
 
 def _token(_request: Any = None) -> str:
@@ -134,14 +76,14 @@ class DemoProvider:
             from .certs import DemoCertificates
 
             self.tls = DemoCertificates()
-        self._httpd = _serve(bind, int(port), self._wsgi, self.tls.server_context(mtls=False) if self.tls else None)
+        self._httpd = serve_quietly(bind, int(port), self._wsgi, self.tls.server_context(mtls=False) if self.tls else None)
         self.port: int = self._httpd.socket.getsockname()[1]
-        self.url = _base_url("https" if self.tls else "http", bind, self.port)
+        self.url = base_url("https" if self.tls else "http", bind, self.port)
         self._mtls_httpd: Any = None
         self.mtls_url: str | None = None
         if mtls:  # RFC 8705 5: mTLS endpoint aliases on a second port that asks for a client certificate
-            self._mtls_httpd = _serve(bind, 0, self._wsgi_mtls, self.tls.server_context(mtls=True))
-            self.mtls_url = _base_url("https", bind, self._mtls_httpd.socket.getsockname()[1])
+            self._mtls_httpd = serve_quietly(bind, 0, self._wsgi_mtls, self.tls.server_context(mtls=True))
+            self.mtls_url = base_url("https", bind, self._mtls_httpd.socket.getsockname()[1])
         self.issuer = self.url
         self.browser_url = _browser_base(self.url, self.port, public_url)
         absolute = self.browser_url.startswith(("http://", "https://"))
@@ -167,7 +109,7 @@ class DemoProvider:
                               rotate_refresh_tokens, proxy_path=None if absolute else self.callback_url)
         self._stopping = threading.Event()
         self._wake, self._waker = socket.socketpair()  # stop() writes to _waker: the accept loops wake at once
-        self._threads = [threading.Thread(target=_accept_until, args=(httpd, self._stopping, self._wake),
+        self._threads = [threading.Thread(target=accept_until, args=(httpd, self._stopping, self._wake),
                                           name=f"nb_oauth2-demo-{self.port}", daemon=True)
                          for httpd in (self._httpd, self._mtls_httpd) if httpd is not None]
         self._thread = self._threads[0]
@@ -359,7 +301,7 @@ class DemoProvider:
         resp = self._call(self.device_endpoint.create_device_authorization_response, req)
         if resp.status_code == 200:
             data = json.loads(resp.get_data(as_text=True))
-            basic = _basic_credentials(req.headers)
+            basic = basic_credentials(req.headers)
             client_id = basic[0] if basic else req.form.get("client_id", "")
             with self.validator.lock:
                 self.validator.save_device_code(client_id, data, (data.get("scope") or "").split())
