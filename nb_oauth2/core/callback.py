@@ -25,7 +25,7 @@ from .errors import (
 )
 from .providers import NOTEBOOK_ORIGIN
 from .redact import redact, register_secret
-from .urls import checked_url, is_loopback_url
+from .urls import checked_url, is_secure_or_loopback
 
 __all__ = ["Pending", "CallbackResult", "clean_pasted_text", "check_callback", "could_be_code"]
 
@@ -115,7 +115,7 @@ def check_callback(text: str, pending: Pending | None, *, used_states: frozenset
                                  "bar.") from None
     # a plain-http hub serves the notebook itself over http: its own address is not refused
     on_notebook_origin = pending is not None and _on_notebook_origin(pending.redirect_uri)
-    if parts.scheme.lower() == "http" and not is_loopback_url(cleaned) and not on_notebook_origin:
+    if not is_secure_or_loopback(cleaned) and not on_notebook_origin:
         raise InvalidCallbackURL("The pasted redirect uses plain http to a non-loopback host; it is refused.")
     if pending is None:
         raise NoLoginInProgress("No login is in progress for this redirect. Start the login again.")

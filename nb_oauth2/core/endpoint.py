@@ -23,11 +23,12 @@ from .errors import (
     UnexpectedTokenResponse,
     error_from_response,
 )
-from .providers import Provider, require_secure_url
+from .providers import Provider
 from .redact import MaskedForm, MaskedStr, register_secret, snippet
 from .http_errors import map_request_error
 from .tls import ClientCertificate, load_client_certificate, mount_client_cert
 from .token import Token
+from .urls import require_secure_url
 from .warn import warn_user
 
 __all__ = ["ClientAuth", "Endpoints", "ScopeChangedWarning", "DEFAULT_TIMEOUT", "TLS_AUTH_METHODS"]

@@ -60,8 +60,7 @@ __all__ = [
     "PaginationError",
     "UnsafeNextLink",
     "ResultTooLarge",
-    "error_from_response",
-]
+]  # the public error tree, re-exported by nb_oauth2; error_from_response is imported by name
 
 
 class OAuth2Error(Exception):
@@ -73,6 +72,8 @@ class OAuth2Error(Exception):
     """
 
     default_message = "OAuth 2 error."
+    #: keyword-only attributes a branch of the tree adds (APIError: ``url``); None unless given
+    extra_fields: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -82,7 +83,13 @@ class OAuth2Error(Exception):
         description: str | None = None,
         uri: str | None = None,
         status: int | None = None,
+        **extra: str | None,
     ) -> None:
+        unknown = sorted(set(extra) - set(self.extra_fields))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments: {', '.join(unknown)}")
+        for name in self.extra_fields:
+            setattr(self, name, extra.get(name))
         self.error = error
         self.description = html.escape(description) if description else None
         self.uri = uri
@@ -220,11 +227,10 @@ class TLSError(TransportError):
 
 
 class ClientCertificateError(TLSError, ConfigurationError):
-    """The client certificate or its key cannot be used (checked before any request)."""
+    """The client certificate or its key cannot be used (checked before any request); ``path``: which file."""
 
-    def __init__(self, message: str | None = None, *, path: str | None = None, **kwargs) -> None:
-        self.path = path
-        super().__init__(message, **kwargs)
+    extra_fields = ("path",)
+    path: str | None
 
 
 class CertificateFileError(ClientCertificateError):
@@ -270,11 +276,10 @@ class LoopbackPortBusy(ConfigurationError):
 
 
 class APIError(OAuth2Error):
-    """A protected API answered with something we cannot use."""
+    """A protected API answered with something we cannot use; ``url``: the request's URL."""
 
-    def __init__(self, message: str | None = None, *, url: str | None = None, **kwargs) -> None:
-        self.url = url
-        super().__init__(message, **kwargs)
+    extra_fields = ("url",)
+    url: str | None
 
 
 class InvalidToken(APIError):

@@ -35,10 +35,12 @@ from .errors import (
     OAuth2Error,
     TransportError,
 )
-from .providers import NOTEBOOK_ORIGIN, Provider, require_secure_url
+from .names import GRANT_ALIASES
+from .providers import NOTEBOOK_ORIGIN, Provider
 from .redact import MaskedStr, register_secret
 from .token import Token
 from .transport import loopback_http_allowed
+from .urls import require_secure_url
 from .warn import warn_user
 
 __all__ = [
@@ -378,15 +380,11 @@ def _check_id_token_nonce(token: Token, nonce: str | None) -> None:
         raise IssuerMismatch("The id_token's nonce does not match this login (replayed or mixed-up response).")
 
 
-FLOWS: dict[str, type[Flow]] = {
-    "code": AuthorizationCodeFlow,
-    "authorization_code": AuthorizationCodeFlow,
-    "implicit": ImplicitFlow,
-    "password": PasswordFlow,
-    "client_credentials": ClientCredentialsFlow,
-    "device": DeviceFlow,
-    "device_code": DeviceFlow,
+_FLOW_FOR_GRANT: dict[str, type[Flow]] = {
+    flow.grant: flow for flow in (AuthorizationCodeFlow, ImplicitFlow, PasswordFlow, ClientCredentialsFlow, DeviceFlow)
 }
+#: every name :data:`~nb_oauth2.core.names.GRANT_ALIASES` knows -> its flow class
+FLOWS: dict[str, type[Flow]] = {alias: _FLOW_FOR_GRANT[grant] for alias, grant in GRANT_ALIASES.items()}
 
 
 def _positive(value: object, default: float) -> float:

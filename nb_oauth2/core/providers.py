@@ -14,10 +14,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from . import urls
-from .errors import ConfigurationError, DiscoveryError, InsecureTransportError
+from .errors import ConfigurationError, DiscoveryError
 from .redact import snippet
-from .urls import is_loopback_url  # re-exported: the one definition lives in urls
+from .urls import is_loopback_url, require_secure_url  # re-exported: the one definition lives in urls
 
 __all__ = [
     "Provider",
@@ -36,19 +35,6 @@ ComplianceHook = Callable[[Any], Any]
 #: JupyterHub/Binder the browser reaches loopback servers at ``{prefix}proxy/<port>/`` on the hub's
 #: host. Links are sent browser-relative, and a redirect URI under this origin matches by path.
 NOTEBOOK_ORIGIN = "https://notebook-origin.invalid"
-
-
-def require_secure_url(url: str, what: str = "endpoint") -> str:
-    """Allow https anywhere and plain http only towards loopback (RFC 8252), as requests sends ``url``.
-
-    Raises :class:`UnsafeURL` for userinfo or a URL parsers read differently (cases 46, 47),
-    :class:`InsecureTransportError` for plain http to another host.
-    """
-    if urls.checked_url(url).is_secure_or_loopback:
-        return url
-    raise InsecureTransportError(
-        f"The {what} {snippet(url, 80)!r} is not https; plain http is only allowed for loopback hosts."
-    )
 
 
 def _github_token_json(session: Any) -> Any:

@@ -34,11 +34,11 @@ from requests.models import PreparedRequest
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from .errors import UnsafeURL
-from .redact import redact_url
+from .errors import InsecureTransportError, UnsafeURL
+from .redact import redact_url, snippet
 
 __all__ = ["CheckedURL", "checked_url", "join", "same_origin", "is_loopback_host", "is_loopback_url",
-           "is_secure_or_loopback"]
+           "is_secure_or_loopback", "require_secure_url"]
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: tab, CR, LF, NUL, DEL, C1
@@ -245,3 +245,16 @@ def is_secure_or_loopback(url: str) -> bool:
         return checked_url(url).is_secure_or_loopback
     except UnsafeURL:
         return False
+
+
+def require_secure_url(url: str, what: str = "endpoint") -> str:
+    """``url`` when it is https, or http to loopback (RFC 8252 7.3), as requests sends it.
+
+    Raises :class:`UnsafeURL` for userinfo or a URL parsers read differently (cases 46, 47),
+    :class:`InsecureTransportError` for plain http to another host.
+    """
+    if checked_url(url).is_secure_or_loopback:
+        return url
+    raise InsecureTransportError(
+        f"The {what} {snippet(url, 80)!r} is not https; plain http is only allowed for loopback hosts."
+    )

@@ -23,8 +23,8 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Bool, Unicode
 from traitlets.config import Configurable
 
-from ..sessions.config import env_name
 from ..core.errors import OAuth2Error, SecretOnCommandLine
+from ..core.names import FLOW_CHOICES, VIA_CHOICES, env_name, split_list
 from ..frames.pagination import PAGINATION_STYLES
 from ..core.redact import redact
 
@@ -39,8 +39,6 @@ SECRET_OPTIONS = ("--client-secret", "--secret", "--password", "--token", "--acc
 #: an unknown option whose name holds one of these is taken for a (misspelled) secret option (case 59)
 _SECRET_WORDS = ("secret", "password", "passwd", "pwd", "token", "apikey", "credential")
 _OPTION_NAME = re.compile(r"^(?:--[A-Za-z][A-Za-z0-9_-]{0,30}|-[a-z][a-z0-9_-]{0,30})$")  # what a typed option name looks like (shown)
-FLOWS = ("code", "device", "implicit", "password", "client_credentials")
-VIAS = ("auto", "paste", "loopback", "proxy", "device")
 
 
 class _HelpShown(Exception):
@@ -79,8 +77,8 @@ def build_parser() -> _Parser:
     login = sub.add_parser("login", help="sign in with a profile (widget in notebooks, prompt in terminals)")
     login.add_argument("profile", nargs="?", help="profile or preset name (default: OAuth2Magics.default_profile)")
     login.add_argument("--scope", action="append", help='scopes, space or comma separated ("read:user repo")')
-    login.add_argument("--flow", choices=FLOWS, help="grant (default: the profile's, else code with PKCE)")
-    login.add_argument("--via", choices=VIAS, default="auto", help="how the redirect comes back (default auto)")
+    login.add_argument("--flow", choices=FLOW_CHOICES, help="grant (default: the profile's, else code with PKCE)")
+    login.add_argument("--via", choices=VIA_CHOICES, default="auto", help="how the redirect comes back (default auto)")
     login.add_argument("--store", choices=("memory", "file"), help="token store (default OAuth2Magics.default_store)")
     login.add_argument("--name", help="session name (default: the profile name)")
     login.add_argument("--client-id", help="OAuth client id (public; secrets come from env/keyring/prompt)")
@@ -231,7 +229,7 @@ class OAuth2Magics(Magics, Configurable):
         if args.cert:
             options["cert"] = (args.cert, args.key) if args.key else args.cert
         flow = args.flow or ("device" if args.via == "device" else None)
-        scope = " ".join(args.scope).replace(",", " ").split() if args.scope else None
+        scope = split_list(" ".join(args.scope)) if args.scope else None
         session = login(args.profile or self.default_profile, scope=scope, flow=flow, via=args.via,
                         store=args.store or self.default_store, name=args.name, browser=BROWSER_HOOK,
                         on_device_code=DEVICE_HOOK, **options)

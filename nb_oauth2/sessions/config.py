@@ -18,6 +18,7 @@ import platformdirs
 
 from ..core.endpoint import ClientAuth
 from ..core.errors import ConfigurationError, DiscoveryError, SecretOnCommandLine
+from ..core.names import env_name, grant_name, split_list
 from ..core.providers import PRESETS, Provider, discover, preset, provider_from_metadata
 from ..core.token import parse_leeway
 from .demo_profile import demo_profile
@@ -43,28 +44,7 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none", "tls_client
 
 SECRET_KEYS = frozenset({"client_secret", "password", "token", "access_token", "refresh_token", "key_passphrase"})
 
-_FLOW_ALIASES = {"code": "authorization_code", "device": "device_code", "authorization_code": "authorization_code",
-                 "device_code": "device_code", "implicit": "implicit", "password": "password",
-                 "client_credentials": "client_credentials"}
-
 _defined: dict[str, dict[str, Any]] = {}
-
-
-def env_name(profile: str, key: str) -> str:
-    """``NB_OAUTH2_GITHUB_CLIENT_ID`` for profile ``github`` and key ``client_id``."""
-    slug = "".join(c if c.isalnum() else "_" for c in profile).upper()
-    return f"NB_OAUTH2_{slug}_{key.upper()}"
-
-
-def normalise_flow(flow: str | None) -> str | None:
-    if flow is None:
-        return None
-    try:
-        return _FLOW_ALIASES[flow.lower()]
-    except KeyError:
-        raise ConfigurationError(
-            f"Unknown flow {flow!r}; choose one of code, device, implicit, password, client_credentials."
-        ) from None
 
 
 def profiles_path() -> Path:
@@ -174,14 +154,6 @@ def _provider_for(name: str, settings: Mapping[str, Any], verify: bool | str = T
     )
 
 
-def _scope(value: Any) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return tuple(value.replace(",", " ").split())
-    return tuple(str(v) for v in value)
-
-
 def load_profile(
     name: str,
     *,
@@ -209,7 +181,7 @@ def load_profile(
     client's credentials and the methods the server advertises.
     """
     if name == "demo" and provider is None and issuer is None:
-        return demo_profile(flow=normalise_flow(flow), scope=_scope(scope), redirect_uri=redirect_uri)
+        return demo_profile(flow=grant_name(flow), scope=split_list(scope), redirect_uri=redirect_uri)
     settings = _settings_for(name)
     if os.environ.get(env_name(name, "leeway")):
         settings["leeway"] = os.environ[env_name(name, "leeway")]
@@ -238,13 +210,13 @@ def load_profile(
             f"and set {env_name(name, 'client_id')}, or pass client_id=."
         )
     secret = client_secret or settings.get("client_secret") or _keyring_secret(name)
-    chosen_flow = normalise_flow(flow or settings.get("flow")) or "authorization_code"
+    chosen_flow = grant_name(flow or settings.get("flow")) or "authorization_code"
     return Profile(
         name=name,
         provider=resolved,
         client=ClientAuth(str(cid), secret, method=settings.get("token_endpoint_auth_method"), cert=client_cert),
         flow=chosen_flow,
-        scope=_scope(scope if scope is not None else settings.get("scope")),
+        scope=split_list(scope if scope is not None else settings.get("scope")),
         redirect_uri=redirect_uri or settings.get("redirect_uri"),
         options={k: v for k, v in settings.items() if k not in SECRET_KEYS},
         verify=trust,
