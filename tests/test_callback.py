@@ -179,9 +179,9 @@ def test_error_response_with_our_iss_is_still_a_denial_and_state_still_wins():
 
 
 def _attempt(demo):
-    from nb_oauth2.sessions.attempt import prepare_login
+    from nb_oauth2.sessions.attempt import LoginAttempt
 
-    return prepare_login("cb-it", issuer=demo.issuer, client_id=demo.clients["public"].client_id)
+    return LoginAttempt("cb-it", issuer=demo.issuer, client_id=demo.clients["public"].client_id)
 
 
 def _state_of(authorization_url: str) -> str:
@@ -313,5 +313,5 @@ def test_configured_redirect_uri_must_be_https_or_loopback_and_unambiguous(redir
     provider = Provider(name="p", authorization_endpoint="https://as.example/authorize",
                         token_endpoint="https://as.example/token")
     with pytest.raises(oa.OAuth2Error) as info:
-        oa.prepare_login("ruri", provider=provider, client_id="cid", redirect_uri=redirect_uri).start()
+        oa.LoginAttempt("ruri", provider=provider, client_id="cid", redirect_uri=redirect_uri).start()
     assert type(info.value).__name__ == error

@@ -11,7 +11,7 @@ from nb_oauth2.core.errors import LoginCancelled, NoLoginInProgress, StateMismat
 
 
 def attempt_for(p, **kw):
-    return oa.prepare_login("it", issuer=p.issuer, client_id=p.clients["public"].client_id, **kw)
+    return oa.LoginAttempt("it", issuer=p.issuer, client_id=p.clients["public"].client_id, **kw)
 
 
 def test_cancel_during_the_token_request_drops_the_token(demo_provider, monkeypatch):
@@ -94,7 +94,7 @@ def test_restore_does_not_write_the_stored_token_back(demo_provider, tmp_path, m
     client = demo_provider.clients["public"]
     oa.login("race", issuer=demo_provider.issuer, client_id=client.client_id, store="file",
              browser=demo_provider.driver.authorize)
-    attempt = oa.prepare_login("race", issuer=demo_provider.issuer, client_id=client.client_id, store="file")
+    attempt = oa.LoginAttempt("race", issuer=demo_provider.issuer, client_id=client.client_id, store="file")
     writes = []
     monkeypatch.setattr(attempt.session.store, "save", lambda key, token: writes.append(key))
     assert attempt.restore() is not None

@@ -101,7 +101,7 @@ def test_the_widget_does_what_the_advice_says_for_a_real_provider(env, setting, 
     advice = _text()
     provider = Provider(name="acme", authorization_endpoint="https://as.example/authorize",
                         token_endpoint="https://as.example/token")
-    widget = LoginWidget(oa.prepare_login("acme", provider=provider, client_id="cid"), via="auto")
+    widget = LoginWidget(oa.LoginAttempt("acme", provider=provider, client_id="cid"), via="auto")
     try:
         assert widget.via == widget_via
         if widget_via == "paste":

@@ -15,7 +15,7 @@ import requests
 from nb_oauth2.sessions import registry
 from nb_oauth2.core.errors import IssuerMismatch, LoginCancelled
 from nb_oauth2.core.flows import LegacyGrantWarning
-from nb_oauth2.sessions.attempt import prepare_login
+from nb_oauth2.sessions.attempt import LoginAttempt
 from nb_oauth2.core.loopback import LoopbackPortBusy
 from nb_oauth2.jupyter.widgets import LoginWidget
 
@@ -33,7 +33,7 @@ def demo(demo_provider, monkeypatch):
 
 
 def _widget(flow: str | None = None, via: str = "paste", **kw) -> LoginWidget:
-    return LoginWidget(prepare_login("demo", flow=flow), via=via, **kw)
+    return LoginWidget(LoginAttempt("demo", flow=flow), via=via, **kw)
 
 
 def _href(widget: LoginWidget) -> str:
@@ -208,15 +208,15 @@ def test_redirect_from_an_earlier_login_is_refused(demo):
 def test_auto_capture_through_the_loopback_catcher(demo):
     """Cases 42/43: the redirect reaches the catcher, the login completes, the port closes."""
     w = _widget(via="loopback")
-    assert w.via == "loopback" and w._catcher is not None
+    assert w.via == "loopback" and w.attempt.catcher is not None
     assert "loopback" in w._method.value
     redirect = demo.driver.authorize(_href(w))
-    assert redirect.startswith(w._catcher.loopback_redirect_uri + "?")
+    assert redirect.startswith(w.attempt.catcher.loopback_redirect_uri + "?")
     page = requests.get(redirect, timeout=5)
     assert page.status_code == 200 and "Return to the notebook" in page.text
     w.join(5)
     assert w.phase == "done"
-    assert w._catcher.closed
+    assert w.attempt.catcher.closed
     assert_no_secret_in_state(w, redirect, *_token_secrets())
 
 
@@ -227,7 +227,7 @@ def test_auto_capture_leaves_paste_back_as_fallback(demo):
     _paste(w, demo.driver.authorize(_href(w)))
     assert w.phase == "done"
     w.join(2)
-    assert w._catcher.closed
+    assert w.attempt.catcher.closed
 
 
 def test_busy_port_falls_back_to_paste_back():
@@ -244,7 +244,7 @@ def test_remote_kernel_offers_paste_back(monkeypatch):
     """Case 43: over SSH the kernel's loopback is not the browser's: paste-back, with the reason."""
     monkeypatch.setenv("SSH_CONNECTION", "10.0.0.1 5000 10.0.0.2 22")
     w = _widget(via="auto")
-    assert w.via == "paste" and "SSH" in w._method.value and w._catcher is None
+    assert w.via == "paste" and "SSH" in w._method.value and w.attempt.catcher is None
 
 
 def test_cancel_closes_the_catcher_and_the_inputs():
@@ -254,7 +254,7 @@ def test_cancel_closes_the_catcher_and_the_inputs():
     w.join(1)
     assert w.phase == "cancelled"
     assert all(not t.is_alive() for t in w._threads)
-    assert w._catcher.closed
+    assert w.attempt.catcher.closed
     assert "cancelled" in w.status_text
 
 
@@ -342,7 +342,7 @@ def test_jupyterhub_auto_capture_goes_through_jupyter_server_proxy(monkeypatch):
     w = _widget(via="auto")
     try:
         assert w.via == "proxy"
-        expected = f"https://hub.example.org/user/alice/proxy/{w._catcher.port}/callback"
+        expected = f"https://hub.example.org/user/alice/proxy/{w.attempt.catcher.port}/callback"
         assert w.attempt.redirect_uri == expected == w.step.redirect_uri
         assert dict(parse_qsl(urlsplit(_href(w)).query))["redirect_uri"] == expected
     finally:
@@ -356,7 +356,7 @@ def test_jupyterhub_without_a_public_url_falls_back_to_paste(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("nb_oauth2.core.loopback._jupyter_server_proxy_available", lambda: True)
     w = _widget(via="auto")
-    assert w.via == "paste" and "NB_OAUTH2_PUBLIC_URL" in w.via_reason and w._catcher is None
+    assert w.via == "paste" and "NB_OAUTH2_PUBLIC_URL" in w.via_reason and w.attempt.catcher is None
 
 
 # -- case 60: a device verification address that is not http(s) is never a link ----------------
@@ -434,7 +434,7 @@ def test_jupyterhub_without_a_public_url_the_demo_auto_captures_through_the_prox
         registry._state().demo = proxied
         w = _widget(via="auto")
         try:
-            port = w._catcher.port
+            port = w.attempt.catcher.port
             assert w.via == "proxy" and w.attempt.redirect_uri == f"{NOTEBOOK_ORIGIN}/user/alice/proxy/{port}/callback"
             location = proxied.driver.authorize(_href(w))  # the browser's part, on the proxied pages
             path = f"/user/alice/proxy/{port}/callback"

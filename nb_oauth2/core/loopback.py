@@ -31,7 +31,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import ConfigurationError, LoginCancelled, LoopbackPortBusy
+from .errors import ConfigurationError, LoginCancelled, LoginTimeout, LoopbackPortBusy
 from .providers import NOTEBOOK_ORIGIN
 from .urls import is_loopback_host
 
@@ -320,18 +320,27 @@ class LoopbackCatcher:
             return 200, "Sign-in not completed", "The provider did not grant access. Return to the notebook for details."
         return 200, "Signed in", "The notebook received the sign-in. Return to the notebook."
 
-    def wait(self, cancel: threading.Event | None = None) -> str:
+    def wait(self, *cancel: threading.Event | None, timeout: float | None = None) -> str:
         """Block until the redirect arrives; return it as a full URL.
 
-        Raises :class:`LoginCancelled` when ``cancel`` is set or the timeout
-        passes; the port is closed in every case.
+        Raises :class:`LoginCancelled` when any ``cancel`` event is set or the catcher's own
+        time limit passes, :class:`LoginTimeout` when ``timeout`` seconds pass first (the
+        catcher then stays up at least that long); the port is closed in every case.
         """
         self.start()
+        events = [event for event in cancel if event is not None]
+        give_up = float("inf") if timeout is None else time.monotonic() + timeout
+        if timeout is not None:  # the catcher stays up while the caller waits
+            self._deadline = max(self._deadline, give_up)
         try:
             while not self._done.is_set():
-                if cancel is not None and cancel.is_set():
+                if any(event.is_set() for event in events):
                     raise LoginCancelled("The login was cancelled; the loopback port is closed.")
-                if time.monotonic() >= self._deadline or self._closed.is_set():
+                now = time.monotonic()
+                if now >= give_up:
+                    raise LoginTimeout(f"No redirect reached the loopback port within timeout={timeout:g} s; "
+                                       "it is closed now. Start the login again (or pass a larger timeout=).")
+                if now >= self._deadline or self._closed.is_set():
                     raise LoginCancelled(
                         f"No redirect reached the loopback port within {self.timeout:g} s; it is closed now. "
                         "Paste the address the browser shows instead, or start the login again."

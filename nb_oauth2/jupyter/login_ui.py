@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 from ..core.flows import Step
 from ..core.redact import MaskedForm, MaskedStr
-from ..sessions.attempt import Browser, complete_here, prepare_login
+from ..sessions.attempt import Browser, LoginAttempt, complete_here
 from ..sessions.profile import Profile
 from ..sessions.registry import register
 from ..sessions.session import Session
@@ -28,13 +28,16 @@ def login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None 
     returned at once, pending until the user finishes. ``browser(url) -> redirect_url``
     does the browser's part for tests and headless runs; ``on_device_code(step)``
     is told the user code of a device login, which then waits at most ``timeout``
-    seconds for the approval (Ctrl-C ends the wait at once). ``leeway``: renew the token this many
-    seconds before it expires, at most half its lifetime (default 45; profile setting ``leeway``).
+    seconds for the approval (Ctrl-C ends the wait at once). Elsewhere, a code login whose
+    redirect the browser can send to this machine (``via``, default auto) comes back on a
+    loopback port by itself (at most ``timeout`` seconds; Ctrl-C cancels), else the redirect
+    is pasted at a prompt. ``leeway``: renew the token this many seconds before it expires,
+    at most half its lifetime (default 45; profile setting ``leeway``).
     """
     password = MaskedStr(password) if password else password  # shown masked in verbose tracebacks (case 51)
     profile_options = MaskedForm(profile_options)  # client_secret= may be among them
-    attempt = prepare_login(profile, scope=scope, flow=flow, store=store, name=name, leeway=leeway,
-                            **profile_options)
+    attempt = LoginAttempt(profile, scope=scope, flow=flow, store=store, name=name, leeway=leeway,
+                           **profile_options)
     if browser is None and on_device_code is None and autopilot_enabled(attempt):
         browser, on_device_code, username, password = autopilot(attempt)
     restored = attempt.restore()
@@ -52,4 +55,4 @@ def login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None 
         display(LoginWidget(attempt, via=via))
         return attempt.session
     return complete_here(attempt, browser=browser, on_device_code=on_device_code, username=username,
-                          timeout=timeout)
+                         timeout=timeout, via=via)

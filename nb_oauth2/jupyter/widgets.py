@@ -1,10 +1,12 @@
-"""The login widget: a thin ipywidgets skin over :class:`nb_oauth2.sessions.attempt.LoginAttempt`.
+"""The login widget: a pure ipywidgets view of a :class:`nb_oauth2.sessions.attempt.LoginAttempt`.
 
-It holds no protocol logic and no secret trait (widget state is saved with the
-notebook): the paste box and the password field are cleared the moment they
-are read, and every input is closed once the login is done (SECURITY_CASES 39).
-Background work (loopback wait, device polling, countdown) runs in daemon
-threads that wait on one ``threading.Event`` so Cancel ends them at once.
+It renders the attempt's step, ``via`` and phase, and forwards clicks, pastes and
+background waits to the attempt's methods; the attempt decides everything else
+(redirect capture, state, phase). It holds no secret trait (widget state is saved
+with the notebook): the paste box and the password field are cleared the moment
+they are read, and every input is closed once the login is over (SECURITY_CASES 39).
+Background work (loopback wait, device polling, countdown) runs in daemon threads
+that wait on one ``threading.Event`` so Cancel ends them at once.
 """
 
 from __future__ import annotations
@@ -13,17 +15,16 @@ import html
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import ipywidgets as widgets
 
-from ..core.errors import CallbackError, ConfigurationError, LoginCancelled, OAuth2Error
-from ..core.loopback import LoopbackCatcher, choose_via, public_base_url
-from ..core.providers import NOTEBOOK_ORIGIN
+from ..core.errors import CallbackError, LoginCancelled, OAuth2Error
 from ..core.redact import redact
 
 if TYPE_CHECKING:
     from ..core.flows import Step
+    from ..core.loopback import LoopbackCatcher
     from ..sessions.attempt import LoginAttempt
     from ..sessions.session import Session
 
@@ -83,27 +84,17 @@ def _device_link_html(step: "Step") -> str:
             f"{html.escape(shown or link)}</a>{warning}")
 
 
-def _state_of(url: str) -> str | None:
-    states = [v for k, v in parse_qsl(urlsplit(url).query) if k == "state"]
-    return states[0] if len(states) == 1 else None
-
-
 class LoginWidget:
     """Sign-in UI for one pending login: link + paste box, device code, password form or status."""
 
     def __init__(self, attempt: "LoginAttempt", *, via: str = "auto",
-                 catcher_factory: Callable[..., LoopbackCatcher] = LoopbackCatcher) -> None:
+                 catcher_factory: Callable[[], "LoopbackCatcher"] | None = None) -> None:
         self.attempt = attempt
-        self.phase = "idle"
-        self.via, self.via_reason = "none", ""
-        self.step: "Step | None" = None
         self._callbacks: list[Callable[["Session"], Any]] = []
         self._cancel_event = threading.Event()
-        self._lock = threading.Lock()
         self._end_lock = threading.Lock()
         self._ended = False
-        self._catcher: LoopbackCatcher | None = None
-        self._catcher_factory = catcher_factory
+        self._shown = threading.Event()  # the final phase is on screen
         self._threads: list[threading.Thread] = []
         self._title = _styled(widgets.HTML(f"<b>Sign in to {html.escape(attempt.provider_name)}</b> "
                                            f"(profile {html.escape(attempt.profile_name)})"), "title")
@@ -116,9 +107,31 @@ class LoginWidget:
                     "device_code": self._build_device, "password": self._build_password,
                     "client_credentials": self._build_client_credentials}
         try:
-            builders[attempt.grant](via)
-        except OAuth2Error as exc:
-            self._fail(exc)
+            attempt.start(via, **({"catcher_factory": catcher_factory} if catcher_factory else {}))
+        except OAuth2Error:
+            self._settle()
+            return
+        builders[attempt.grant]()
+
+    # -- what the attempt holds, as shown ------------------------------------------------
+
+    @property
+    def phase(self) -> str:
+        """The attempt's phase as shown: a final phase once the widget has rendered it."""
+        phase = self.attempt.phase
+        return phase if phase in ("idle", "waiting") or self._shown.is_set() else "waiting"
+
+    @property
+    def step(self) -> "Step | None":
+        return self.attempt.step
+
+    @property
+    def via(self) -> str:
+        return self.attempt.via
+
+    @property
+    def via_reason(self) -> str:
+        return self.attempt.via_reason
 
     # -- public -------------------------------------------------------------------------
 
@@ -178,27 +191,17 @@ class LoginWidget:
         safe = html.escape(html.unescape(redact(text)))  # messages may be escaped already: escape exactly once
         self._status.value = f'<span style="color:{colour}">{safe}</span>'
 
-    def _build_redirect(self, via: str) -> None:
-        method, reason = choose_via(via)
-        if method in ("loopback", "proxy") and self.attempt.grant != "authorization_code":
-            method, reason = "paste", "the implicit grant puts the token in the URL fragment, which never reaches a server"
-        if method in ("loopback", "proxy"):
-            method, reason = self._start_catcher(method, reason)
-        elif method == "device":
-            method, reason = "paste", "a device login needs --flow device; paste the redirect back here"
-        self.via, self.via_reason = method, reason
-        step = self.attempt.start()
-        self.step = step
-        if self._catcher is not None:
-            self._catcher.state = _state_of(step.authorization_url or "")
+    def _build_redirect(self) -> None:
+        step, captured = self.attempt.step, self.attempt.catcher is not None
+        assert step is not None
         href = html.escape(step.authorization_url or "", quote=True)
         self._link = _styled(widgets.HTML(
             f'<a href="{href}" target="_blank" rel="noopener noreferrer" style="{_LINK_STYLE}">'
             f'Sign in to {html.escape(self.attempt.provider_name)} ↗</a>'), "link")
-        how = ("The redirect comes back here by itself" if self._catcher else "After signing in, copy the "
+        how = ("The redirect comes back here by itself" if captured else "After signing in, copy the "
                "address your browser shows and paste it below")
-        self._method = _styled(widgets.HTML(f"<small>{html.escape(how)} ({html.escape(method)}: "
-                                            f"{html.escape(reason)}).</small>"), "method")
+        self._method = _styled(widgets.HTML(f"<small>{html.escape(how)} ({html.escape(self.via)}: "
+                                            f"{html.escape(self.via_reason)}).</small>"), "method")
         self._paste = _styled(widgets.Text(placeholder="Paste the redirect URL (or the code) here",
                                            layout=widgets.Layout(width="60%")), "paste")
         self._submit = _styled(widgets.Button(description="Submit", button_style="primary"), "submit")
@@ -206,58 +209,34 @@ class LoginWidget:
         row = _styled(widgets.HBox([self._paste, self._submit, self._cancel]), "paste-row")
         self._show(self._link, self._method, row, self._status)
         self._inputs += [self._paste, self._submit, self._cancel]
-        self.phase = "waiting"
-        if self._catcher is not None:
+        if captured:
             self._spawn(self._wait_for_redirect, "loopback")
 
-    def _start_catcher(self, method: str, reason: str) -> tuple[str, str]:
-        try:
-            catcher = self._catcher_factory().start()
-        except ConfigurationError as exc:
-            return "paste", f"auto-capture is unavailable ({exc.message})"
-        if method == "proxy":
-            base = public_base_url()
-            by_path = (self.attempt.redirect_uri or "").startswith(NOTEBOOK_ORIGIN + "/")  # the demo behind the proxy
-            if base is None and not by_path:
-                catcher.close()
-                return "paste", ("JupyterHub: set NB_OAUTH2_PUBLIC_URL to this server's public URL "
-                                 "to enable auto-capture through jupyter-server-proxy (see nb-oauth2 redirect-uri)")
-            catcher.browser_redirect_uri(None if by_path else base)
-        self._catcher = catcher
-        self.attempt.use_redirect_uri(catcher.redirect_uri)
-        return method, reason
-
-    def _build_device(self, via: str) -> None:
-        self.via, self.via_reason = "device", "device authorization: approve the code on any device"
-        step = self.attempt.start()
-        self.step = step
+    def _build_device(self) -> None:
+        step = self.attempt.step
+        assert step is not None
         self._link = _styled(widgets.HTML(_device_link_html(step)), "link")
         self._user_code = _styled(widgets.HTML(f"Enter the code <code style='font-size:1.3em'>"
                                                f"{html.escape(step.user_code or '')}</code> at"), "user-code")
         self._countdown = _styled(widgets.HTML(""), "countdown")
         self._show(self._user_code, self._link, self._countdown, self._cancel, self._status)
-        self.phase = "waiting"
         self._say("Waiting for you to approve the code…")
         deadline = time.monotonic() + (step.expires_in or 0)
         self._spawn(lambda: self._run_countdown(deadline), "countdown")
         self._spawn(self._poll_device, "device")
 
-    def _build_password(self, via: str) -> None:
-        self.via, self.via_reason = "password", "the password grant (legacy): the app sees your password"
+    def _build_password(self) -> None:
         self._username = _styled(widgets.Text(description="Username", placeholder="username"), "username")
         self._password = _styled(widgets.Password(description="Password"), "password")
         self._signin = _styled(widgets.Button(description="Sign in", button_style="primary"), "submit")
         self._signin.on_click(self._on_password_click)
         self._show(self._username, self._password, widgets.HBox([self._signin, self._cancel]), self._status)
         self._inputs += [self._signin, self._cancel]
-        self.phase = "waiting"
 
-    def _build_client_credentials(self, via: str) -> None:
-        self.via, self.via_reason = "none", "client credentials: no user step"
+    def _build_client_credentials(self) -> None:
         self._show(self._status)
-        self.phase = "waiting"
         self._say("Requesting a token…")
-        self._finish(lambda: self.attempt.complete_client_credentials())
+        self._finish(self.attempt.complete_client_credentials)
 
     # -- handlers -----------------------------------------------------------------------
 
@@ -281,9 +260,8 @@ class LoginWidget:
 
     def _on_cancel_click(self, _button: Any) -> None:
         self._cancel_event.set()
-        if self.phase in ("idle", "waiting"):
-            self.attempt.cancel()
-        self._end("cancelled", "Login cancelled. Run the login again to start over.")
+        self.attempt.cancel()
+        self._settle()
 
     # -- background work ------------------------------------------------------------------
 
@@ -293,15 +271,7 @@ class LoginWidget:
         thread.start()
 
     def _wait_for_redirect(self) -> None:
-        catcher = self._catcher
-        assert catcher is not None
-        try:
-            url = catcher.wait(self._cancel_event)
-        except LoginCancelled:
-            if self.phase == "waiting" and not self._cancel_event.is_set():
-                self._say("Auto-capture stopped waiting; paste the address the browser shows instead.")
-            return
-        self._finish(lambda: self.attempt.complete_redirect(url))
+        self._finish(lambda: self.attempt.wait_for_redirect(self._cancel_event))
 
     def _poll_device(self) -> None:
         self._finish(lambda: self.attempt.complete_device(self._cancel_event))
@@ -316,43 +286,49 @@ class LoginWidget:
     # -- outcome ---------------------------------------------------------------------------
 
     def _finish(self, action: Callable[[], "Session"]) -> None:
-        """Run one completion; only one may succeed, errors go to the status line."""
-        with self._lock:
-            if self.phase != "waiting":
+        """Run one completion of the attempt (it lets only one succeed); errors that keep it waiting go to
+        the status line, a final phase is shown."""
+        if self.attempt.phase != "waiting":
+            return
+        try:
+            action()
+        except CallbackError as exc:  # the pending login is unchanged: try again
+            if self.attempt.phase == "waiting":
+                self._say(_message(exc), kind="error")
+            return
+        except LoginCancelled:
+            if self.attempt.phase == "waiting":  # the catcher stopped on its own; the paste box still works
+                self._say("Auto-capture stopped waiting; paste the address the browser shows instead.")
                 return
-            try:
-                session = action()
-            except CallbackError as exc:  # the pending login is unchanged: try again
+        except OAuth2Error as exc:
+            if self.attempt.phase == "waiting":
                 self._say(_message(exc), kind="error")
                 return
-            except LoginCancelled:
-                self._end("cancelled", "Login cancelled. Run the login again to start over.")
-                return
-            except OAuth2Error as exc:
-                self._fail(exc)
-                return
-        token = session.token_info
-        detail = f"{token.fingerprint}, {token.describe_expiry()}" if token else "no token"
-        if self._end("done", f"Signed in as profile {session.name} ({detail}).", kind="ok"):
-            for callback in self._callbacks:
-                callback(session)
+        self._settle()
 
-    def _fail(self, exc: OAuth2Error) -> None:
-        self._end("failed", f"{_message(exc)} Run the login again to retry.", kind="error")
-
-    def _end(self, phase: str, text: str, *, kind: str = "info") -> bool:
-        """Move to a final phase once: stop the background work, clear and close the inputs."""
+    def _settle(self) -> None:
+        """Show the attempt's final phase once: stop the background work, clear and close the inputs."""
+        attempt = self.attempt
+        if not attempt.finished:
+            return
         with self._end_lock:
             if self._ended:
-                return False
+                return
             self._ended = True
-            self.phase = phase
         self._cancel_event.set()
-        if self._catcher is not None:
-            self._catcher.close()
         self._close_inputs()
-        self._say(text, kind=kind)
-        return True
+        if attempt.phase == "done":
+            token = attempt.session.token_info
+            detail = f"{token.fingerprint}, {token.describe_expiry()}" if token else "no token"
+            self._say(f"Signed in as profile {attempt.session.name} ({detail}).", kind="ok")
+        elif attempt.phase == "failed" and attempt.error is not None:
+            self._say(f"{_message(attempt.error)} Run the login again to retry.", kind="error")
+        else:
+            self._say("Login cancelled. Run the login again to start over.")
+        self._shown.set()
+        if attempt.phase == "done":
+            for callback in self._callbacks:
+                callback(attempt.session)
 
     def _close_inputs(self) -> None:
         for name in ("_paste", "_password", "_username"):

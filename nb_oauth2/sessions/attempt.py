@@ -1,9 +1,11 @@
 """One pending login, with no UI, driven to a registered Session.
 
-:class:`LoginAttempt` is driven by the widget, the magics, scripts and tests;
-:func:`complete_here` completes one in this thread (a printed link or code, or a
-``browser`` callable that does the browser's part). The choice of front end
-(:func:`nb_oauth2.login`) lives in :mod:`nb_oauth2.jupyter.login_ui`.
+:class:`LoginAttempt` owns the whole login: the flow, how the redirect comes back (``via``, the
+loopback catcher, the redirect URI), the expected ``state`` and the one ``phase``. The widget,
+the magics, scripts and tests drive it; :func:`complete_here` completes one in this thread (a
+printed link the redirect comes back to by itself, a paste prompt, a device code, or a ``browser``
+callable that does the browser's part). The choice of front end (:func:`nb_oauth2.login`) lives
+in :mod:`nb_oauth2.jupyter.login_ui`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Sequence
 
+from .capture import REDIRECT_GRANTS, CatcherFactory, open_capture
 from .config import Profile, load_profile
-from ..core.errors import CallbackError, ConfigurationError, LoginCancelled, OAuth2Error
-from ..core.flows import FLOWS, AuthorizationCodeFlow, DeviceFlow, Flow, ImplicitFlow, PasswordFlow, Step
+from ..core.errors import (CallbackError, ConfigurationError, LoginCancelled, LoginTimeout, NoLoginInProgress,
+                           OAuth2Error)
+from ..core.flows import FLOWS, DeviceFlow, Flow, PasswordFlow, Step
 from ..core.endpoint import Endpoints
+from ..core.loopback import LoopbackCatcher
 from .registry import register
 from ..core.redirect_advice import DEFAULT_REDIRECT_URI
 from .session import Session
@@ -22,68 +27,122 @@ from .store import TokenStore, make_store
 from ..core.redact import MaskedForm, MaskedStr
 from ..core.token import DEFAULT_LEEWAY, Token
 
-__all__ = ["LoginAttempt", "prepare_login", "complete_here", "Browser"]
+__all__ = ["LoginAttempt", "complete_here", "Browser", "PHASES"]
 
 Browser = Callable[[str], str]
 
+#: the phases of a login; the last three are final
+PHASES = ("idle", "waiting", "done", "failed", "cancelled")
+
 
 class LoginAttempt:
-    """One login of one profile: start it, then complete it one way or another."""
+    """One login of one profile: start it, then complete it one way or another.
 
-    def __init__(self, profile: Profile, *, name: str | None = None,
-                 store: str | TokenStore = "memory", scope: Sequence[str] | None = None,
-                 leeway: float | None = None) -> None:
+    ``profile`` is a profile name (resolved with :func:`~nb_oauth2.sessions.config.load_profile`,
+    with ``flow``, ``scope`` and ``profile_options`` such as ``client_id=``) or a :class:`Profile`.
+    :attr:`phase` is one of :data:`PHASES`; :attr:`error` the last error (a callback error leaves
+    the login waiting). :meth:`start` chooses :attr:`via` (with :attr:`via_reason`), starts the
+    :attr:`catcher` when the redirect is captured, and fixes :attr:`redirect_uri`.
+    """
+
+    def __init__(self, profile: str | Profile, *, scope: Sequence[str] | str | None = None,
+                 flow: str | None = None, store: str | TokenStore = "memory", name: str | None = None,
+                 leeway: float | None = None, **profile_options: Any) -> None:
+        profile_options = MaskedForm(profile_options)  # client_secret= may be among them (case 51)
+        if isinstance(profile, Profile):
+            if flow is not None or profile_options:
+                raise ConfigurationError("flow= and profile settings go with a profile name, not a Profile.")
+        else:
+            profile = load_profile(profile, flow=flow, scope=scope, **profile_options)
+        if isinstance(scope, str):
+            scope = scope.replace(",", " ").split()
         self.profile = profile
         self.profile_name = profile.name
         self.provider_name = profile.provider.name
         self.grant = profile.flow
         self.scope = tuple(scope) if scope is not None else profile.scope
-        self.redirect_uri: str | None = profile.redirect_uri or DEFAULT_REDIRECT_URI
+        self.redirect_uri: str | None = self._profile_redirect_uri
         self.phase = "idle"
         self.step: Step | None = None
         self.error: OAuth2Error | None = None
+        self.via, self.via_reason = "none", ""
+        self.catcher: LoopbackCatcher | None = None
         self._flow: Flow | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # start() and cancel()
+        self._busy = threading.Lock()  # one completion at a time: only one can succeed
+        self._stop = threading.Event()  # set by cancel(): ends the waits of this start()
+        self.session = self._make_session(name, store, leeway)
+
+    def _make_session(self, name: str | None, store: str | TokenStore, leeway: float | None) -> Session:
+        profile = self.profile
         if profile.client.cert:  # typed errors before any token request; the passphrase is asked once
             from ..core.tls import load_client_certificate
 
             load_client_certificate(profile.client.cert, profile=profile.name)
         verify = getattr(profile, "verify", True)
-        endpoints = Endpoints(profile.provider, profile.client, verify=verify)
-        self.session = Session(
+        return Session(
             name=name or profile.name, provider=profile.provider, client=profile.client,
-            store=make_store(store), endpoints=endpoints, verify=verify,
-            cert_hosts=_cert_hosts(profile.options.get("cert_hosts")),
+            store=make_store(store), endpoints=Endpoints(profile.provider, profile.client, verify=verify),
+            verify=verify, cert_hosts=_cert_hosts(profile.options.get("cert_hosts")),
             leeway=leeway if leeway is not None else profile.options.get("leeway", DEFAULT_LEEWAY),
         )
+
+    @property
+    def _profile_redirect_uri(self) -> str:
+        return self.profile.redirect_uri or DEFAULT_REDIRECT_URI
 
     @property
     def flow(self) -> Flow | None:
         return self._flow
 
-    def use_redirect_uri(self, uri: str) -> None:
-        """Send the browser back to ``uri`` (e.g. a loopback catcher); before :meth:`start`."""
-        if self._flow is not None and self.phase == "waiting":
-            raise ConfigurationError("The login already started; set the redirect URI before start().")
-        self.redirect_uri = uri
+    @property
+    def expected_state(self) -> str | None:
+        """The ``state`` the pending redirect login expects back (kept in kernel memory only)."""
+        pending = getattr(self._flow, "_pending", None)  # TODO: a public accessor on _RedirectFlow
+        return pending.state if pending is not None else None
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("done", "failed", "cancelled")
 
     def _make_flow(self) -> Flow:
         cls = FLOWS[self.grant]
         kwargs: dict[str, Any] = {"scope": self.scope, "endpoints": self.session.endpoints}
-        if issubclass(cls, (AuthorizationCodeFlow, ImplicitFlow)):
+        if self.grant in REDIRECT_GRANTS:
             kwargs["redirect_uri"] = self.redirect_uri
         return cls(self.profile.provider, self.profile.client, **kwargs)
 
-    def start(self) -> Step:
-        """Begin (or restart) the login; an earlier link stops working."""
+    def start(self, via: str = "paste", *, catcher_factory: CatcherFactory = LoopbackCatcher) -> Step:
+        """Begin (or restart) the login; an earlier link stops working.
+
+        ``via`` (redirect grants): ``"paste"`` (the default: the profile's redirect URI, completed
+        with :meth:`complete_redirect`), ``"auto"``, ``"loopback"``, ``"proxy"`` or ``"device"``;
+        when the redirect is captured, :meth:`wait_for_redirect` completes the login.
+        """
         with self._lock:
-            if self._flow is None or self.grant not in ("authorization_code", "implicit") or \
-                    getattr(self._flow, "redirect_uri", None) != self.redirect_uri:
-                self._flow = self._make_flow()
-            self.step = self._flow.start()
-            self.phase = "waiting"
-            self.error = None
+            self._close_catcher()
+            self._stop = threading.Event()
+            try:
+                capture = open_capture(self.grant, via, profile_redirect_uri=self._profile_redirect_uri,
+                                       catcher_factory=catcher_factory)
+                self.via, self.via_reason, self.catcher = capture.via, capture.reason, capture.catcher
+                self.redirect_uri = capture.catcher.redirect_uri if capture.catcher else self._profile_redirect_uri
+                if self._flow is None or self.grant not in REDIRECT_GRANTS or \
+                        getattr(self._flow, "redirect_uri", None) != self.redirect_uri:
+                    self._flow = self._make_flow()
+                self.step = self._flow.start()
+            except OAuth2Error as exc:
+                self.phase, self.error = "failed", exc
+                self._close_catcher()
+                raise
+            if self.catcher is not None:
+                self.catcher.state = self.expected_state
+            self.phase, self.error = "waiting", None
             return self.step
+
+    def _close_catcher(self) -> None:
+        if self.catcher is not None:
+            self.catcher.close()
 
     def _finish(self, token: Token, *, persist: bool = True) -> Session:
         if self.phase == "cancelled":  # Cancel arrived while the token request was in flight
@@ -92,21 +151,24 @@ class LoginAttempt:
         self.session.set_token(token, persist=persist)
         register(self.session)
         self.phase = "done"
+        self._close_catcher()
         return self.session
 
     def _run(self, action: Callable[[], Token]) -> Session:
-        try:
-            token = action()
-        except CallbackError as exc:  # the pending login is unchanged: try again
-            self.error = exc
-            raise
-        except LoginCancelled as exc:
-            self.phase, self.error = "cancelled", exc
-            raise
-        except OAuth2Error as exc:
-            self.phase, self.error = "failed", exc
-            raise
-        return self._finish(token)
+        with self._busy:
+            try:
+                token = action()
+            except CallbackError as exc:  # the pending login is unchanged: try again
+                self.error = exc
+                raise
+            except OAuth2Error as exc:
+                self._end("cancelled" if isinstance(exc, LoginCancelled) else "failed", exc)
+                raise
+            return self._finish(token)
+
+    def _end(self, phase: str, exc: OAuth2Error) -> None:
+        self.phase, self.error = phase, exc
+        self._close_catcher()
 
     def _require(self, kind: type[Flow]) -> Any:
         if not isinstance(self._flow, kind):
@@ -117,12 +179,49 @@ class LoginAttempt:
     def complete_redirect(self, url: str) -> Session:
         """Finish a code or implicit login with the pasted (or caught) redirect URL."""
         url = MaskedStr(url)  # it holds the code or token (case 51)
-        if self._flow is None or self.grant not in ("authorization_code", "implicit"):
-            from ..core.errors import NoLoginInProgress
-
+        if self._flow is None or self.grant not in REDIRECT_GRANTS:
             raise NoLoginInProgress("No sign-in link was issued for this login yet; start it first.")
         flow = self._flow
         return self._run(lambda: flow.complete(url))  # type: ignore[attr-defined]
+
+    def wait_for_redirect(self, cancel: threading.Event | None = None, *, timeout: float | None = None) -> Session:
+        """Wait for the browser's redirect on :attr:`catcher`, then complete the login (blocking; any thread).
+
+        Returns the session, also when a paste completed the login meanwhile. Raises
+        :class:`~nb_oauth2.core.errors.LoginCancelled` when ``cancel`` is set or :meth:`cancel` is
+        called, :class:`~nb_oauth2.core.errors.LoginTimeout` after ``timeout`` seconds (the login is
+        then cancelled), and ``LoginCancelled`` with the login still waiting when the catcher stops on
+        its own (paste the redirect instead). Ctrl-C cancels the login and is re-raised.
+        """
+        catcher, stop = self.catcher, self._stop
+        if catcher is None or self.phase != "waiting":
+            raise NoLoginInProgress(f"This login has no loopback catcher waiting (via={self.via!r}, {self.phase}); "
+                                    "complete it with the pasted redirect URL.")
+        try:
+            try:
+                url = catcher.wait(cancel, stop, timeout=timeout)
+            except LoginCancelled as exc:
+                return self._after_wait(exc, cancel)
+            try:
+                return self.complete_redirect(url)
+            except CallbackError:
+                if self.phase == "done":  # a paste won the race with the same redirect
+                    return self.session
+                raise
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+
+    def _after_wait(self, exc: LoginCancelled, cancel: threading.Event | None) -> Session:
+        """The catcher stopped without a redirect: say what became of the login meanwhile."""
+        if self.phase == "done":  # completed by a paste
+            return self.session
+        if self.phase == "failed" and self.error is not None:
+            raise self.error
+        gave_up = isinstance(exc, LoginTimeout) or (cancel is not None and cancel.is_set())
+        if self.phase == "waiting" and gave_up:  # else the catcher's own time ran out: paste-back still works
+            self._end("cancelled", exc)
+        raise exc
 
     def complete_password(self, username: str, password: str) -> Session:
         password = MaskedStr(password)  # what a verbose traceback shows of the argument (case 51)
@@ -132,12 +231,12 @@ class LoginAttempt:
     def complete_device(self, cancel: threading.Event | None = None, *, timeout: float | None = None) -> Session:
         """Poll until the user approves the code (blocking: call from a thread in notebooks).
 
-        ``timeout`` seconds at most (:class:`~nb_oauth2.core.errors.LoginTimeout`); Ctrl-C ends it at once
-        and leaves the attempt cancelled.
+        ``timeout`` seconds at most (:class:`~nb_oauth2.core.errors.LoginTimeout`); ``cancel`` (else
+        :meth:`cancel`) and Ctrl-C end it at once and leave the attempt cancelled.
         """
         flow = self._require(DeviceFlow)
         try:
-            return self._run(lambda: flow.complete(cancel, timeout=timeout))
+            return self._run(lambda: flow.complete(cancel or self._stop, timeout=timeout))
         except KeyboardInterrupt:
             self.cancel()
             raise
@@ -148,8 +247,12 @@ class LoginAttempt:
         return self._run(lambda: flow.complete())  # type: ignore[attr-defined]
 
     def cancel(self) -> None:
-        if self.phase in ("idle", "waiting"):
-            self.phase = "cancelled"
+        """End the login (unless it is over already): waits stop at once, the catcher closes."""
+        with self._lock:
+            self._stop.set()
+            if self.phase in ("idle", "waiting"):
+                self.phase, self.error = "cancelled", LoginCancelled("The login was cancelled.")
+            self._close_catcher()
 
     def restore(self) -> Session | None:
         """Reuse a stored token (opt-in file store) instead of signing in again."""
@@ -172,33 +275,37 @@ def _cert_hosts(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def prepare_login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None = None,
-                  flow: str | None = None, store: str | TokenStore = "memory", name: str | None = None,
-                  leeway: float | None = None, **profile_options: Any) -> LoginAttempt:
-    """Resolve the profile and return a :class:`LoginAttempt` that nothing has started."""
-    resolved = profile if isinstance(profile, Profile) else load_profile(
-        profile, flow=flow, scope=scope, **profile_options)
-    if isinstance(scope, str):
-        scope = scope.replace(",", " ").split()
-    return LoginAttempt(resolved, name=name, store=store, scope=scope, leeway=leeway)
+def complete_here(attempt: LoginAttempt, *, browser: Browser | None = None,
+                  on_device_code: Callable[[Step], None] | None = None, username: str | None = None,
+                  timeout: float | None = None, via: str = "auto") -> Session:
+    """Scripts, terminals, tests: drive the login in this thread (``browser`` plays the browser).
 
-
-def complete_here(attempt: LoginAttempt, *, browser: Browser | None,
-                   on_device_code: Callable[[Step], None] | None, username: str | None,
-                   timeout: float | None = None) -> Session:
-    """Scripts, terminals, tests: drive the login in this thread (``browser`` plays the browser)."""
+    Without ``browser``, a code login the browser can reach (``via``, see
+    :func:`~nb_oauth2.core.loopback.choose_via`) prints the link and waits for the redirect on a
+    loopback port (Ctrl-C cancels; ``timeout`` seconds at most); otherwise (SSH, implicit,
+    ``via="paste"``) the redirect is pasted at a prompt.
+    """
     if attempt.grant == "password":
         import getpass
 
         user = username or input("Username: ")
         return attempt.complete_password(user, getpass.getpass("Password: "))
-    step = attempt.start()
+    step = attempt.start(via if browser is None else "paste")
     if attempt.grant == "device_code":
         (on_device_code or _print_device_step)(step)
         return attempt.complete_device(timeout=timeout)
     assert step.authorization_url is not None
     if browser is not None:
         return attempt.complete_redirect(browser(step.authorization_url))
+    if attempt.catcher is not None:
+        print(f"Open this link and sign in; the redirect comes back here by itself ({attempt.via}: "
+              f"{attempt.via_reason}). Ctrl-C cancels.\n{step.authorization_url}")
+        try:
+            return attempt.wait_for_redirect(timeout=timeout)
+        except LoginCancelled:
+            if attempt.phase != "waiting":
+                raise
+            print("Auto-capture stopped waiting.")  # the catcher's own time ran out; the link still works
     print(f"Open this link, sign in, then paste the address you are sent to:\n{step.authorization_url}")
     return attempt.complete_redirect(input("Redirect URL: "))
 
@@ -206,3 +313,7 @@ def complete_here(attempt: LoginAttempt, *, browser: Browser | None,
 def _print_device_step(step: Step) -> None:
     link = step.verification_uri_complete or step.verification_uri
     print(f"Open {link} and enter the code {step.user_code} (expires in {int(step.expires_in or 0)} s).")
+
+
+# TEMPORARY: removed by the lead after __init__ is updated
+prepare_login = LoginAttempt

@@ -41,7 +41,7 @@ def test_authorization_code_with_pkce(auth_server):
 
 
 def test_authorization_code_sends_s256_challenge(auth_server):
-    attempt = oa.prepare_login("it", issuer=auth_server.issuer, client_id=auth_server.clients["public"].client_id)
+    attempt = oa.LoginAttempt("it", issuer=auth_server.issuer, client_id=auth_server.clients["public"].client_id)
     url = attempt.start().authorization_url
     assert "code_challenge_method=S256" in url and "code_challenge=" in url and "state=" in url
 
@@ -54,7 +54,7 @@ def test_denied_consent_is_authorization_denied(auth_server):
 
 def test_wrong_state_from_server_sends_no_token_request(auth_server):
     """Case 2 over HTTP: a tampered state never reaches the token endpoint."""
-    attempt = oa.prepare_login("it", issuer=auth_server.issuer, client_id=auth_server.clients["public"].client_id)
+    attempt = oa.LoginAttempt("it", issuer=auth_server.issuer, client_id=auth_server.clients["public"].client_id)
     redirect = auth_server.driver.authorize(attempt.start().authorization_url)
     before = auth_server.token_requests
     tampered = redirect.replace("state=", "state=x")
