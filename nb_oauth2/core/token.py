@@ -11,11 +11,14 @@ from .errors import ConfigurationError, UnexpectedTokenResponse, UnsupportedToke
 from .redact import fingerprint, register_secret, snippet
 from .warn import warn_user
 
-__all__ = ["Token", "parse_expires_in", "parse_leeway", "DEFAULT_LEEWAY"]
+__all__ = ["Token", "parse_expires_in", "parse_leeway", "DEFAULT_LEEWAY", "REFETCHED_GRANTS"]
 
 #: renew this many seconds before the computed expiry (SECURITY_CASES 22: 30-60 s), but never more than
 #: half a token's lifetime: a 5 s token is renewed 2.5 s before it expires, not on every use (case 48)
 DEFAULT_LEEWAY = 45.0
+
+#: grants whose token is fetched again without the user when it expires (it needs no refresh token)
+REFETCHED_GRANTS = frozenset({"client_credentials"})
 
 _SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
 _KNOWN_FIELDS = {"access_token", "token_type", "refresh_token", "expires_in", "expires_at", "scope", "id_token"}
@@ -146,6 +149,20 @@ class Token:
             extra={"cnf": data["cnf"]} if data.get("cnf") else {},
         )
 
+    @classmethod
+    def from_oauthlib(cls, data: Mapping[str, Any]) -> "Token":
+        """A token dict as requests-oauthlib keeps it (``session.token = {...}``, its own refresh).
+
+        Unlike a server response, its ``expires_at`` is the client's own computation and is kept.
+        """
+        try:
+            expires_at = float(data["expires_at"])
+        except (KeyError, TypeError, ValueError):
+            return cls.from_response(data)
+        if not math.isfinite(expires_at):
+            return cls.from_response(data)
+        return replace(cls.from_response({k: v for k, v in data.items() if k != "expires_in"}), expires_at=expires_at)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for a token store (no client secret ever lives here)."""
         return {
@@ -202,6 +219,10 @@ class Token:
         """
         left = self.expires_in(now)
         return left is not None and left <= self.refresh_margin(leeway)
+
+    def can_renew(self, grant: str | None) -> bool:
+        """Can it be renewed without the user: it has a refresh token, or ``grant`` is re-fetched."""
+        return bool(self.refresh_token) or grant in REFETCHED_GRANTS
 
     def is_valid(self, now: float | None = None) -> bool:
         """True until the computed expiry (unknown expiry: always)."""

@@ -10,8 +10,10 @@ a wait longer than ``max_wait``. The body is read in chunks and abandoned as
 soon as it passes ``max_bytes``. Sleeping and the clock are injectable so
 tests never really wait.
 
-Failures are mapped by :mod:`nb_oauth2.core.http_errors`, so a plain
-``requests.Session`` and nb_oauth2's own Session are retried alike (case 50).
+Fetcher knows no session type: whatever ``requests.Session`` it is given sends
+(nb_oauth2's Session attaches and renews the token in its auth object, as any
+``session.auth`` would). Failures are mapped by :mod:`nb_oauth2.core.http_errors`, so
+every session is retried alike (case 50).
 requests' timeouts are per read; ``deadline`` bounds a whole exchange (headers
 and body): past it the connection is cut and the GET fails with a
 :class:`~nb_oauth2.core.errors.TransportError` naming the deadline (case 57).
@@ -73,7 +75,11 @@ def loads(data: bytes) -> Any:
 
 @dataclass
 class Response:
-    """A decoded JSON answer: final URL, status, headers, raw bytes and parsed body."""
+    """A decoded JSON answer: final URL, status, headers, raw bytes and parsed body.
+
+    One HTTP response, as fetched and decoded; readers' ``Page`` is what users are handed
+    instead: the records of one page of a paginated result, with its place in the walk.
+    """
 
     url: str
     status: int
@@ -211,20 +217,25 @@ class Fetcher:
         try:
             with loopback_http_allowed():  # a plain OAuth2Session reaches loopback http as nb_oauth2's own does
                 resp = self.session.get(url, headers=headers, timeout=timeout, stream=True)
-        except (OAuth2Error, requests.RequestException) as exc:  # OAuth2Error: nb_oauth2's Session mapped it
-            transport = isinstance(exc, TransportError) or not isinstance(exc, OAuth2Error)
-            if transport and self._past_deadline(started, slack=0.05):  # the capped read timeout tripped
-                raise self._deadline_error(url) from None
-            raise map_request_error(exc, url=url, what=f"GET {redact_url(url)}", timeout=timeout) from None
-        except Exception as exc:  # oauthlib errors raised by a plain requests_oauthlib OAuth2Session
-            mapped = map_oauthlib_error(exc, url=url)
-            if mapped is None:
+        except Exception as exc:
+            mapped = self._send_error(exc, url, started, timeout)
+            if mapped is exc:
                 raise
             raise mapped from None
         if self._past_deadline(started):  # the headers came slower than the deadline allows
             resp.close()
             raise self._deadline_error(url)
         return resp
+
+    def _send_error(self, exc: Exception, url: str, started: float, timeout: Any) -> Exception:
+        """What sending raised, typed: requests' failures mapped (past the deadline: the deadline's
+        error), errors of the session's auth object (an nb_oauth2 error) as they are, oauthlib's
+        errors from a stock OAuth2Session translated; anything else unchanged."""
+        if isinstance(exc, (requests.RequestException, TransportError)) and self._past_deadline(started, slack=0.05):
+            return self._deadline_error(url)  # the capped read timeout tripped
+        if isinstance(exc, (OAuth2Error, requests.RequestException)):
+            return map_request_error(exc, url=url, what=f"GET {redact_url(url)}", timeout=timeout)
+        return map_oauthlib_error(exc, url=url) or exc
 
     def _capped_timeout(self, started: float) -> Any:
         """The per-read timeout, never longer than what is left of the deadline."""

@@ -1,28 +1,22 @@
 """The auto-refreshing session: an ``OAuth2Session`` that keeps itself signed in.
 
-* renews ``min(leeway, lifetime / 2)`` seconds before expiry, so a 5 s token is
-  not renewed on every use (SECURITY_CASES 48), under a lock where a thread that
-  waited uses the token another thread installed: many threads crossing an
-  expiry cause one token request (cases 19, 49);
-* re-reads a shared store under its cross-process lock first (case 20);
-* re-fetches client-credentials (and password) tokens that cannot refresh; uses a
-  token nothing can renew (implicit grant) until it really expires (case 48);
-* on 401 ``invalid_token`` renews once and retries once (case 28);
-* commits a rotated refresh token before anything else uses it (case 18);
-* turns ``invalid_grant`` on refresh into :class:`ReauthRequired` and purges
-  the dead refresh token (case 17);
-* default connect/read timeouts; failures mapped once by :mod:`nb_oauth2.core.http_errors`
-  (timeouts and dropped connections are retryable ``TransportError``, case 50);
-* ``revoke()`` (RFC 7009, case 23).
+Its token, and every decision about renewing it, live in one
+:class:`~nb_oauth2.sessions.bearer_auth.BearerAuth` installed as ``session.auth``:
+``get``/``request`` and a :class:`~nb_oauth2.frames.fetch.Fetcher` sending through this
+session take the same path (renewal when due, single flight, the 401 retry: cases
+17-20, 28, 48, 49). The session adds what is per request: the URL's origin is checked
+as requests sends it (cases 46, 47), default connect/read timeouts, the client
+certificate on the hosts that need it (RFC 8705), and failures mapped once by
+:mod:`nb_oauth2.core.http_errors` (timeouts and dropped connections are retryable
+``TransportError``, case 50). ``revoke()`` follows RFC 7009 (case 23).
 
 Users who want requests-oauthlib's own refresh styles (TokenExpiredError,
 TokenUpdated, ``token_updater``) pass ``auto_refresh=False`` and the stock
-keyword arguments; the stock code path then runs unchanged.
+keyword arguments; the stock code path then runs unchanged, reading the same token.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
@@ -30,25 +24,18 @@ import requests
 from requests_oauthlib import OAuth2Session
 
 from ..core.endpoint import DEFAULT_TIMEOUT, ClientAuth, Endpoints, form_pairs
-from ..core.errors import (
-    InsecureTransportError,
-    InvalidGrant,
-    OAuth2Error,
-    ReauthRequired,
-    TransportError,
-    UnsafeURL,
-)
-from ..core.challenges import parse_www_authenticate
+from ..core.errors import OAuth2Error, UnsafeURL
 from ..core.flows import Flow
+from ..core.http_errors import map_request_error
 from ..core.providers import Provider
-from ..core.redact import redact, redact_url
-from .store import MemoryStore, StoreError, TokenStore
-from ..core.http_errors import is_retryable, map_request_error
+from ..core.redact import redact_url
 from ..core.tls import ClientCertificate, bound_thumbprint, mount_client_cert
 from ..core.token import DEFAULT_LEEWAY, Token, parse_leeway
 from ..core.transport import loopback_http_allowed
 from ..core.urls import checked_url
 from ..core.warn import warn_user
+from .bearer_auth import BearerAuth
+from .store import TokenStore
 
 __all__ = ["Session", "MaskedTokenDict"]
 
@@ -65,16 +52,24 @@ class MaskedTokenDict(dict):
         return "<code>{token: masked}</code>"
 
 
-def _is_invalid_token(response: requests.Response) -> bool:
-    """401 with ``error="invalid_token"``, or with no error code at all (RFC 6750 3.1)."""
-    if response.status_code != 401:
-        return False
-    error = parse_www_authenticate(response.headers.get("WWW-Authenticate")).get("error")
-    return error in (None, "invalid_token")
+def _withheld(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The auth of a ``withhold_token=True`` request: nothing attached (and no netrc)."""
+    return request
+
+
+def _kept_by_auth(name: str) -> property:
+    """A Session attribute that is the auth object's (one copy of the renewal settings)."""
+    return property(lambda self: getattr(self._bearer, name), lambda self, value: setattr(self._bearer, name, value))
 
 
 class Session(OAuth2Session):
     """A named, kernel-scoped OAuth 2 session that refreshes itself."""
+
+    name = _kept_by_auth("name")
+    store = _kept_by_auth("store")
+    store_key = _kept_by_auth("store_key")
+    leeway = _kept_by_auth("leeway")  # renew min(leeway, lifetime / 2) s before expiry
+    token_requests = _kept_by_auth("token_requests")
 
     def __init__(
         self,
@@ -94,57 +89,72 @@ class Session(OAuth2Session):
         cert_hosts: Sequence[str] = (),
         **oauth2session_kwargs: Any,
     ) -> None:
+        self._bearer = BearerAuth(name=name, refresh=self._refresh_grant, refetch=self._refetch, store=store,
+                                  store_key=store_key, leeway=parse_leeway(leeway))
         super().__init__(client_id=client.client_id, **oauth2session_kwargs)
-        self.name = name
         self.provider = provider
         self.client_auth = client
         self.flow = flow
         self.timeout = timeout
-        self.leeway = parse_leeway(leeway)  # renew min(leeway, lifetime / 2) s before expiry
         self.auto_refresh = auto_refresh
         self.endpoints = endpoints or (flow.endpoints if flow else Endpoints(
             provider, client, timeout=timeout, verify=True if verify is None else verify))
-        self.store = store if store is not None else MemoryStore()
-        self.store_key = store_key or name
         # RFC 8705: the client certificate is not set session-wide (requests would present it to every
         # host); _cert_for() mounts it on the origins that need it.
         self.cert = None
         self.cert_hosts = tuple(cert_hosts)
         if verify is not None:
             self.verify = verify
-        self.token_requests = 0
-        self._renew_lock = threading.RLock()
-        self._token: Token | None = None
-        self._unrenewable: Token | None = None  # the token nothing could renew (used while valid)
-        self._signed_out = False
-        self._listeners: list[Callable[[Token], None]] = []
         if token is not None:
-            self._commit(token)
+            self._bearer.set_token(token)
+
+    @property
+    def auto_refresh(self) -> bool:
+        """True: the auth object sends and renews the token; False: requests-oauthlib's own code does."""
+        return self.auth is self._bearer
+
+    @auto_refresh.setter
+    def auto_refresh(self, value: bool) -> None:
+        self.auth = self._bearer if value else _withheld  # requests-oauthlib's own add_token attaches it
 
     # -- token state -------------------------------------------------------------
 
     @property
     def token_info(self) -> Token | None:
         """The current token (masked repr), or None before login."""
-        return self._token
+        return self._bearer.token
 
     @property
-    def is_authorized(self) -> bool:  # type: ignore[override]
-        return self._token is not None
+    def is_authorized(self) -> bool:
+        return self._bearer.token is not None
+
+    @property
+    def access_token(self) -> str | None:  # type: ignore[override]
+        token = self._bearer.token
+        return token.access_token if token else None
 
     @property
     def token(self) -> MaskedTokenDict | None:  # type: ignore[override]
-        raw = getattr(self._client, "token", None)
-        return MaskedTokenDict(raw) if raw else None
+        """requests-oauthlib's token dict, made from :attr:`token_info` (masked repr)."""
+        token = self._bearer.token
+        return MaskedTokenDict(token.to_oauthlib()) if token else None
 
     @token.setter
     def token(self, value: dict | None) -> None:
-        self._client.token = value
-        self._client.populate_token_attributes(value or {})
+        """requests-oauthlib's own code (``fetch_token``, its refresh) and users set the token as a dict."""
+        self._bearer.install(Token.from_oauthlib(value) if value else None)
+        self._sync_oauthlib_client()
+
+    def _sync_oauthlib_client(self) -> None:
+        """Give requests-oauthlib's ``add_token`` (the stock styles) the current token."""
+        data = self.token or {}
+        self._client.token = data
+        self._client.access_token = self._client.refresh_token = None
+        self._client.populate_token_attributes(data)
 
     def on_token(self, callback: Callable[[Token], None]) -> None:
         """Call ``callback(token)`` after every new token (login, refresh, re-fetch)."""
-        self._listeners.append(callback)
+        self._bearer.on_token(callback)
 
     def set_token(self, token: Token, *, persist: bool = True) -> None:
         """Install a token obtained by a flow (the end of a login).
@@ -153,172 +163,57 @@ class Session(OAuth2Session):
         writing it back (a restore must not overwrite a newer token another
         kernel saved meanwhile).
         """
-        with self._renew_lock:
-            self._commit(token, persist=persist)
-
-    def _install(self, token: Token) -> None:
-        """Our immutable token, and the dict requests-oauthlib's own code paths read."""
-        self._token = token
-        self.token = token.to_oauthlib()
-
-    def _commit(self, token: Token, *, persist: bool = True) -> None:
-        """Memory first, then the store, then listeners (case 18)."""
-        self._install(token)
-        if persist:
-            try:
-                self.store.save(self.store_key, token.to_dict())
-            except StoreError as exc:
-                warn_user(f"The new token is kept in memory but could not be stored: {exc}", RuntimeWarning)
-        for callback in list(self._listeners):
-            callback(token)
+        self._bearer.set_token(token, persist=persist)
 
     def forget(self) -> None:
         """Drop the token from memory and the store (logout without revocation)."""
-        with self._renew_lock:
-            self._signed_out = self._signed_out or self._token is not None
-            self._token = None
-            self._client.token = {}
-            self._client.access_token = None
-            self._client.refresh_token = None
-            self.store.delete(self.store_key)
+        with self._bearer.lock:
+            self._bearer.forget()
+            self._sync_oauthlib_client()
             if self.flow is not None and hasattr(self.flow, "forget_password"):
                 self.flow.forget_password()
 
-    # -- renewal -------------------------------------------------------------------
-
-    def _not_signed_in(self) -> ReauthRequired:
-        state = "was signed out (logout or revocation)" if self._signed_out else "is not signed in yet"
-        return ReauthRequired(
-            f"Session {self.name!r} {state}: finish the login above, or run nb_oauth2.login({self.name!r})."
-        )
-
-    def _current_token(self) -> Token:
-        token = self._token
-        if token is None:
-            raise self._not_signed_in()
-        if not token.is_expired(self.leeway):  # the margin scales with the lifetime (case 48)
-            return token
-        if token is self._unrenewable and token.is_valid():  # nothing can renew it: use it while valid
-            return token
-        return self._renew(token)
-
-    def _renew(self, seen: Token | None, *, force: bool = False) -> Token:
-        """Single-flight renewal decided by token identity (case 49).
-
-        A thread that waited for the lock and finds another token than the one it saw
-        uses that token, whatever its remaining life: one renewal per expiry, however
-        short the lifetime. ``force`` (a 401, :meth:`refresh`) renews even a token that
-        looks fresh. A token that cannot be renewed (implicit, no refresh token and no
-        re-fetch) is returned while still valid (case 48), else :class:`ReauthRequired`.
-        """
-        with self._renew_lock:
-            current = self._token
-            if current is None:
-                raise self._not_signed_in()
-            if current is not seen and current.is_valid():
-                return current
-            with self.store.lock(self.store_key):
-                adopted = self._adopt_stored(current)
-                if adopted is not None and (not force or adopted.access_token != getattr(seen, "access_token", None)):
-                    self._install(adopted)
-                    return adopted
-                new = self._obtain_new(current)
-                if new is None:
-                    if not force and current.is_valid():
-                        self._unrenewable = current
-                        return current
-                    raise ReauthRequired(
-                        f"The token of session {self.name!r} expired and cannot be refreshed (no refresh token); "
-                        f"sign in again with nb_oauth2.login({self.name!r})."
-                    )
-                self._commit(new)
-                return new
-
-    def _adopt_stored(self, current: Token | None) -> Token | None:
-        """A fresher token another process saved meanwhile (case 20)."""
-        data = self.store.load(self.store_key)
-        if not data:
-            return None
-        stored = Token.from_dict(data)
-        if current is not None and stored.access_token == current.access_token:
-            return None
-        return None if stored.is_expired(self.leeway) else stored
-
-    def _obtain_new(self, current: Token) -> Token | None:
-        """A refreshed or re-fetched token; None when nothing can renew ``current``."""
-        if current.refresh_token:
-            return self._refresh_with(current)
-        if self.flow is not None:
-            token = self.flow.refetch()
-            if token is not None:
-                self.token_requests += 1
-                return token
-        return None
-
-    def _refresh_with(self, current: Token) -> Token:
-        params = form_pairs(self._client.prepare_refresh_body(refresh_token=current.refresh_token))
-        for attempt in (1, 2):  # one retry on a dropped connection (case 21)
-            try:
-                self.token_requests += 1
-                return self.endpoints.token(params, previous=current)
-            except TransportError as exc:
-                if attempt == 2 or not is_retryable(exc):  # a TLS failure is not retried
-                    raise
-            except InvalidGrant:
-                self._purge_refresh_token(current)
-                raise ReauthRequired(
-                    f"The provider no longer accepts the refresh token of session {self.name!r} (revoked, expired, "
-                    "or already rotated by another client). Sign in again.",
-                    error="invalid_grant",
-                ) from None
-        raise AssertionError("unreachable")
-
-    def _purge_refresh_token(self, current: Token) -> None:
-        """Case 17: never try the dead refresh token again, in memory or on disk."""
-        self._install(current.with_changes(refresh_token=None, expires_at=current.received_at))
-        self.store.purge_refresh_token(self.store_key)
+    # -- renewal (decided by the auth object) ------------------------------------------
 
     def refresh(self) -> Token:
         """Renew the token now (refresh, or re-fetch for client credentials)."""
-        return self._renew(self._token, force=True)
+        return self._bearer.renew(self._bearer.token, force=True)
+
+    def _refresh_grant(self, current: Token) -> Token:
+        """One refresh-token grant request (the auth object decides when, and retries)."""
+        params = form_pairs(self._client.prepare_refresh_body(refresh_token=current.refresh_token))
+        return self.endpoints.token(params, previous=current)
+
+    def _refetch(self) -> Token | None:
+        return self.flow.refetch() if self.flow is not None else None
 
     # -- requests --------------------------------------------------------------------
 
     def request(self, method: str, url: str, data: Any = None, headers: Any = None,  # type: ignore[override]
                 withhold_token: bool = False, client_id: str | None = None,
                 client_secret: str | None = None, files: Any = None, **kwargs: Any) -> requests.Response:
-        """Send with a fresh token; on 401 invalid_token renew once and retry once.
+        """Send through the auth object (fresh token; on 401 invalid_token one renewal, one retry).
 
         The host is decided from ``url`` as requests sends it: userinfo or a URL that
         parsers read differently raises :class:`UnsafeURL` before anything is sent (cases 46, 47).
         """
-        target = checked_url(url)
+        checked_url(url)
         kwargs.setdefault("timeout", self.timeout)
         if self.verify is not True:  # requests lets REQUESTS_CA_BUNDLE override Session.verify
             kwargs.setdefault("verify", self.verify)
+        certificate = self._cert_for(url, None if withhold_token else self._bearer.token)
         if not self.auto_refresh:
-            self._cert_for(url, self._token)
+            self._sync_oauthlib_client()
             with loopback_http_allowed():  # requests-oauthlib's add_token: loopback http for this call only
                 return super().request(method, url, data=data, headers=headers, withhold_token=withhold_token,
                                        client_id=client_id, client_secret=client_secret, files=files, **kwargs)
         if withhold_token:
-            certificate = self._cert_for(url, None)
-            try:
-                return requests.Session.request(self, method, url, data=data, headers=headers, files=files, **kwargs)
-            except requests.RequestException as exc:
-                raise map_request_error(exc, url=url, what=f"{method} {redact_url(url)}",
-                                        timeout=kwargs.get("timeout"), client_cert=certificate is not None) from None
-        if not target.is_secure_or_loopback:
-            raise InsecureTransportError(
-                f"Refusing to send the token over plain http to {redact(url)[:80]!r}; use https."
-            )
-        token = self._current_token()
-        response = self._send(method, url, token, data, headers, files, kwargs)
-        if _is_invalid_token(response) and self._replayable(data, files):
-            response.close()
-            token = self._renew(token, force=True)
-            response = self._send(method, url, token, data, headers, files, kwargs)
-        return response
+            kwargs["auth"] = kwargs.get("auth") or _withheld
+        try:
+            return requests.Session.request(self, method, url, data=data, headers=headers, files=files, **kwargs)
+        except requests.RequestException as exc:  # the package's one mapping (case 50)
+            raise map_request_error(exc, url=url, what=f"{method} {redact_url(url)}", timeout=kwargs.get("timeout"),
+                                    client_cert=certificate is not None) from None
 
     # requests-oauthlib's own styles (fetch_token, refresh_token, authorization_url) on this session
     # accept loopback http as the package does; a plain OAuth2Session elsewhere is unaffected.
@@ -330,20 +225,17 @@ class Session(OAuth2Session):
         with loopback_http_allowed():
             return super().fetch_token(token_url, *args, **kwargs)
 
-    def refresh_token(self, token_url: str, *args: Any, **kwargs: Any) -> dict:  # type: ignore[override]
+    def refresh_token(self, token_url: str, refresh_token: str | None = None,  # type: ignore[override]
+                      *args: Any, **kwargs: Any) -> dict:
+        """requests-oauthlib's refresh; a response without a refresh token keeps the one used."""
+        used = refresh_token or (self.token or {}).get("refresh_token")
         with loopback_http_allowed():
-            return super().refresh_token(token_url, *args, **kwargs)
-
-    def _send(self, method: str, url: str, token: Token, data: Any, headers: Any, files: Any,
-              kwargs: dict) -> requests.Response:
-        merged = dict(headers or {})
-        merged["Authorization"] = f"Bearer {token.access_token}"
-        certificate = self._cert_for(url, token)
-        try:
-            return requests.Session.request(self, method, url, data=data, headers=merged, files=files, **kwargs)
-        except requests.RequestException as exc:  # the package's one mapping (case 50)
-            raise map_request_error(exc, url=url, what=f"{method} {redact_url(url)}", timeout=kwargs.get("timeout"),
-                                    client_cert=certificate is not None) from None
+            super().refresh_token(token_url, refresh_token, *args, **kwargs)
+        token = self._bearer.token
+        if token is not None and not token.refresh_token and used:
+            self._bearer.install(token.with_changes(refresh_token=used))
+            self._sync_oauthlib_client()
+        return self.token or {}
 
     def _cert_for(self, url: str, token: Token | None) -> ClientCertificate | None:
         """Mount the client certificate on ``url``'s origin when that host needs it (RFC 8705).
@@ -374,16 +266,12 @@ class Session(OAuth2Session):
                 return True
         return False
 
-    @staticmethod
-    def _replayable(data: Any, files: Any) -> bool:
-        return files is None and (data is None or isinstance(data, (str, bytes, dict, list, tuple)))
-
     # -- revocation, status, data ---------------------------------------------------
 
     def revoke(self) -> bool:
         """RFC 7009: revoke refresh then access token; the local copy is wiped either way (case 23)."""
-        with self._renew_lock:
-            token = self._token
+        with self._bearer.lock:
+            token = self._bearer.token
             self.forget()
         if token is None:
             return True
@@ -404,7 +292,7 @@ class Session(OAuth2Session):
         return confirmed
 
     def status(self) -> dict[str, Any]:
-        token = self._token
+        token = self._bearer.token
         return {
             "name": self.name,
             "provider": self.provider.name,
@@ -414,11 +302,11 @@ class Session(OAuth2Session):
             "expires_in": token.expires_in() if token else None,
             "expiry": token.describe_expiry() if token else "not signed in",
             "fingerprint": token.fingerprint if token else "",
-            "refreshable": bool(token and (token.refresh_token or (self.flow and self.flow.grant == "client_credentials"))),
+            "refreshable": bool(token and token.can_renew(self.flow.grant if self.flow else None)),
         }
 
     def __repr__(self) -> str:
-        token = self._token
+        token = self._bearer.token
         state = f"{token.fingerprint}, {token.describe_expiry()}" if token else "not signed in"
         return f"<nb_oauth2.Session {self.name!r} ({self.provider.name}): {state}>"
 
