@@ -403,3 +403,32 @@ def test_behind_the_proxy_without_a_public_url_the_catcher_trusts_the_proxied_pr
 def test_browser_redirect_uri_without_a_prefix_or_public_url_is_a_configuration_error():
     with LoopbackCatcher(state=STATE, proxy_prefix="") as c, pytest.raises(ConfigurationError):
         c.browser_redirect_uri(None)
+
+
+def test_wait_timeout_is_login_timeout_and_outlasts_the_catchers_own_limit():
+    """timeout= gives LoginTimeout (not the catcher's own 'paste instead'), even past its own limit; the port closes."""
+    from nb_oauth2.core.errors import LoginTimeout
+
+    c = LoopbackCatcher(state=STATE, timeout=0.1)
+    port = c.start().port
+    with pytest.raises(LoginTimeout):
+        c.wait(timeout=0.4)
+    assert c.closed and _wait_free(port)
+
+
+def test_wait_ends_when_any_of_several_cancel_events_is_set(catcher):
+    """Case 44: the caller's event and the login's own both cancel the wait."""
+    mine, theirs = threading.Event(), threading.Event()
+    out = {}
+    thread = threading.Thread(target=lambda: out.setdefault("error", _catch(catcher.wait, mine, theirs)), daemon=True)
+    thread.start()
+    theirs.set()
+    thread.join(5)
+    assert isinstance(out["error"], LoginCancelled) and catcher.closed
+
+
+def _catch(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the test inspects it
+        return exc

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ConfigurationError, LoginCancelled, LoginTimeout, LoopbackPortBusy
+from .names import VIA_CHOICES
 from .providers import NOTEBOOK_ORIGIN
 from .urls import is_loopback_host
 
@@ -39,7 +40,6 @@ __all__ = ["LoopbackCatcher", "LoopbackPortBusy", "choose_via", "VIA_CHOICES", "
 
 log = logging.getLogger(__name__)
 
-VIA_CHOICES = ("auto", "loopback", "proxy", "paste", "device")
 _POLL = 0.1
 #: seconds a connection may stay silent; it only holds its own thread (case 61)
 _IDLE_TIMEOUT = 3.0

@@ -20,6 +20,7 @@ from ..core.errors import (CallbackError, ConfigurationError, LoginCancelled, Lo
 from ..core.flows import FLOWS, DeviceFlow, Flow, PasswordFlow, Step
 from ..core.endpoint import Endpoints
 from ..core.loopback import LoopbackCatcher
+from ..core.names import split_list
 from .registry import register
 from ..core.redirect_advice import DEFAULT_REDIRECT_URI
 from .session import Session
@@ -54,13 +55,11 @@ class LoginAttempt:
                 raise ConfigurationError("flow= and profile settings go with a profile name, not a Profile.")
         else:
             profile = load_profile(profile, flow=flow, scope=scope, **profile_options)
-        if isinstance(scope, str):
-            scope = scope.replace(",", " ").split()
         self.profile = profile
         self.profile_name = profile.name
         self.provider_name = profile.provider.name
         self.grant = profile.flow
-        self.scope = tuple(scope) if scope is not None else profile.scope
+        self.scope = split_list(scope) if scope is not None else profile.scope
         self.redirect_uri: str | None = self._profile_redirect_uri
         self.phase = "idle"
         self.step: Step | None = None
@@ -83,7 +82,7 @@ class LoginAttempt:
         return Session(
             name=name or profile.name, provider=profile.provider, client=profile.client,
             store=make_store(store), endpoints=Endpoints(profile.provider, profile.client, verify=verify),
-            verify=verify, cert_hosts=_cert_hosts(profile.options.get("cert_hosts")),
+            verify=verify, cert_hosts=split_list(profile.options.get("cert_hosts")) or (),
             leeway=leeway if leeway is not None else profile.options.get("leeway", DEFAULT_LEEWAY),
         )
 
@@ -266,15 +265,6 @@ class LoginAttempt:
         return self._finish(token, persist=False)
 
 
-def _cert_hosts(value: Any) -> tuple[str, ...]:
-    """Profile ``cert_hosts``: hosts (or host:port, URLs) that get the TLS client certificate."""
-    if not value:
-        return ()
-    if isinstance(value, str):
-        return tuple(value.replace(",", " ").split())
-    return tuple(str(v) for v in value)
-
-
 def complete_here(attempt: LoginAttempt, *, browser: Browser | None = None,
                   on_device_code: Callable[[Step], None] | None = None, username: str | None = None,
                   timeout: float | None = None, via: str = "auto") -> Session:
@@ -298,14 +288,17 @@ def complete_here(attempt: LoginAttempt, *, browser: Browser | None = None,
     if browser is not None:
         return attempt.complete_redirect(browser(step.authorization_url))
     if attempt.catcher is not None:
-        print(f"Open this link and sign in; the redirect comes back here by itself ({attempt.via}: "
-              f"{attempt.via_reason}). Ctrl-C cancels.\n{step.authorization_url}")
         try:
+            print(f"Open this link and sign in; the redirect comes back here by itself ({attempt.via}: "
+                  f"{attempt.via_reason}). Ctrl-C cancels.\n{step.authorization_url}")
             return attempt.wait_for_redirect(timeout=timeout)
+        except KeyboardInterrupt:
+            attempt.cancel()
+            raise
         except LoginCancelled:
             if attempt.phase != "waiting":
                 raise
-            print("Auto-capture stopped waiting.")  # the catcher's own time ran out; the link still works
+            print("Auto-capture stopped waiting.")  # the catcher's own time ran out: paste the address instead
     print(f"Open this link, sign in, then paste the address you are sent to:\n{step.authorization_url}")
     return attempt.complete_redirect(input("Redirect URL: "))
 
