@@ -10,7 +10,7 @@ Every style answers two questions without any I/O:
 Styles: ``Link`` header (GitHub, GitLab), a next URL in the body (``next``,
 ``links.next``, ``paging.next``, ``@odata.nextLink``), a token/cursor in the
 body (``nextPageToken`` -> ``pageToken=``, ``next_cursor`` -> ``cursor=``),
-page/per_page and offset/limit counters. :func:`check_next_url` refuses a
+page/per_page and offset/limit counters. :func:`~nb_oauth2.frames.next_links.check_next_url` refuses a
 next link to another origin or from https to http (the token would follow it).
 
 Never silently short (case 62): when a page says there is more (a non-empty
@@ -25,20 +25,14 @@ Only ``paginate="none"`` (:class:`NoPaginator`) reads one page on purpose.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from requests.models import PreparedRequest
-from requests.utils import parse_header_links
-
-from ..core.errors import ConfigurationError, PaginationError, UnsafeNextLink, UnsafeURL
-from ..core.redact import redact_url
-from ..core.urls import checked_url, join
+from ..core.errors import ConfigurationError
+from .next_links import check_link_syntax, check_next_url, join_link, parse_link_header, query_of, set_param
+from .next_links import url_problem, varying_counter
 from .page_fields import CURSOR_PATHS, LINK_NEXT, PAGE_KEYS, SIZE_KEYS, TOTAL_KEYS, TOTAL_PAGES_KEYS, body_cursor
-from .page_fields import body_next, field_path, flag, get_path, is_url
-from .page_fields import as_int as _int, lookup as _lookup, more_signal
+from .page_fields import as_int, body_next, field_path, flag, get_path, is_url, lookup, more_signal
 
 __all__ = [
     "PageInfo", "Paginator", "LinkPaginator", "BodyNextPaginator", "CursorPaginator", "PagePaginator",
@@ -47,11 +41,16 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class PageInfo:
-    """What a paginator sees of one answer (``body_is_record``: the body itself was the one record,
-    so its fields are data, not pagination)."""
+    """What a paginator is shown of one response: enough to decide the next request, nothing more.
+
+    Not the :class:`nb_oauth2.frames.readers.Page` that ``iter_pages`` yields to users (which carries
+    the records and raw bytes), nor the :class:`nb_oauth2.frames.fetch.Response` a fetch returns.
+    ``body`` is the parsed body (on the Arrow fast path only its envelope, without the records);
+    ``n_records`` how many records the page held; ``body_is_record``: the body itself was the one
+    record, so its fields are data, not pagination.
+    """
 
     url: str
     status: int = 200
@@ -61,146 +60,23 @@ class PageInfo:
     body_is_record: bool = False
 
 
-def set_param(url: str, name: str, value: object) -> str:
-    """``url`` with query parameter ``name`` set to ``value`` (replaced if present)."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
-    query.append((name, str(value)))
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _query(url: str) -> dict[str, str]:
-    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) as requests sends ``url``; :class:`UnsafeURL` if parsers disagree (case 46)."""
-    return checked_url(url).origin
-
-
-def check_next_url(base_url: str, next_url: str) -> str:
-    """Resolve ``next_url`` against ``base_url``; refuse another origin, a downgrade, userinfo or a
-    link that parsers read differently (cases 34, 46, 47): the token would follow it."""
-    base = _origin(base_url)
-    try:
-        resolved = join(base_url, next_url)
-    except UnsafeURL as exc:
-        raise UnsafeNextLink(f"The next-page link was not followed, so the token was not sent: {exc.message}") from None
-    if _origin(resolved) != base:
-        raise UnsafeNextLink(
-            f"The next-page link {redact_url(resolved)} leaves {redact_url(base_url)} "
-            "(another origin or https -> http); it was not followed, so the token was not sent there.",
-            url=redact_url(resolved))
-    return resolved
-
-
-def parse_link_header(value: str | None) -> dict[str, str]:
-    """``{rel: url}`` from an RFC 8288 ``Link`` header (:func:`requests.utils.parse_header_links`;
-    a space-separated ``rel`` names each relation, the first link of a relation wins)."""
-    out: dict[str, str] = {}
-    for link in parse_header_links(value or ""):
-        url = link.get("url", "")
-        for key, val in link.items():
-            if key.strip().lower() == "rel":
-                for rel in val.split():
-                    out.setdefault(rel.lower(), url)
-    return out
-
-
-def _shown(url: str) -> str:
-    try:
-        return redact_url(url)
-    except ValueError:
-        return "***"
-
-
-def _join(base: str, link: str, field_name: str) -> str:
-    """``link`` resolved against ``base``; a link no parser can read is a PaginationError naming its field
-    (an absolute link is checked as sent: ``urljoin`` would read ``http://`` as "this page again")."""
-    text = link.strip()
-    if _ABSOLUTE.match(text):
-        return check_link_syntax(text, field_name)
-    try:
-        return urljoin(base, text)
-    except ValueError:
-        raise PaginationError(f"The next-page link in {field_name!r} is not a valid URL (it cannot be parsed: "
-                              "brackets, port or characters); it was not followed.", url=_shown(base)) from None
-
-
-_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
-
-
-def check_link_syntax(url: str, field_name: str) -> str:
-    """``url`` if it is a well-formed http(s) URL as requests would send it; else PaginationError
-    naming the field it came from (case 58: never a raw ValueError, InvalidURL or MissingSchema)."""
-    reason = url_problem(url)
-    if reason:
-        raise PaginationError(f"The next-page link in {field_name!r} ({_shown(url)}) is not a valid URL: {reason}. "
-                              "It was not followed.", url=_shown(url))
-    return url
-
-
-def url_problem(url: Any) -> str | None:
-    """Why ``url`` is not a well-formed http(s) URL that requests can send, or None."""
-    if not isinstance(url, str):
-        return f"a {type(url).__name__}, not a string"
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises ValueError when out of range
-    except ValueError:
-        return "it cannot be parsed (brackets, port or characters)"
-    if not parts.scheme:
-        return "it has no scheme (http:// or https://)"
-    if parts.scheme.lower() not in ("http", "https"):
-        return f"the scheme {parts.scheme[:10]!r} is not http or https"
-    if not parts.hostname:
-        return "it has no host"
-    try:
-        PreparedRequest().prepare_url(url, None)
-    except Exception:  # requests' InvalidURL (spaces, IDNA, bad port), UnicodeError
-        return "the host name is not valid (spaces, characters IDNA cannot encode, or a bad port)"
-    return None
-
-
-def _varying(a: str, b: str) -> tuple[str, int, int] | None:
-    """The single integer query parameter that differs between URLs a and b."""
-    pa, pb = urlsplit(a), urlsplit(b)
-    if (pa.scheme, pa.netloc, pa.path) != (pb.scheme, pb.netloc, pb.path):
-        return None
-    qa, qb = _query(a), _query(b)
-    diff = [k for k in set(qa) | set(qb) if qa.get(k) != qb.get(k)]
-    if len(diff) != 1 or _int(qb.get(diff[0])) is None:
-        return None
-    name = diff[0]
-    nb = _int(qb[name])
-    if name in qa:
-        na = _int(qa[name])
-    elif any(w in name.lower() for w in ("offset", "skip", "start", "from")):
-        na = 0
-    elif "page" in name.lower():
-        na = nb - 1  # the first page had no counter: it was the page before the next one
-    else:
-        return None  # an unknown counter: do not guess
-    return (name, na, nb) if na is not None and nb > na else None
-
-
 def plan_from_totals(page: PageInfo, next_url: str, max_planned: int = 100_000) -> list[str] | None:
     """Remaining URLs when the next link only moves a page/offset counter and page 1 gives a total."""
-    varying = _varying(page.url, next_url)
+    varying = varying_counter(page.url, next_url)
     if varying is None or page.n_records <= 0:
         return None
     name, cur, nxt = varying
     step = nxt - cur
-    total_pages = _int(_lookup(page.body, TOTAL_PAGES_KEYS))
-    total = _int(_lookup(page.body, TOTAL_KEYS))
+    total_pages = as_int(lookup(page.body, TOTAL_PAGES_KEYS))
+    total = as_int(lookup(page.body, TOTAL_KEYS))
     if step == 1:
         if total_pages is None and total is not None:
-            size = _int(_lookup(page.body, SIZE_KEYS)) or page.n_records
+            size = as_int(lookup(page.body, SIZE_KEYS)) or page.n_records
             total_pages = math.ceil(total / size)
         if total_pages is None:
             return None
         values = range(nxt, cur + total_pages)
-    elif total is not None and step in (page.n_records, _int(_lookup(page.body, SIZE_KEYS))):
+    elif total is not None and step in (page.n_records, as_int(lookup(page.body, SIZE_KEYS))):
         values = range(nxt, total, step)
     else:
         return None
@@ -252,15 +128,15 @@ class LinkPaginator(Paginator):
 
     def next_url(self, page: PageInfo) -> str | None:
         nxt = parse_link_header(page.headers.get("Link")).get("next")
-        return _join(page.url, nxt, LINK_NEXT) if nxt else None
+        return join_link(page.url, nxt, LINK_NEXT) if nxt else None
 
     def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
         last = parse_link_header(page.headers.get("Link")).get("last")
         if last:
-            last = _join(page.url, last, 'Link rel="last"')
-            first = _varying(page.url, next_url)
-            span = _varying(next_url, last)
-            if first and span and first[0] == span[0] and _varying(page.url, last):
+            last = join_link(page.url, last, 'Link rel="last"')
+            first = varying_counter(page.url, next_url)
+            span = varying_counter(next_url, last)
+            if first and span and first[0] == span[0] and varying_counter(page.url, last):
                 step = first[2] - first[1]
                 return [set_param(next_url, span[0], v) for v in range(span[1], span[2] + 1, step)]
         return plan_from_totals(page, next_url)
@@ -291,7 +167,7 @@ class BodyNextPaginator(Paginator):
             return None
         self.field, value = found
         if is_url(value):
-            return _join(page.url, value, self.field)
+            return join_link(page.url, value, self.field)
         cursor = _cursor_value(value)
         return set_param(page.url, "cursor", cursor) if cursor is not None else None
 
@@ -358,15 +234,15 @@ class PagePaginator(Paginator):
         self.field = f"the {param}= counter"
 
     def next_url(self, page: PageInfo) -> str | None:
-        cur = _int(_query(page.url).get(self.param)) or _int(_lookup(page.body, PAGE_KEYS)) or self.start
+        cur = as_int(query_of(page.url).get(self.param)) or as_int(lookup(page.body, PAGE_KEYS)) or self.start
         more = _flagged_more(page.body)
         if more is not None:
             return set_param(page.url, self.param, cur + 1) if more else None
         if page.n_records == 0:
             return None
-        total_pages = _int(_lookup(page.body, TOTAL_PAGES_KEYS))
-        total = _int(_lookup(page.body, TOTAL_KEYS))
-        size = _int(_lookup(page.body, SIZE_KEYS)) or _int(_query(page.url).get(self.size_param))
+        total_pages = as_int(lookup(page.body, TOTAL_PAGES_KEYS))
+        total = as_int(lookup(page.body, TOTAL_KEYS))
+        size = as_int(lookup(page.body, SIZE_KEYS)) or as_int(query_of(page.url).get(self.size_param))
         if total_pages is None and total is not None and size:
             total_pages = math.ceil(total / size)
         if total_pages is not None and cur - self.start + 1 >= total_pages:
@@ -393,19 +269,19 @@ class OffsetPaginator(Paginator):
         self.field = f"the {param}= counter"
 
     def next_url(self, page: PageInfo) -> str | None:
-        query = _query(page.url)
-        offset = _int(query.get(self.param))
+        query = query_of(page.url)
+        offset = as_int(query.get(self.param))
         if offset is None:
-            offset = _int(_lookup(page.body, (self.param, "offset", "start"))) or 0
-        served = _int(_lookup(page.body, SIZE_KEYS))
+            offset = as_int(lookup(page.body, (self.param, "offset", "start"))) or 0
+        served = as_int(lookup(page.body, SIZE_KEYS))
         step = served or page.n_records
         more = _flagged_more(page.body)
         if more is not None:
             return set_param(page.url, self.param, offset + step) if more and step else None
         if page.n_records == 0:
             return None
-        limit = served or _int(query.get(self.limit_param))
-        total = _int(_lookup(page.body, TOTAL_KEYS))
+        limit = served or as_int(query.get(self.limit_param))
+        total = as_int(lookup(page.body, TOTAL_KEYS))
         if total is not None and offset + step >= total:
             return None
         if total is None and limit and page.n_records < limit:
@@ -432,12 +308,12 @@ class AutoPaginator(Paginator):
             return BodyNextPaginator()
         if body_cursor(page.body) is not None:
             return CursorPaginator()
-        if _lookup(page.body, PAGE_KEYS) is not None and (
-                _lookup(page.body, TOTAL_PAGES_KEYS) is not None or _lookup(page.body, TOTAL_KEYS) is not None):
+        if lookup(page.body, PAGE_KEYS) is not None and (
+                lookup(page.body, TOTAL_PAGES_KEYS) is not None or lookup(page.body, TOTAL_KEYS) is not None):
             return PagePaginator()
-        query = _query(page.url)
-        if "offset" in query or (_lookup(page.body, ("offset",)) is not None and
-                                 _lookup(page.body, TOTAL_KEYS + SIZE_KEYS) is not None):
+        query = query_of(page.url)
+        if "offset" in query or (lookup(page.body, ("offset",)) is not None and
+                                 lookup(page.body, TOTAL_KEYS + SIZE_KEYS) is not None):
             return OffsetPaginator()
         if "page" in query:
             return PagePaginator()

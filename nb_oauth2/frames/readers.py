@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import requests
@@ -25,8 +25,9 @@ from requests.adapters import HTTPAdapter
 from ..core.errors import APIError, ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
 from .columns import _Columns, _parse_dates, extract_records, flatten_records
 from .fetch import Fetcher
-from .pagination import PageInfo, Paginator, _shown, make_paginator
-from .walk import MAX_EMPTY_PAGES, follow, url_problem
+from .next_links import shown_url, url_problem
+from .pagination import PageInfo, Paginator, make_paginator
+from .walk import MAX_EMPTY_PAGES, follow
 from ..core.redact import redact_url
 from ..core.urls import checked_url
 from ..core.warn import warn_user
@@ -36,7 +37,10 @@ __all__ = ["Page", "read_json", "iter_pages", "iter_records", "to_parquet", "ext
 
 @dataclass
 class Page:
-    """One page: final URL, HTTP status, its records, parsed body and raw bytes."""
+    """One page as :func:`iter_pages` yields it to users: final URL, HTTP status, its records, parsed
+    body, raw bytes and headers. (The paginators see only a
+    :class:`~nb_oauth2.frames.pagination.PageInfo`, no records or bytes; a fetch returns a
+    :class:`~nb_oauth2.frames.fetch.Response`.)"""
 
     url: str
     status: int
@@ -136,52 +140,9 @@ def _start_url(url: Any, params: Mapping[str, Any] | None) -> str:
             problem = "requests cannot build a request from it and params="
     problem = problem or url_problem(full)
     if problem is not None:
-        shown = _shown(url) if isinstance(url, str) else type(url).__name__
+        shown = shown_url(url) if isinstance(url, str) else type(url).__name__
         raise ConfigurationError(f"read_json needs an http(s) URL; {shown!r} is not one: {problem}.")
     return full  # type: ignore[return-value]
-
-
-def _pages(url, *, session, params, record_path, paginate, max_pages, max_page_bytes, progress, concurrency,
-           timeout, retries, max_wait, convert: Callable[[list, Any], Any] | None, fetcher_options=None,
-           max_empty_pages=MAX_EMPTY_PAGES):
-    """Shared set-up for every public reader; yields (PageInfo, records or converted chunk, Response)."""
-    full = _start_url(url, params)
-    sess = _session(session)
-    checked_url(url)  # cases 46, 47: page 1 goes where requests sends it; a plain session has no other check
-    concurrency = _concurrency_policy(concurrency)
-    _ensure_pool(sess, full, concurrency if isinstance(concurrency, int) else MAX_AUTO_CONCURRENCY)
-    bar = _Progress(progress, full)
-    fetcher = Fetcher(sess, timeout=timeout, retries=retries, max_wait=max_wait, max_bytes=max_page_bytes,
-                      on_wait=bar.wait, **(fetcher_options or {}))
-
-    convert_raw = getattr(convert, "__self__", None)
-    convert_raw = convert_raw.convert_raw if isinstance(convert_raw, _Columns) and convert_raw.pa else None
-
-    def work(page_url: str):
-        resp = fetcher.get(page_url, parse=False)
-        if convert_raw is not None:
-            done = convert_raw(resp.raw)
-            if done is not None:
-                chunk, envelope, n = done
-                info = PageInfo(url=resp.url, status=resp.status, headers=resp.headers, body=envelope, n_records=n)
-                return info, chunk, n
-        fetcher.parse(resp)
-        records = extract_records(resp.data, record_path)
-        info = PageInfo(url=resp.url, status=resp.status, headers=resp.headers, body=resp.data,
-                        n_records=len(records), body_is_record=len(records) == 1 and records[0] is resp.data)
-        return info, (convert(records, resp.data) if convert else (records, resp)), len(records)
-
-    def work2(page_url: str):
-        info, payload, n = work(page_url)
-        return info, (payload, n)
-
-    try:
-        for info, (payload, n) in follow(full, work2, paginator=make_paginator(paginate), concurrency=concurrency,
-                                         max_pages=max_pages, on_total=bar.total, max_empty_pages=max_empty_pages):
-            bar.page(n)
-            yield info, payload, n
-    finally:
-        bar.close()
 
 
 #: pages read at most unless ``max_pages=`` says otherwise (None: no cap). For everyone, not only in
@@ -189,17 +150,79 @@ def _pages(url, *, session, params, record_path, paginate, max_pages, max_page_b
 #: same call should behave the same in both. 10,000 pages is 1,000,000 rows at 100 a page.
 DEFAULT_MAX_PAGES = 10_000
 
-_COMMON = dict(params=None, record_path=None, paginate="auto", max_pages=DEFAULT_MAX_PAGES,
-               max_page_bytes=50_000_000, progress=True, concurrency="auto", timeout=(5, 30), retries=3,
-               max_wait=60, max_empty_pages=MAX_EMPTY_PAGES)
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How every reader fetches and walks the pages: :func:`read_json`'s keywords, with its defaults."""
+
+    params: Mapping[str, Any] | None = None
+    record_path: str | Sequence[str] | None = None
+    paginate: str | Paginator = "auto"
+    max_pages: int | None = DEFAULT_MAX_PAGES
+    max_page_bytes: int | None = 50_000_000
+    progress: bool = True
+    concurrency: int | str = "auto"
+    timeout: float | tuple[float, float] = (5, 30)
+    retries: int = 3
+    max_wait: float = 60
+    max_empty_pages: int | None = MAX_EMPTY_PAGES
+    #: more keyword arguments for :class:`~nb_oauth2.frames.fetch.Fetcher`
+    fetcher_options: Mapping[str, Any] | None = None
 
 
-def _collect(gen, *, max_rows: int | None, partial: bool) -> Iterator[tuple[Any, int]]:
-    """Yield (payload, rows) enforcing max_rows; with partial=True stop with a warning instead of raising."""
+#: the reader options' defaults, by name (``fetcher_options`` aside)
+_COMMON = {option.name: option.default for option in fields(ReadOptions) if option.name != "fetcher_options"}
+
+
+def _pages(url: Any, *, session: Any, options: ReadOptions,
+           columns: _Columns | None = None) -> Iterator[tuple[PageInfo, Any]]:
+    """Shared set-up for every public reader; yields (PageInfo, payload) in page order. The payload is
+    the page's records as a column chunk of ``columns``, or without ``columns`` (records, fetch.Response)."""
+    start_url = _start_url(url, options.params)
+    http = _session(session)
+    checked_url(url)  # cases 46, 47: page 1 goes where requests sends it; a plain session has no other check
+    concurrency = _concurrency_policy(options.concurrency)
+    _ensure_pool(http, start_url, concurrency if isinstance(concurrency, int) else MAX_AUTO_CONCURRENCY)
+    bar = _Progress(options.progress, start_url)
+    fetcher = Fetcher(http, timeout=options.timeout, retries=options.retries, max_wait=options.max_wait,
+                      max_bytes=options.max_page_bytes, on_wait=bar.wait, **(options.fetcher_options or {}))
+    record_path = options.record_path
+    # the Arrow fast path: raw bytes straight to a column chunk (None when the page does not suit it)
+    raw_to_chunk = columns.convert_raw if columns is not None and columns.pa else None
+
+    def fetch_page(page_url: str) -> tuple[PageInfo, Any]:
+        response = fetcher.get(page_url, parse=False)
+        if raw_to_chunk is not None:
+            converted = raw_to_chunk(response.raw)
+            if converted is not None:
+                chunk, envelope, n_records = converted
+                return PageInfo(url=response.url, status=response.status, headers=response.headers, body=envelope,
+                                n_records=n_records), chunk
+        fetcher.parse(response)
+        records = extract_records(response.data, record_path)
+        info = PageInfo(url=response.url, status=response.status, headers=response.headers, body=response.data,
+                        n_records=len(records), body_is_record=len(records) == 1 and records[0] is response.data)
+        return info, (columns.convert(records, response.data) if columns is not None else (records, response))
+
+    try:
+        for info, payload in follow(start_url, fetch_page, paginator=make_paginator(options.paginate),
+                                    concurrency=concurrency, max_pages=options.max_pages, on_total=bar.total,
+                                    max_empty_pages=options.max_empty_pages):
+            bar.page(info.n_records)
+            yield info, payload
+    finally:
+        bar.close()
+
+
+def _collect(pages: Iterator[tuple[PageInfo, Any]], *, max_rows: int | None,
+             partial: bool) -> Iterator[tuple[Any, int]]:
+    """Yield (payload, rows to keep of it) enforcing max_rows; with partial=True stop with a warning
+    instead of raising."""
     rows = 0
     try:
-        for _info, payload, n in gen:
-            if max_rows is not None and rows + n > max_rows:
+        for info, payload in pages:
+            page_rows = info.n_records
+            if max_rows is not None and rows + page_rows > max_rows:
                 if not partial:
                     raise ResultTooLarge(f"The result passed max_rows={max_rows:,}; narrow the query (filters, "
                                          "date range) or raise max_rows=, or pass partial=True to keep the first "
@@ -207,14 +230,14 @@ def _collect(gen, *, max_rows: int | None, partial: bool) -> Iterator[tuple[Any,
                 warn_user(f"Stopped at max_rows={max_rows:,}; the result is partial.")
                 yield payload, max_rows - rows
                 return
-            rows += n
-            yield payload, n
+            rows += page_rows
+            yield payload, page_rows
     except (PaginationError, ResultTooLarge) as exc:
         if not partial or isinstance(exc, UnsafeNextLink) or rows == 0:
             raise
         warn_user(f"Returning the {rows:,} rows read before: {exc.message}")
     finally:
-        gen.close()
+        pages.close()  # type: ignore[attr-defined]
 
 
 def iter_pages(url: str, *, session: Any, **options: Any) -> Iterator[Page]:
@@ -223,10 +246,10 @@ def iter_pages(url: str, *, session: Any, **options: Any) -> Iterator[Page]:
     max_rows, partial = opts.pop("max_rows", None), opts.pop("partial", False)
     for name in ("meta", "sep", "max_level", "parse_dates", "to"):
         opts.pop(name, None)
-    gen = _pages(url, session=session, convert=None, **opts)
-    for (records, resp), n in _collect(gen, max_rows=max_rows, partial=partial):
-        yield Page(url=resp.url, status=resp.status, records=records[:n], body=resp.data, raw=resp.raw,
-                   headers=resp.headers)
+    pages = _pages(url, session=session, options=ReadOptions(**opts))
+    for (records, response), kept in _collect(pages, max_rows=max_rows, partial=partial):
+        yield Page(url=response.url, status=response.status, records=records[:kept], body=response.data,
+                   raw=response.raw, headers=response.headers)
 
 
 def iter_records(url: str, *, session: Any, **options: Any) -> Iterator[dict]:
@@ -235,16 +258,18 @@ def iter_records(url: str, *, session: Any, **options: Any) -> Iterator[dict]:
         yield from page.records
 
 
-def _chunks(url, *, session, sep, max_level, meta, max_rows, partial, use_arrow=True, **opts):
-    builder = _Columns(sep=sep, max_level=max_level, meta=meta, use_arrow=use_arrow,
-                       record_path=opts.get("record_path"))
-    gen = _pages(url, session=session, convert=builder.convert, **{**_COMMON, **opts})
-    for chunk, n in _collect(gen, max_rows=max_rows, partial=partial):
-        if isinstance(chunk, tuple) and n < chunk[0]:
-            chunk = (n, {k: v[:n] for k, v in chunk[1].items()})
-        elif not isinstance(chunk, tuple) and n < chunk.num_rows:
-            chunk = chunk.slice(0, n)
-        yield builder, chunk
+def _chunks(url: str, *, session: Any, sep: str, max_level: int | None, meta: Any, max_rows: int | None,
+            partial: bool, use_arrow: bool = True, **options: Any) -> Iterator[tuple[_Columns, Any]]:
+    """(the column builder, one page's column chunk) for every page, cut at ``max_rows``."""
+    columns = _Columns(sep=sep, max_level=max_level, meta=meta, use_arrow=use_arrow,
+                       record_path=options.get("record_path"))
+    pages = _pages(url, session=session, options=ReadOptions(**{**_COMMON, **options}), columns=columns)
+    for chunk, kept in _collect(pages, max_rows=max_rows, partial=partial):
+        if isinstance(chunk, tuple) and kept < chunk[0]:
+            chunk = (kept, {name: values[:kept] for name, values in chunk[1].items()})
+        elif not isinstance(chunk, tuple) and kept < chunk.num_rows:
+            chunk = chunk.slice(0, kept)
+        yield columns, chunk
 
 
 def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None,
@@ -280,21 +305,21 @@ def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None
         raise ConfigurationError(f"to={to!r} must be 'pandas', 'polars' or 'arrow'.")
     if to in ("polars", "arrow"):
         _require(to)
-    builder = None
+    columns = None
     chunks: list = []
     with _gc_paused():
-        for builder, chunk in _chunks(url, session=session, sep=sep, max_level=max_level, meta=meta, max_rows=max_rows,
+        for columns, chunk in _chunks(url, session=session, sep=sep, max_level=max_level, meta=meta, max_rows=max_rows,
                                       partial=partial, params=params, record_path=record_path, paginate=paginate,
                                       max_pages=max_pages, max_page_bytes=max_page_bytes, progress=progress,
                                       concurrency=concurrency, timeout=timeout, retries=retries,
                                       max_wait=max_wait, max_empty_pages=max_empty_pages):
             chunks.append(chunk)
-        builder = builder or _Columns(sep=sep, max_level=max_level, meta=meta)
+        columns = columns or _Columns(sep=sep, max_level=max_level, meta=meta)
         if to != "pandas" and not parse_dates:
-            table = builder.to_arrow(chunks)
+            table = columns.to_arrow(chunks)
             if table is not None:
                 return table if to == "arrow" else __import__("polars").from_arrow(table)
-        frame = builder.to_pandas(chunks)
+        frame = columns.to_pandas(chunks)
     if parse_dates:
         frame = _parse_dates(frame, parse_dates)
     if to == "pandas":
@@ -331,7 +356,7 @@ def to_parquet(url: str, path: str, *, session: Any, **options: Any) -> int:
     writer = None
     rows = 0
     try:
-        for builder, chunk in _chunks(url, session=session, **opts):
+        for columns, chunk in _chunks(url, session=session, **opts):
             table = chunk if not isinstance(chunk, tuple) else pa.table(chunk[1]) if chunk[1] else None
             if table is None or table.num_rows == 0:
                 continue
