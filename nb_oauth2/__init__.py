@@ -15,65 +15,62 @@ from __future__ import annotations
 
 from typing import Any
 
-from .sessions.config import define_profile, load_profile
-from .sessions.profile import Profile
 from .core.endpoint import ClientAuth, ScopeChangedWarning
 from .core.errors import *  # noqa: F403  (the error tree is public)
 from .core.errors import __all__ as _error_names
-from .core.flows import (
-    AuthorizationCodeFlow,
-    ClientCredentialsFlow,
-    DeviceFlow,
-    ImplicitFlow,
-    LegacyGrantWarning,
-    PasswordFlow,
-    Step,
-)
-from .jupyter.login_ui import login
-from .sessions.attempt import LoginAttempt, prepare_login
+from .core.flows import LegacyGrantWarning
+from .core.names import env_name
 from .core.providers import PRESETS, Provider, discover, preset
 from .core.redact import install_log_redaction
+from .core.token import Token
+from .jupyter.login_ui import login
+from .sessions.attempt import LoginAttempt
+from .sessions.config import define_profile, load_profile
+from .sessions.demo_profile import running_demo
+from .sessions.profile import Profile
 from .sessions.registry import logout, sessions, set_default
 from .sessions.registry import session as session
 from .sessions.session import Session
-from .core.token import Token
+from .sessions.store import InsecureStoreWarning
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # sign in, find and end sessions
     "login",
-    "prepare_login",
     "LoginAttempt",
     "session",
     "sessions",
     "set_default",
     "logout",
+    # protected JSON APIs into DataFrames (pandas is imported on first use)
     "read_json",
     "iter_pages",
     "iter_records",
     "to_parquet",
+    # the values behind a login
     "Session",
     "Token",
     "Provider",
     "Profile",
     "ClientAuth",
-    "Step",
-    "AuthorizationCodeFlow",
-    "ImplicitFlow",
-    "PasswordFlow",
-    "ClientCredentialsFlow",
-    "DeviceFlow",
-    "LegacyGrantWarning",
-    "ScopeChangedWarning",
+    # providers and profiles
     "PRESETS",
     "preset",
     "discover",
     "load_profile",
     "define_profile",
+    "env_name",
+    "running_demo",
+    # logging and Jupyter
     "install_log_redaction",
     "load_ipython_extension",
-    "__version__",
+    # warnings to filter, and the error tree (OAuth2Error and its subclasses)
+    "LegacyGrantWarning",
+    "ScopeChangedWarning",
+    "InsecureStoreWarning",
     *_error_names,
+    "__version__",
 ]
 
 install_log_redaction()  # logger filters only; http.client is left alone unless asked (http_client=True)

@@ -9,19 +9,54 @@ import sys
 import nb_oauth2
 
 EXPECTED_PUBLIC = {
-    "login", "prepare_login", "LoginAttempt", "session", "sessions", "set_default", "logout",
-    "read_json", "iter_pages", "iter_records", "to_parquet", "Session", "Token", "Provider", "Profile",
-    "ClientAuth", "Step", "AuthorizationCodeFlow", "ImplicitFlow", "PasswordFlow", "ClientCredentialsFlow",
-    "DeviceFlow", "LegacyGrantWarning", "ScopeChangedWarning", "PRESETS", "preset", "discover",
-    "load_profile", "define_profile", "install_log_redaction", "load_ipython_extension", "__version__",
+    "login", "LoginAttempt", "session", "sessions", "set_default", "logout",
+    "read_json", "iter_pages", "iter_records", "to_parquet",
+    "Session", "Token", "Provider", "Profile", "ClientAuth",
+    "PRESETS", "preset", "discover", "load_profile", "define_profile", "env_name", "running_demo",
+    "install_log_redaction", "load_ipython_extension",
+    "LegacyGrantWarning", "ScopeChangedWarning", "InsecureStoreWarning", "__version__",
+}
+#: importable from their modules, not from the top level
+INTERNAL = {
+    "nb_oauth2.core.flows": ("Step", "Flow", "AuthorizationCodeFlow", "ImplicitFlow", "PasswordFlow",
+                             "ClientCredentialsFlow", "DeviceFlow", "FLOWS"),
+    "nb_oauth2.core.errors": ("error_from_response",),
+    "nb_oauth2.core.names": ("split_list", "grant_name", "GRANT_ALIASES", "FLOW_CHOICES", "VIA_CHOICES"),
 }
 
 
 def test_all_is_pinned():
+    """__all__ is the user's API plus the error tree; every name resolves (lazy ones too)."""
     errors = set(nb_oauth2.core.errors.__all__)
+    assert all(issubclass(getattr(nb_oauth2.core.errors, n), nb_oauth2.core.errors.OAuth2Error) for n in errors)
     assert set(nb_oauth2.__all__) == EXPECTED_PUBLIC | errors
+    assert len(nb_oauth2.__all__) == len(set(nb_oauth2.__all__))
     for name in nb_oauth2.__all__:
         assert getattr(nb_oauth2, name) is not None
+
+
+def test_star_import_gives_exactly_all():
+    namespace: dict = {}
+    exec("from nb_oauth2 import *", namespace)
+    assert set(namespace) - {"__builtins__"} == set(nb_oauth2.__all__)
+
+
+def test_flow_classes_and_helpers_live_in_their_modules_only():
+    import importlib
+
+    for module_name, names in INTERNAL.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            assert getattr(module, name) is not None, (module_name, name)
+            assert name not in nb_oauth2.__all__
+            assert not hasattr(nb_oauth2, name), f"nb_oauth2.{name} should not be top-level"
+    assert not hasattr(nb_oauth2, "prepare_login")  # LoginAttempt(profile, ...) is the one way
+
+
+def test_error_classes_are_the_ones_in_core_errors():
+    for name in nb_oauth2.core.errors.__all__:
+        assert getattr(nb_oauth2, name) is getattr(nb_oauth2.core.errors, name)
+    assert issubclass(nb_oauth2.ReauthRequired, nb_oauth2.OAuth2Error)
 
 
 def test_import_loads_neither_ipython_nor_ipywidgets_nor_pandas():
