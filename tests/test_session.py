@@ -141,32 +141,49 @@ def test_token_never_sent_over_plain_http_to_remote_host(provider):
         session.get("http://example.com/api")
 
 
-def test_stock_refresh_styles_still_work(provider):
-    """requests-oauthlib's three refresh styles: TokenExpiredError, TokenUpdated, token_updater."""
+def _stock_session(provider, name, **stock_kwargs) -> Session:
+    """auto_refresh=False with requests-oauthlib's own keyword arguments and an expired token dict."""
+    fresh = code_login(provider, name=name)
+    session = Session(name=f"stock-{name}", provider=fresh.provider, client=fresh.client_auth, auto_refresh=False,
+                      **stock_kwargs)
+    session.token = dict(fresh.token_info.with_changes(expires_at=time.time() - 10).to_oauthlib())
+    return session
+
+
+def _refresh_kwargs(provider) -> dict:
+    return {"auto_refresh_url": provider.url + "/token",
+            "auto_refresh_kwargs": {"client_id": provider.clients["public"].client_id}}
+
+
+def test_stock_style_s5_catch_token_expired_error(provider):
+    """S5: requests-oauthlib's first style: no refresh URL, the caller catches TokenExpiredError."""
     from oauthlib.oauth2 import TokenExpiredError
+
+    session = _stock_session(provider, "style1")
+    assert session.auth is not session._bearer  # the auth object stands aside; add_token attaches the token
+    before = provider.token_requests
+    with pytest.raises(TokenExpiredError):
+        session.get(provider.url + "/userinfo")
+    assert provider.token_requests == before
+
+
+def test_stock_style_s6_token_updated(provider):
+    """S6: auto_refresh_url without token_updater: requests-oauthlib refreshes and raises TokenUpdated."""
     from requests_oauthlib import TokenUpdated
 
-    def expired_token(name):
-        fresh = code_login(provider, name=name)
-        return dict(fresh.token_info.with_changes(expires_at=time.time() - 10).to_oauthlib()), fresh
+    session = _stock_session(provider, "style2", **_refresh_kwargs(provider))
+    with pytest.raises(TokenUpdated) as info:
+        session.get(provider.url + "/userinfo")
+    assert info.value.token["access_token"] == session.token_info.access_token  # one token, seen both ways
+    assert session.get(provider.url + "/userinfo").status_code == 200
 
-    token, base = expired_token("style1")
-    kwargs = dict(name="stock", provider=base.provider, client=base.client_auth, auto_refresh=False)
-    style1 = Session(token=None, **kwargs)
-    style1.token = token
-    with pytest.raises(TokenExpiredError):
-        style1.get(provider.url + "/userinfo")
-    refresh_kwargs = {"client_id": provider.clients["public"].client_id}
-    style2 = Session(auto_refresh_url=provider.url + "/token", auto_refresh_kwargs=refresh_kwargs, **kwargs)
-    style2.token, _ = expired_token("style2")
-    with pytest.raises(TokenUpdated):
-        style2.get(provider.url + "/userinfo")
+
+def test_stock_style_s7_token_updater(provider):
+    """S7: auto_refresh_url with token_updater: refreshed, the updater called once, the request sent."""
     seen = []
-    style3 = Session(auto_refresh_url=provider.url + "/token", auto_refresh_kwargs=refresh_kwargs,
-                     token_updater=seen.append, **kwargs)
-    style3.token, _ = expired_token("style3")
-    assert style3.get(provider.url + "/userinfo").status_code == 200
-    assert len(seen) == 1
+    session = _stock_session(provider, "style3", token_updater=seen.append, **_refresh_kwargs(provider))
+    assert session.get(provider.url + "/userinfo").status_code == 200
+    assert len(seen) == 1 and seen[0]["refresh_token"] == session.token_info.refresh_token
 
 
 def test_session_repr_and_token_dict_are_masked(provider):
