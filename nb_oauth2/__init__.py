@@ -9,6 +9,10 @@ as the kernel lives, and load protected JSON APIs into pandas DataFrames::
 
 The package itself imports neither IPython nor ipywidgets; the Jupyter front
 (``%load_ext nb_oauth2``) loads them lazily.
+
+``__all__`` is the public API. The protocol's parts (the flow classes and ``Step``
+in :mod:`nb_oauth2.core.flows`, helpers such as ``error_from_response`` in
+:mod:`nb_oauth2.core.errors`) are importable from their modules.
 """
 
 from __future__ import annotations

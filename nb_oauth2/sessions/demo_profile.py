@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .profile import Profile
 from ..core.endpoint import ClientAuth
 from ..core.providers import discover
 from .registry import _state
+
+if TYPE_CHECKING:
+    from ..demo import DemoProvider
 
 __all__ = ["running_demo", "demo_profile", "DEMO_CLIENT_FOR_FLOW"]
 
@@ -21,8 +24,13 @@ DEMO_CLIENT_FOR_FLOW = {
 }
 
 
-def running_demo(**options: Any):
-    """The kernel's demo provider, started on first use (127.0.0.1, a free port)."""
+def running_demo(**options: Any) -> DemoProvider:
+    """The kernel's demo provider (``nb_oauth2.running_demo()``): the one the ``"demo"`` profile signs in to.
+
+    Started on first use on 127.0.0.1 and a free port (``options`` go to :func:`nb_oauth2.demo.start`
+    then), restarted if it was stopped. Its ``url`` serves the API under ``/api/``; ``revoke_all()``
+    and ``set_rate_limit()`` stage what the tutorials show.
+    """
     from .. import demo
 
     state = _state()
