@@ -11,8 +11,7 @@ from pathlib import Path
 SESSION = """\
 %load_ext nb_oauth2
 import nb_oauth2 as oa, nb_oauth2.jupyter.magics as m
-from nb_oauth2.sessions.demo_profile import running_demo
-demo = running_demo()
+demo = oa.running_demo()
 m.BROWSER_HOOK = demo.driver.authorize
 %oauth2 login demo
 %oauth2 status
