@@ -107,7 +107,7 @@ class LoginWidget:
                     "device_code": self._build_device, "password": self._build_password,
                     "client_credentials": self._build_client_credentials}
         try:
-            attempt.start(via, **({"catcher_factory": catcher_factory} if catcher_factory else {}))
+            attempt.start(via, catcher_factory=catcher_factory)
         except OAuth2Error:
             self._settle()
             return

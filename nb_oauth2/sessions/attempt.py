@@ -60,7 +60,7 @@ class LoginAttempt:
         self.provider_name = profile.provider.name
         self.grant = profile.flow
         self.scope = split_list(scope) if scope is not None else profile.scope
-        self.redirect_uri: str | None = self._profile_redirect_uri
+        self.redirect_uri: str = self._profile_redirect_uri
         self.phase = "idle"
         self.step: Step | None = None
         self.error: OAuth2Error | None = None
@@ -97,7 +97,7 @@ class LoginAttempt:
     @property
     def expected_state(self) -> str | None:
         """The ``state`` the pending redirect login expects back (kept in kernel memory only)."""
-        pending = getattr(self._flow, "_pending", None)  # TODO: a public accessor on _RedirectFlow
+        pending = getattr(self._flow, "_pending", None)  # core.flows has no public accessor for it yet
         return pending.state if pending is not None else None
 
     @property
@@ -111,7 +111,7 @@ class LoginAttempt:
             kwargs["redirect_uri"] = self.redirect_uri
         return cls(self.profile.provider, self.profile.client, **kwargs)
 
-    def start(self, via: str = "paste", *, catcher_factory: CatcherFactory = LoopbackCatcher) -> Step:
+    def start(self, via: str = "paste", *, catcher_factory: CatcherFactory | None = None) -> Step:
         """Begin (or restart) the login; an earlier link stops working.
 
         ``via`` (redirect grants): ``"paste"`` (the default: the profile's redirect URI, completed
@@ -123,7 +123,7 @@ class LoginAttempt:
             self._stop = threading.Event()
             try:
                 capture = open_capture(self.grant, via, profile_redirect_uri=self._profile_redirect_uri,
-                                       catcher_factory=catcher_factory)
+                                       catcher_factory=catcher_factory or LoopbackCatcher)
                 self.via, self.via_reason, self.catcher = capture.via, capture.reason, capture.catcher
                 self.redirect_uri = capture.catcher.redirect_uri if capture.catcher else self._profile_redirect_uri
                 if self._flow is None or self.grant not in REDIRECT_GRANTS or \
