@@ -129,26 +129,28 @@ def url_problem(url: Any) -> str | None:
     return None
 
 
-def varying_counter(a: str, b: str) -> tuple[str, int, int] | None:
-    """The single integer query parameter that differs between URLs a and b."""
-    pa, pb = urlsplit(a), urlsplit(b)
-    if (pa.scheme, pa.netloc, pa.path) != (pb.scheme, pb.netloc, pb.path):
+def varying_counter(earlier: str, later: str) -> tuple[str, int, int] | None:
+    """(name, value in ``earlier``, value in ``later``) of the single integer query parameter that differs
+    between two URLs of one path and grows; None when there is no such counter."""
+    parts_earlier, parts_later = urlsplit(earlier), urlsplit(later)
+    if (parts_earlier.scheme, parts_earlier.netloc, parts_earlier.path) != (
+            parts_later.scheme, parts_later.netloc, parts_later.path):
         return None
-    qa, qb = query_of(a), query_of(b)
-    diff = [k for k in set(qa) | set(qb) if qa.get(k) != qb.get(k)]
-    if len(diff) != 1 or as_int(qb.get(diff[0])) is None:
+    query_earlier, query_later = query_of(earlier), query_of(later)
+    differing = [key for key in set(query_earlier) | set(query_later) if query_earlier.get(key) != query_later.get(key)]
+    if len(differing) != 1 or as_int(query_later.get(differing[0])) is None:
         return None
-    name = diff[0]
-    nb = as_int(qb[name])
-    if name in qa:
-        na = as_int(qa[name])
-    elif any(w in name.lower() for w in ("offset", "skip", "start", "from")):
-        na = 0
+    name = differing[0]
+    value_later = as_int(query_later[name])
+    if name in query_earlier:
+        value_earlier = as_int(query_earlier[name])
+    elif any(word in name.lower() for word in ("offset", "skip", "start", "from")):
+        value_earlier = 0
     elif "page" in name.lower():
-        na = nb - 1  # the first page had no counter: it was the page before the next one
+        value_earlier = value_later - 1  # the first page had no counter: it was the page before the next one
     else:
         return None  # an unknown counter: do not guess
-    return (name, na, nb) if na is not None and nb > na else None
+    return (name, value_earlier, value_later) if value_earlier is not None and value_later > value_earlier else None
 
 
 def seen_key(url: str) -> tuple:

@@ -98,7 +98,7 @@ class WalkRules:
         paginator, pages, url = self.paginator, self.pages, self.start_url
         try:
             nxt = paginator.next_url(info)
-        except ValueError:  # a custom paginator's urljoin/urlsplit on a malformed link (PaginationError is no ValueError)
+        except ValueError:  # a custom paginator's urljoin/urlsplit on a malformed link
             raise PaginationError(f"The {paginator.name!r} paginator could not read the next-page link of page "
                                   f"{pages} (a malformed URL); it was not followed.", url=shown_url(url)) from None
         if not nxt:
