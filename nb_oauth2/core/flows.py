@@ -124,6 +124,12 @@ class _RedirectFlow(Flow):
     def pending(self) -> bool:
         return self._pending is not None
 
+    @property
+    def expected_state(self) -> str | None:
+        """The ``state`` the pending link expects back (None when no link is pending)."""
+        pending = self._pending
+        return pending.state if pending is not None else None
+
     def _new_pending(self, **extra: str | None) -> Pending:
         if self._pending is not None:  # a restarted login retires the old link (case 9)
             self._used_states.add(self._pending.state)

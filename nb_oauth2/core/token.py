@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from .errors import ConfigurationError, UnexpectedTokenResponse, UnsupportedTokenType
+from .names import split_list
 from .redact import fingerprint, register_secret, snippet
 from .warn import warn_user
 
@@ -55,16 +56,6 @@ def parse_leeway(value: object) -> float:
     if not (math.isfinite(seconds) and seconds >= 0):
         raise ConfigurationError(f"leeway must be a number of seconds >= 0, not {snippet(value, 40)!r}.")
     return seconds
-
-
-def _parse_scope(value: object) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return tuple(value.replace(",", " ").split())
-    if isinstance(value, (list, tuple)):
-        return tuple(str(v) for v in value)
-    return None
 
 
 @dataclass(frozen=True)
@@ -128,7 +119,7 @@ class Token:
             token_type="Bearer",
             refresh_token=refresh if isinstance(refresh, str) else None,
             expires_at=received + expires_in if expires_in else None,
-            scope=_parse_scope(data.get("scope")) or (previous.scope if previous else None),
+            scope=split_list(data.get("scope")) or (previous.scope if previous else None),
             id_token=data.get("id_token") if isinstance(data.get("id_token"), str) else None,
             received_at=received,
             extra=extra,

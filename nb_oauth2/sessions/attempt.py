@@ -97,8 +97,7 @@ class LoginAttempt:
     @property
     def expected_state(self) -> str | None:
         """The ``state`` the pending redirect login expects back (kept in kernel memory only)."""
-        pending = getattr(self._flow, "_pending", None)  # core.flows has no public accessor for it yet
-        return pending.state if pending is not None else None
+        return getattr(self._flow, "expected_state", None)  # redirect flows only
 
     @property
     def finished(self) -> bool:
@@ -259,7 +258,7 @@ class LoginAttempt:
         if not data:
             return None
         token = Token.from_dict(data)
-        if token.is_expired(self.session.leeway) and not token.refresh_token and self.grant != "client_credentials":
+        if token.is_expired(self.session.leeway) and not token.can_renew(self.grant):
             return None
         self._flow = self._make_flow() if self.grant == "client_credentials" else None
         return self._finish(token, persist=False)
@@ -306,7 +305,3 @@ def complete_here(attempt: LoginAttempt, *, browser: Browser | None = None,
 def _print_device_step(step: Step) -> None:
     link = step.verification_uri_complete or step.verification_uri
     print(f"Open {link} and enter the code {step.user_code} (expires in {int(step.expires_in or 0)} s).")
-
-
-# TEMPORARY: removed by the lead after __init__ is updated
-prepare_login = LoginAttempt
