@@ -10,9 +10,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import requests
 
@@ -28,6 +29,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_stopping: list[threading.Thread] = []
+
+
+def stop_in_background(stop: Callable[[], None]) -> None:
+    """Run a server's ``stop`` in a thread: the next tests need not wait for its shutdown.
+
+    ``finish_background_stops()`` (conftest, at the end of the session) waits for every such stop.
+    """
+    thread = threading.Thread(target=stop, name=f"stop {getattr(stop, '__qualname__', stop)}")
+    thread.start()
+    _stopping.append(thread)
+
+
+def finish_background_stops(timeout: float = 60) -> None:
+    """Wait for the stops begun by :func:`stop_in_background`."""
+    while _stopping:
+        _stopping.pop().join(timeout)
 
 
 def skip_reason() -> str | None:
@@ -83,6 +103,11 @@ class Lab:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> "Lab":
+        """Launch the server and wait until it answers."""
+        return self.launch().wait_until_ready(timeout)
+
+    def launch(self) -> "Lab":
+        """Start the server process without waiting (launch a browser meanwhile, then :meth:`wait_until_ready`)."""
         cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
                f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.notebooks}",
@@ -90,6 +115,10 @@ class Lab:
                "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True"]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        return self
+
+    def wait_until_ready(self, timeout: float = 60) -> "Lab":
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -99,7 +128,7 @@ class Lab:
                     return self
             except requests.RequestException:
                 pass
-            time.sleep(0.3)
+            time.sleep(0.1)
         raise RuntimeError("JupyterLab did not start in time")
 
     def write_notebook(self, name: str, cells: list[str]) -> str:

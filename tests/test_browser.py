@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_helpers import RUN_CELL, WAIT_FOR_KERNEL, Lab, free_port, launch_browser, skip_reason
+from tests.browser_helpers import (RUN_CELL, WAIT_FOR_KERNEL, Lab, free_port, launch_browser, skip_reason,
+                                   stop_in_background)
 
 pytestmark = pytest.mark.browser
 
@@ -22,12 +23,15 @@ TIMEOUT_MS = 30_000
 
 @pytest.fixture
 def lab(tmp_path):
+    """JupyterLab starting (the test launches Chromium meanwhile, then waits for it); stopped in the background."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    server = Lab(tmp_path).start()
-    yield server
-    server.stop()
+    server = Lab(tmp_path).launch()
+    try:
+        yield server
+    finally:
+        stop_in_background(server.stop)
 
 
 def _sign_in(page, href: str) -> None:
@@ -77,6 +81,7 @@ def test_login_widget_in_jupyterlab_paste_back_and_auto_capture(lab):
         context.set_default_timeout(TIMEOUT_MS)
         page = context.pages[0] if context.pages else context.new_page()
         try:
+            lab.wait_until_ready()
             page.goto(url)
             page.wait_for_selector(".jp-Notebook .jp-Cell")
             assert page.evaluate(WAIT_FOR_KERNEL), "the kernel never became idle"

@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -127,7 +128,7 @@ def test_paste_back_through_the_proxy_completes_and_another_path_is_a_mix_up(pro
 
     p = proxied_demo
     monkeypatch.setattr(registry._state(), "demo", p, raising=False)
-    attempt = oa.prepare_login("demo")
+    attempt = oa.LoginAttempt("demo")
     step = attempt.start()
     assert step.authorization_url.startswith(f"{PREFIX}proxy/{p.port}/authorize?")
     location = p.driver.authorize(step.authorization_url)  # resolved as the browser would
@@ -151,29 +152,42 @@ def _code_cell(cells: list[dict], source: str) -> int:
 
 @pytest.fixture(scope="module")
 def alice(jupyterhub):  # noqa: F811
-    """alice's running server, with the tutorials in her home directory."""
+    """alice's home directory with the tutorials in it (hub_browser starts her server)."""
     notebooks = jupyterhub.home("alice") / "notebooks"
     shutil.copytree(REPO / "notebooks", notebooks, dirs_exist_ok=True)
-    jupyterhub.start_server("alice")
     return notebooks
 
 
-@pytest.fixture
-def browser_page(jupyterhub, tmp_path):  # noqa: F811
-    """A fresh Chromium profile signed in to the hub as alice."""
+@pytest.fixture(scope="module")
+def hub_browser(jupyterhub, alice, tmp_path_factory):  # noqa: F811
+    """One Chromium profile for the module, signed in to the hub as alice while her server starts."""
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=TIMEOUT_MS)  # a kernel, the demo and a widget on a busy 2-core machine
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        context = launch_browser(playwright, tmp_path / "chromium")
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.pages[0] if context.pages else context.new_page()
-        try:
-            jupyterhub.login(page, "alice")
-            yield page
-        finally:
-            context.close()
+    with ThreadPoolExecutor(1) as pool:
+        alice_server = pool.submit(jupyterhub.start_server, "alice")
+        with sync_playwright() as playwright:
+            context = launch_browser(playwright, tmp_path_factory.mktemp("chromium"))
+            context.set_default_timeout(TIMEOUT_MS)
+            try:
+                login_page = context.pages[0] if context.pages else context.new_page()
+                jupyterhub.login(login_page, "alice")
+                login_page.close()
+                alice_server.result()
+                yield context
+            finally:
+                context.close()
+
+
+@pytest.fixture
+def browser_page(hub_browser):
+    """A new tab of the signed-in browser, closed after the test."""
+    page = hub_browser.new_page()
+    try:
+        yield page
+    finally:
+        page.close()
 
 
 def _open_provider(page, box) -> object:

@@ -29,7 +29,7 @@ from typing import Any, Iterator
 import pytest
 import requests
 
-from tests.browser_helpers import free_port, skip_reason
+from tests.browser_helpers import free_port, skip_reason, stop_in_background
 
 __all__ = ["Hub", "USERS", "hub_skip_reason", "jupyterhub"]
 
@@ -161,7 +161,7 @@ class Hub:
                     return self
             except requests.RequestException:
                 pass
-            time.sleep(0.3)
+            time.sleep(0.1)
         raise RuntimeError(f"JupyterHub did not answer in {timeout:g} s: {self.log_tail()}")
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -186,12 +186,15 @@ class Hub:
                 return
             if self.proc is not None and self.proc.poll() is not None:
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         raise RuntimeError(f"{user}'s server did not start in {timeout:g} s: {self.log_tail()}")
 
     def login(self, page: Any, user: str) -> None:
-        """Sign ``user`` in to the hub in a Playwright page, as a person would (the login form)."""
-        page.goto(f"{self.url}/hub/login")
+        """Sign ``user`` in to the hub in a Playwright page, as a person would (the login form).
+
+        The page lands on the hub's home page (not on the user's server, whose JupyterLab would load).
+        """
+        page.goto(f"{self.url}/hub/login?next=%2Fhub%2Fhome")
         page.fill("#username_input", user)
         page.fill("#password_input", self.password)
         page.click("#login_submit")
@@ -254,7 +257,9 @@ def _kill_group_if_ours(pid: int, marker: str) -> None:
 
 @pytest.fixture(scope="module")
 def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """A running hub for the test module (users alice and bob); skipped when a piece is missing."""
+    """A running hub for the test module (users alice and bob); skipped when a piece is missing.
+
+    Stopped in the background after the module (the session's end waits for it)."""
     reason = skip_reason() or hub_skip_reason()
     if reason:
         pytest.skip(reason)
@@ -263,4 +268,4 @@ def jupyterhub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         hub.start()
         yield hub
     finally:
-        hub.stop()
+        stop_in_background(hub.stop)
