@@ -318,8 +318,8 @@ class LoginWidget:
         self._cancel_event.set()
         self._close_inputs()
         if attempt.phase == "done":
-            token = attempt.session.token_info
-            detail = f"{token.fingerprint}, {token.describe_expiry()}" if token else "no token"
+            status = attempt.session.status()  # the fingerprint and expiry: the view never holds the token
+            detail = f"{status['fingerprint']}, {status['expiry']}" if status["signed_in"] else "no token"
             self._say(f"Signed in as profile {attempt.session.name} ({detail}).", kind="ok")
         elif attempt.phase == "failed" and attempt.error is not None:
             self._say(f"{_message(attempt.error)} Run the login again to retry.", kind="error")
