@@ -103,6 +103,26 @@ def auth_server(request):
     return request.getfixturevalue("demo_provider" if request.param == "demo" else "authlib_provider")
 
 
+def pytest_sessionfinish(session):
+    """Wait for the servers (JupyterLab, JupyterHub) whose tests let them stop in the background."""
+    from tests.browser_helpers import finish_background_stops
+
+    finish_background_stops()
+
+
+# -- pytest-xdist (pyproject.toml: -n auto --dist loadgroup; tests/xdist_scheduling.py) ----------
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before pytest-xdist's own choice
+def pytest_xdist_make_scheduler(config, log):
+    """Slow modules first; modules with module-scoped fixtures whole on one worker."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.xdist_scheduling import make_scheduler
+
+    return make_scheduler(config, log)
+
+
 # -- the SECURITY_CASES.md figure: which numbered cases have passing tests ---------------
 
 import re  # noqa: E402
@@ -129,7 +149,7 @@ def _case_numbers(doc: str) -> set[int]:
     return found
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     from nb_oauth2.demo.server import DEVICE_GRANT_SUPPORTED
 
     if not DEVICE_GRANT_SUPPORTED:  # oauthlib 3.3: the client side runs, the demo serves no device grant
@@ -140,18 +160,27 @@ def pytest_collection_modifyitems(items):
             if demo_device or "test_examples" in item.nodeid or "lists_every_endpoint" in item.nodeid:
                 item.add_marker(skip)
     for item in items:
-        doc = getattr(getattr(item, "function", None), "__doc__", "") or ""
-        numbers = _case_numbers(doc)
+        numbers = _item_cases(item)
         if numbers:
             _node_cases[item.nodeid] = numbers
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: what its scheduler sees first
+        from tests.xdist_scheduling import order_items
+
+        order_items(items)
+
+
+def _item_cases(item) -> set[int]:
+    return _case_numbers(getattr(getattr(item, "function", None), "__doc__", "") or "")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Under pytest-xdist the controller collects nothing: a worker's report carries its cases."""
     outcome = yield
-    if hasattr(item.config, "workerinput") and item.nodeid in _node_cases:
-        outcome.get_result().user_properties.append(("security_cases", sorted(_node_cases[item.nodeid])))
+    if hasattr(item.config, "workerinput"):
+        numbers = _item_cases(item)  # by the item: --dist loadgroup appends "@group" to node ids
+        if numbers:
+            outcome.get_result().user_properties.append(("security_cases", sorted(numbers)))
 
 
 def pytest_runtest_logreport(report):
