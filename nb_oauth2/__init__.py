@@ -28,14 +28,14 @@ from .core.providers import PRESETS, Provider, discover, preset
 from .core.redact import install_log_redaction
 from .core.token import Token
 from .jupyter.login_ui import login
-from .sessions.attempt import LoginAttempt
-from .sessions.config import define_profile, load_profile
-from .sessions.demo_profile import running_demo
-from .sessions.profile import Profile
-from .sessions.registry import logout, sessions, set_default
-from .sessions.registry import session as session
-from .sessions.session import Session
-from .sessions.store import InsecureStoreWarning
+from .auth.attempt import LoginAttempt
+from .auth.config import define_profile, load_profile
+from .auth.demo_profile import running_demo
+from .auth.profile import Profile
+from .auth.registry import logout, sessions, set_default
+from .auth.registry import session as session
+from .auth.session import Session
+from .auth.store import InsecureStoreWarning
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import requests
 
 from .frames import readers
-from .sessions.registry import resolve_session
+from .auth.registry import resolve_session
 
 __all__ = ["read_json", "iter_pages", "iter_records", "to_parquet"]
 

@@ -23,7 +23,7 @@ CANARY_CODE = "canaryCODE-77aa88bb99cc00dd11ee22ff33aa44bb"
 @pytest.fixture(autouse=True)
 def _reset_registry():
     """Each test starts with no sessions in the kernel registry."""
-    from nb_oauth2.sessions import registry
+    from nb_oauth2.auth import registry
 
     registry.clear()
     yield

@@ -1,7 +1,7 @@
 """The layers of the package are enforced: import-linter's contracts in pyproject.toml.
 
 0 import cycles (between the folders and between the modules of each folder) and
-0 imports that point up (cli > jupyter > api > sessions | frames > demo > core).
+0 imports that point up (cli > jupyter > api > auth | frames > demo > core).
 The second test proves the contracts can fail: a copy of the package with one
 upward import and one cycle added breaks both.
 """
@@ -33,11 +33,27 @@ def test_an_upward_import_or_a_cycle_breaks_the_contracts(tmp_path):
     shutil.copytree(ROOT / "nb_oauth2", tmp_path / "nb_oauth2", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     token = tmp_path / "nb_oauth2" / "core" / "token.py"  # core reaching up into the session layer
-    token.write_text(token.read_text() + "\nfrom ..sessions import registry  # noqa: E402\n")
+    token.write_text(token.read_text() + "\nfrom ..auth import registry  # noqa: E402\n")
     nesting = tmp_path / "nb_oauth2" / "frames" / "nesting.py"  # nesting <-> readers
     nesting.write_text(nesting.read_text() + "\nfrom . import readers  # noqa: E402\n")
     result = _lint(tmp_path, tmp_path)
     assert result.returncode == 1
     assert "0 kept, 2 broken" in result.stdout
-    assert "nb_oauth2.core.token -> nb_oauth2.sessions.registry" in result.stdout
+    assert "nb_oauth2.core.token -> nb_oauth2.auth.registry" in result.stdout
     assert "acyclic by removing" in result.stdout and ".nesting -> .readers" in result.stdout
+
+
+def test_no_public_name_hides_a_module():
+    """``import nb_oauth2.x.y as m`` works for every module: no function of the package shares a folder's or
+    module's name (0.1's ``import nb_oauth2.session`` gave the function ``session``)."""
+    import importlib
+    import pkgutil
+
+    import nb_oauth2
+
+    for info in pkgutil.walk_packages(nb_oauth2.__path__, "nb_oauth2."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        parent, _, leaf = info.name.rpartition(".")
+        assert getattr(importlib.import_module(parent), leaf) is module, f"{info.name} is hidden by another name"

@@ -19,9 +19,9 @@ from nb_oauth2.core.errors import InsecureTransportError, InvalidGrant, ReauthRe
 from nb_oauth2.core.providers import Provider
 from nb_oauth2.core.token import Token
 from nb_oauth2.frames.fetch import Fetcher
-from nb_oauth2.sessions.bearer_auth import BearerAuth
-from nb_oauth2.sessions.session import Session
-from nb_oauth2.sessions.store import MemoryStore
+from nb_oauth2.auth.bearer_auth import BearerAuth
+from nb_oauth2.auth.session import Session
+from nb_oauth2.auth.store import MemoryStore
 from tests.conftest import CANARY_REFRESH, CANARY_TOKEN
 from tests.scripted_server import Reply
 

@@ -68,7 +68,7 @@ def test_login_widget_in_jupyterlab_paste_back_and_auto_capture(lab):
 
     demo_port = free_port()
     url = lab.write_notebook("login.ipynb", [
-        f"%load_ext nb_oauth2\nfrom nb_oauth2.sessions.demo_profile import running_demo\n"
+        f"%load_ext nb_oauth2\nfrom nb_oauth2.auth.demo_profile import running_demo\n"
         f"demo = running_demo(port={demo_port})\nprint('demo at', demo.url)",
         "%oauth2 login demo --via paste",
         "%oauth2 login demo --name auto --via loopback",

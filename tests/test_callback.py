@@ -179,7 +179,7 @@ def test_error_response_with_our_iss_is_still_a_denial_and_state_still_wins():
 
 
 def _attempt(demo):
-    from nb_oauth2.sessions.attempt import LoginAttempt
+    from nb_oauth2.auth.attempt import LoginAttempt
 
     return LoginAttempt("cb-it", issuer=demo.issuer, client_id=demo.clients["public"].client_id)
 

@@ -9,7 +9,7 @@ from nb_oauth2.core.errors import APIError, InsufficientScope
 from nb_oauth2.core.challenges import parse_www_authenticate
 from nb_oauth2.frames.fetch import Fetcher
 from nb_oauth2.core.providers import Provider
-from nb_oauth2.sessions.session import Session
+from nb_oauth2.auth.session import Session
 from nb_oauth2.core.token import Token
 from tests.scripted_server import Reply
 

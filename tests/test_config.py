@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from nb_oauth2.sessions.config import define_profile, env_name, load_profile
+from nb_oauth2.auth.config import define_profile, env_name, load_profile
 from nb_oauth2.core.errors import ConfigurationError, SecretOnCommandLine
 from tests.conftest import CANARY_SECRET
 
@@ -83,8 +83,8 @@ def test_profiles_and_state_directories_follow_xdg_and_their_overrides(monkeypat
     """platformdirs on Linux: XDG_CONFIG_HOME / XDG_STATE_HOME, and NB_OAUTH2_PROFILES / NB_OAUTH2_STATE_DIR win."""
     import sys
 
-    from nb_oauth2.sessions.config import profiles_path
-    from nb_oauth2.sessions.store import default_store_dir
+    from nb_oauth2.auth.config import profiles_path
+    from nb_oauth2.auth.store import default_store_dir
 
     if not sys.platform.startswith("linux"):
         pytest.skip("XDG directories are the Linux convention")

@@ -193,7 +193,7 @@ def test_refresh_drop_after_server_rotated_retries_once_then_reauth(scripted):
     import time as _time
 
     from nb_oauth2.core.errors import ReauthRequired
-    from nb_oauth2.sessions.session import Session
+    from nb_oauth2.auth.session import Session
     from nb_oauth2.core.token import Token
 
     endpoints, provider, client = make(scripted, timeout=(1, 0.4))
@@ -216,7 +216,7 @@ def test_resource_timeout_is_transport_error_and_still_a_requests_exception(scri
     import requests
 
     from nb_oauth2.core.errors import TransportError
-    from nb_oauth2.sessions.session import Session
+    from nb_oauth2.auth.session import Session
     from nb_oauth2.core.token import Token
 
     endpoints, provider, client = make(scripted)

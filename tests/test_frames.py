@@ -243,7 +243,7 @@ def test_missing_polars_is_a_configuration_error(api, session, monkeypatch):
 
 
 def test_session_name_is_resolved_through_the_registry(api, session, monkeypatch):
-    from nb_oauth2.sessions.registry import _state
+    from nb_oauth2.auth.registry import _state
 
     data = shape("jsonapi")
     monkeypatch.setitem(_state().sessions, "by-name", session)

@@ -123,7 +123,7 @@ def test_demo_without_a_hub_still_redirects_to_its_absolute_callback(monkeypatch
 def test_paste_back_through_the_proxy_completes_and_another_path_is_a_mix_up(proxied_demo, monkeypatch):
     """The package's own login against the proxied demo; the callback is matched by path on the hub's origin."""
     import nb_oauth2 as oa
-    from nb_oauth2.sessions import registry
+    from nb_oauth2.auth import registry
     from nb_oauth2.core.errors import IssuerMismatch
 
     p = proxied_demo

@@ -11,7 +11,7 @@ import pytest
 from nb_oauth2 import ClientAuth, Provider
 from nb_oauth2.core.endpoint import Endpoints
 from nb_oauth2.core.flows import DeviceFlow
-from nb_oauth2.sessions.session import Session
+from nb_oauth2.auth.session import Session
 from nb_oauth2.core.token import Token
 from tests.conftest import CANARY_REFRESH, CANARY_TOKEN
 from tests.scripted_server import Reply

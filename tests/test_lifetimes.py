@@ -127,7 +127,7 @@ def five_second_logins():
     "in the margin" and "expired", Authlib) are signed in at the same moment, so the three waits
     overlap (about 5 s in all, not 15). ``take(kind)`` -> (server, session, token); a token whose
     moment has passed (a test run alone, later, or out of order) is replaced by a fresh login."""
-    from nb_oauth2.sessions import registry
+    from nb_oauth2.auth import registry
     from tests.servers.authlib_server import start_authlib_server
 
     servers = {"in the margin": demo.start(access_token_ttl=5, device_interval=1),

@@ -18,7 +18,7 @@ import nb_oauth2 as oa
 from nb_oauth2.core.errors import ConfigurationError, LoginCancelled, LoginTimeout, NoLoginInProgress, StateMismatch
 from nb_oauth2.core.flows import LegacyGrantWarning
 from nb_oauth2.core.providers import Provider
-from nb_oauth2.sessions.attempt import complete_here
+from nb_oauth2.auth.attempt import complete_here
 
 
 def attempt_for(p, **kw):
@@ -86,7 +86,7 @@ def test_file_store_login_is_restored_without_signing_in_again(demo_provider, tm
     first = oa.login("kept", issuer=demo_provider.issuer, client_id=client.client_id, store="file",
                      browser=demo_provider.driver.authorize)
     saved = first.token_info
-    from nb_oauth2.sessions import registry
+    from nb_oauth2.auth import registry
 
     registry._state().sessions.clear()  # as after a kernel restart: memory forgets, the file stays
 

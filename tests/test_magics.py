@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 from IPython.testing import globalipapp
 
 import nb_oauth2.jupyter.magics as magics
-from nb_oauth2.sessions import registry
+from nb_oauth2.auth import registry
 
 SECRET = "canarySECRET-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
@@ -143,7 +143,7 @@ def test_profile_cell_magic_defines_a_profile_and_refuses_secrets(ip, capsys):
     """Case 35: a cell body is history too: client_secret/password keys are refused."""
     ip.run_cell_magic("oauth2", "profile acme", 'provider = "github"\nclient_id = "abc123"\nscope = "repo"\n')
     assert "Profile 'acme' defined" in capsys.readouterr().out
-    from nb_oauth2.sessions.config import load_profile
+    from nb_oauth2.auth.config import load_profile
 
     assert load_profile("acme").client.client_id == "abc123"
     for body in (f'client_id = "x"\nclient_secret = "{SECRET}"\n', f'[client]\npassword = "{SECRET}"\n'):

@@ -22,7 +22,7 @@ names = ("oauthlib.oauth2.rfc6749.parameters", "oauthlib.oauth2.rfc6749.clients.
          "oauthlib.oauth2.rfc8628.clients.device", "requests_oauthlib.oauth2_session",
          "requests_oauthlib.oauth2_auth", "oauthlib.oauth2")
 before = {n: id(importlib.import_module(n).is_secure_transport) for n in names}
-import nb_oauth2, nb_oauth2.sessions.session, nb_oauth2.core.flows, nb_oauth2.sessions.attempt, nb_oauth2.frames.fetch, nb_oauth2.sessions.store
+import nb_oauth2, nb_oauth2.auth.session, nb_oauth2.core.flows, nb_oauth2.auth.attempt, nb_oauth2.frames.fetch, nb_oauth2.auth.store
 after = {n: id(importlib.import_module(n).is_secure_transport) for n in names}
 print(json.dumps({"print_in_http_client": "print" in http.client.__dict__,
                   "changed": sorted(n for n in names if before[n] != after[n])}))

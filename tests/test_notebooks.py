@@ -35,7 +35,7 @@ MARKER = "NB_OAUTH2_TEST_REPORT "
 REPORT_CELL = """\
 import json as _json, os as _os
 import pandas as _pd
-from nb_oauth2.sessions.demo_profile import running_demo as _running_demo
+from nb_oauth2.auth.demo_profile import running_demo as _running_demo
 _demo = _running_demo()
 _v = _demo.validator
 with _v.lock:

@@ -100,7 +100,7 @@ def test_registry_survives_reimport():
     """Case 45: re-importing the package keeps the kernel's sessions."""
     import importlib
 
-    from nb_oauth2.sessions import registry
+    from nb_oauth2.auth import registry
 
     sentinel = object()
     state = registry._state()

@@ -20,7 +20,7 @@ import nb_oauth2 as oa
 from nb_oauth2 import ClientAuth, Provider
 from nb_oauth2.core.errors import DeviceFlowError, LoginTimeout, OAuth2Error, ReauthRequired, TokenEndpointError
 from nb_oauth2.core.redirect_advice import DEFAULT_REDIRECT_URI
-from nb_oauth2.sessions.session import Session
+from nb_oauth2.auth.session import Session
 from nb_oauth2.core.token import Token
 from tests.conftest import CANARY_CODE, CANARY_REFRESH, CANARY_SECRET, CANARY_TOKEN
 from tests.scripted_server import Reply, Seen

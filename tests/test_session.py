@@ -10,7 +10,7 @@ import requests
 
 import nb_oauth2 as oa
 from nb_oauth2.core.errors import ReauthRequired
-from nb_oauth2.sessions.session import Session
+from nb_oauth2.auth.session import Session
 
 
 @pytest.fixture

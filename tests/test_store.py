@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nb_oauth2.core.errors import ConfigurationError
-from nb_oauth2.sessions.store import (FileStore, InsecureStoreError, KeyringStore, MemoryStore, StoreError, TokenStore,
+from nb_oauth2.auth.store import (FileStore, InsecureStoreError, KeyringStore, MemoryStore, StoreError, TokenStore,
                              default_store_dir, make_store)
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and flock")
@@ -181,7 +181,7 @@ def test_store_made_before_its_parent_became_world_writable_is_refused_on_use(tm
 def test_store_directly_in_a_sticky_shared_directory_warns(tmp_path: Path):
     """Case 63: directly in a /tmp-like directory (world-writable, sticky) -> a warning; it still works.
     Sticky shared directories higher up (tmp_path itself is below /tmp) pass silently."""
-    from nb_oauth2.sessions.store import InsecureStoreWarning
+    from nb_oauth2.auth.store import InsecureStoreWarning
 
     sticky = tmp_path / "tmp"
     sticky.mkdir()
@@ -196,7 +196,7 @@ def test_store_directly_in_a_sticky_shared_directory_warns(tmp_path: Path):
 def test_symlinked_parent_warns_and_its_target_is_checked(tmp_path: Path):
     """Case 63: a store reached through a symlinked parent warns with the real path; a symlink to a
     world-writable directory is refused."""
-    from nb_oauth2.sessions.store import InsecureStoreWarning
+    from nb_oauth2.auth.store import InsecureStoreWarning
 
     real = tmp_path / "real"
     real.mkdir(mode=0o700)
@@ -228,7 +228,7 @@ def test_symlink_as_the_store_directory_is_refused(tmp_path: Path):
 def test_parent_owned_by_another_user_is_refused(tmp_path: Path):
     """Case 63: a direct parent that belongs to another user (who could swap the store) is refused;
     the same user higher up is only a warning."""
-    from nb_oauth2.sessions.store import InsecureStoreWarning
+    from nb_oauth2.auth.store import InsecureStoreWarning
 
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o755)
@@ -246,7 +246,7 @@ def test_created_parents_are_never_shared_even_with_umask_0(tmp_path: Path):
     an ordinary private location gives no warning."""
     import warnings
 
-    from nb_oauth2.sessions.store import InsecureStoreWarning
+    from nb_oauth2.auth.store import InsecureStoreWarning
 
     old = os.umask(0)
     try:

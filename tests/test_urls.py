@@ -27,7 +27,7 @@ from nb_oauth2.frames import readers as frames
 from nb_oauth2.frames import pagination
 from nb_oauth2.core import providers
 from nb_oauth2.core.errors import ConfigurationError, InsecureTransportError, PaginationError, UnsafeNextLink
-from nb_oauth2.sessions.session import Session
+from nb_oauth2.auth.session import Session
 from tests.conftest import CANARY_CODE, CANARY_TOKEN
 from tests.scripted_server import Reply, ScriptedServer
 

@@ -12,10 +12,10 @@ import ipywidgets as widgets
 import pytest
 import requests
 
-from nb_oauth2.sessions import registry
+from nb_oauth2.auth import registry
 from nb_oauth2.core.errors import IssuerMismatch, LoginCancelled
 from nb_oauth2.core.flows import LegacyGrantWarning
-from nb_oauth2.sessions.attempt import LoginAttempt
+from nb_oauth2.auth.attempt import LoginAttempt
 from nb_oauth2.core.loopback import LoopbackPortBusy
 from nb_oauth2.jupyter.widgets import LoginWidget
 
@@ -368,8 +368,8 @@ HOSTILE_URIS = ["javascript:alert(document.cookie)", "JavaScript:alert(1)", " ja
 
 def _device_widget(scripted, **authorization) -> LoginWidget:
     from nb_oauth2 import ClientAuth, Provider
-    from nb_oauth2.sessions.config import Profile
-    from nb_oauth2.sessions.attempt import LoginAttempt
+    from nb_oauth2.auth.config import Profile
+    from nb_oauth2.auth.attempt import LoginAttempt
     from tests.scripted_server import Reply
 
     body = {"device_code": "dc-123456789", "user_code": "ABCD-EFGH", "expires_in": 600, "interval": 5,

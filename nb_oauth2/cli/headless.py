@@ -28,7 +28,7 @@ CELL_TIMEOUT = 120
 INSTALL_HINT = "pip install 'nb_oauth2[lab]'"
 
 _SETUP = """\
-from nb_oauth2.sessions.demo_profile import running_demo as _nb_oauth2_running_demo
+from nb_oauth2.auth.demo_profile import running_demo as _nb_oauth2_running_demo
 print(_nb_oauth2_running_demo(records={records}).url)
 """
 
@@ -36,7 +36,7 @@ print(_nb_oauth2_running_demo(records={records}).url)
 _REPORT = """\
 import json as _json
 import nb_oauth2 as _oa
-from nb_oauth2.sessions.demo_profile import running_demo as _nb_oauth2_running_demo
+from nb_oauth2.auth.demo_profile import running_demo as _nb_oauth2_running_demo
 _session = _oa.session("demo")
 _me = _session.get(_nb_oauth2_running_demo().url + "/userinfo").json()
 print({marker!r} + _json.dumps({{

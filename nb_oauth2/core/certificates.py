@@ -32,6 +32,7 @@ from .errors import (
     ConfigurationError,
     KeyPassphraseError,
 )
+from .names import env_name
 from .redact import register_secret
 
 __all__ = ["CertSetting", "ClientCertificate", "load_client_certificate", "passphrase_env_name",
@@ -43,8 +44,7 @@ CertSetting = Union[str, "os.PathLike[str]", tuple[str, str]]
 
 def passphrase_env_name(profile: str) -> str:
     """``NB_OAUTH2_BANK_KEY_PASSPHRASE`` for profile ``bank``."""
-    slug = "".join(c if c.isalnum() else "_" for c in profile).upper()
-    return f"NB_OAUTH2_{slug}_KEY_PASSPHRASE"
+    return env_name(profile, "key_passphrase")
 
 
 def require_cryptography() -> None:

@@ -26,7 +26,8 @@ from .errors import (
 from .providers import Provider
 from .redact import MaskedForm, MaskedStr, register_secret, snippet
 from .http_errors import map_request_error
-from .tls import ClientCertificate, load_client_certificate, mount_client_cert
+from .certificates import ClientCertificate, load_client_certificate
+from .tls import mount_client_cert
 from .token import Token
 from .urls import require_secure_url
 from .warn import warn_user

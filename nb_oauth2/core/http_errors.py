@@ -1,6 +1,6 @@
 """The one mapping from requests (and oauthlib) exceptions to nb_oauth2's error tree.
 
-:class:`~nb_oauth2.sessions.session.Session`, :class:`~nb_oauth2.frames.fetch.Fetcher` and
+:class:`~nb_oauth2.auth.session.Session`, :class:`~nb_oauth2.frames.fetch.Fetcher` and
 :meth:`~nb_oauth2.core.endpoint.Endpoints.post` all call :func:`map_request_error`,
 so a failure is the same typed error whichever session sent the request
 (SECURITY_CASES 50):

@@ -1,7 +1,7 @@
 """What redirect URI to register at a provider, per environment: one answer for the CLI, the magic and the widget.
 
 ``nb-oauth2 redirect-uri`` and ``%oauth2 redirect-uri`` print :func:`redirect_uri_advice`;
-every login (widget, terminal, script: ``LoginAttempt.start(via)`` in ``nb_oauth2.sessions.capture``)
+every login (widget, terminal, script: ``LoginAttempt.start(via)`` in ``nb_oauth2.auth.capture``)
 decides with the same :func:`~nb_oauth2.core.loopback.choose_via`:
 
 * local Jupyter: auto-capture on ``http://127.0.0.1:<free port>/callback`` (RFC 8252 7.3);

@@ -19,24 +19,17 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-# ClientCertificate and load_client_certificate are imported from here by core.endpoint,
-# sessions.session and sessions.attempt
-from .certificates import CertSetting, ClientCertificate, load_client_certificate, passphrase_env_name
-from .certificates import read_pem_file, require_cryptography, x5t_s256
+from .certificates import ClientCertificate, read_pem_file, require_cryptography, x5t_s256
 from .errors import CertificateRejected, ServerCertificateUntrusted, TLSError
 from .redact import redact_url
 
 __all__ = [
-    "CertSetting",
-    "ClientCertificate",
     "ClientCertAdapter",
-    "load_client_certificate",
     "mount_client_cert",
     "thumbprint",
     "tls_error",
     "is_tls_failure",
     "bound_thumbprint",
-    "passphrase_env_name",
     "http_session",
 ]
 

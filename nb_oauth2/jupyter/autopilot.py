@@ -11,8 +11,8 @@ import threading
 from typing import Callable
 
 from ..core.flows import Step
-from ..sessions.attempt import Browser, LoginAttempt
-from ..sessions.demo_profile import running_demo
+from ..auth.attempt import Browser, LoginAttempt
+from ..auth.demo_profile import running_demo
 from .frontend import in_notebook
 
 __all__ = ["AUTOPILOT_ENV", "autopilot_enabled", "autopilot"]

@@ -6,11 +6,11 @@ from typing import Any, Callable, Sequence
 
 from ..core.flows import Step
 from ..core.redact import MaskedForm, MaskedStr
-from ..sessions.attempt import Browser, LoginAttempt, complete_here
-from ..sessions.profile import Profile
-from ..sessions.registry import register
-from ..sessions.session import Session
-from ..sessions.store import TokenStore
+from ..auth.attempt import Browser, LoginAttempt, complete_here
+from ..auth.profile import Profile
+from ..auth.registry import register
+from ..auth.session import Session
+from ..auth.store import TokenStore
 from .autopilot import autopilot, autopilot_enabled
 from .frontend import in_notebook
 

@@ -240,12 +240,12 @@ class OAuth2Magics(Magics, Configurable):
 
     def _cmd_status(self, args: argparse.Namespace) -> Any:
         from .tables import status_table
-        from ..sessions.registry import _state, sessions
+        from ..auth.registry import _state, sessions
 
         return status_table(sessions(), _state().default)
 
     def _cmd_refresh(self, args: argparse.Namespace) -> None:
-        from ..sessions.registry import session
+        from ..auth.registry import session
 
         target = session(args.name)
         token = target.refresh()
@@ -254,7 +254,7 @@ class OAuth2Magics(Magics, Configurable):
     def _cmd_logout(self, args: argparse.Namespace) -> None:
         import warnings
 
-        from ..sessions.registry import logout, session
+        from ..auth.registry import logout, session
 
         name = session(args.name).name
         with warnings.catch_warnings(record=True) as caught:
@@ -272,7 +272,7 @@ class OAuth2Magics(Magics, Configurable):
         return providers_table()
 
     def _cmd_use(self, args: argparse.Namespace) -> None:
-        from ..sessions.registry import set_default
+        from ..auth.registry import set_default
 
         set_default(args.profile)
         print(f"{args.profile} is now the default session.")
@@ -291,7 +291,7 @@ class OAuth2Magics(Magics, Configurable):
                                 paginate=args.paginate, partial=args.partial, progress=self.progress and not args.no_progress)
 
     def _profile(self, name: str, body: str | None) -> None:
-        from ..sessions.config import check_no_secrets, define_profile
+        from ..auth.config import check_no_secrets, define_profile
 
         if body is None:
             raise UsageError("%oauth2 profile is a cell magic: %%oauth2 profile NAME, then TOML lines in the cell.")

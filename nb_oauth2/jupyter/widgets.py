@@ -1,4 +1,4 @@
-"""The login widget: a pure ipywidgets view of a :class:`nb_oauth2.sessions.attempt.LoginAttempt`.
+"""The login widget: a pure ipywidgets view of a :class:`nb_oauth2.auth.attempt.LoginAttempt`.
 
 It renders the attempt's step, ``via`` and phase, and forwards clicks, pastes and
 background waits to the attempt's methods; the attempt decides everything else
@@ -25,8 +25,8 @@ from ..core.redact import redact
 if TYPE_CHECKING:
     from ..core.flows import Step
     from ..core.loopback import LoopbackCatcher
-    from ..sessions.attempt import LoginAttempt
-    from ..sessions.session import Session
+    from ..auth.attempt import LoginAttempt
+    from ..auth.session import Session
 
 __all__ = ["LoginWidget"]
 

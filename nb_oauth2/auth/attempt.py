@@ -39,7 +39,7 @@ PHASES = ("idle", "waiting", "done", "failed", "cancelled")
 class LoginAttempt:
     """One login of one profile: start it, then complete it one way or another.
 
-    ``profile`` is a profile name (resolved with :func:`~nb_oauth2.sessions.config.load_profile`,
+    ``profile`` is a profile name (resolved with :func:`~nb_oauth2.auth.config.load_profile`,
     with ``flow``, ``scope`` and ``profile_options`` such as ``client_id=``) or a :class:`Profile`.
     :attr:`phase` is one of :data:`PHASES`; :attr:`error` the last error (a callback error leaves
     the login waiting). :meth:`start` chooses :attr:`via` (with :attr:`via_reason`), starts the
@@ -75,7 +75,7 @@ class LoginAttempt:
     def _make_session(self, name: str | None, store: str | TokenStore, leeway: float | None) -> Session:
         profile = self.profile
         if profile.client.cert:  # typed errors before any token request; the passphrase is asked once
-            from ..core.tls import load_client_certificate
+            from ..core.certificates import load_client_certificate
 
             load_client_certificate(profile.client.cert, profile=profile.name)
         verify = getattr(profile, "verify", True)

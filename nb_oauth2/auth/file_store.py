@@ -1,6 +1,6 @@
 """The file token store (opt-in, case 40): one private JSON file per key, and a cross-process lock.
 
-Each file is 0600 in a 0700 directory (:mod:`nb_oauth2.sessions.store_dirs`), written atomically
+Each file is 0600 in a 0700 directory (:mod:`nb_oauth2.auth.store_dirs`), written atomically
 (temp file, fsync, ``os.replace``) and read only if it is a regular, private, non-symlinked file.
 :class:`CrossProcessLock` (one ``.lock`` file per key, :mod:`filelock`) lets two kernels sharing
 the store refresh once (case 20).

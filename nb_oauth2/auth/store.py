@@ -1,14 +1,14 @@
 """Token stores: where a session keeps its token (SECURITY_CASES 18, 20, 21, 40).
 
 * :class:`MemoryStore` (default) -- this kernel only; a restart forgets.
-* :class:`~nb_oauth2.sessions.file_store.FileStore` (opt-in) -- one private JSON file per key,
+* :class:`~nb_oauth2.auth.file_store.FileStore` (opt-in) -- one private JSON file per key,
   written atomically, with a cross-process lock file per key so that two kernels sharing the store
   refresh once; the directories above it are checked too (case 63,
-  :func:`~nb_oauth2.sessions.store_dirs.check_ancestors`).
-* :class:`~nb_oauth2.sessions.keyring_store.KeyringStore` (opt-in) -- the OS keyring, with the same lock files.
+  :func:`~nb_oauth2.auth.store_dirs.check_ancestors`).
+* :class:`~nb_oauth2.auth.keyring_store.KeyringStore` (opt-in) -- the OS keyring, with the same lock files.
 
 :func:`make_store` turns ``store=`` into one of them. A store never holds a client secret or password
-(:func:`~nb_oauth2.sessions.store_protocol.without_secrets`), and never touches ``os.environ``.
+(:func:`~nb_oauth2.auth.store_protocol.without_secrets`), and never touches ``os.environ``.
 """
 
 from __future__ import annotations

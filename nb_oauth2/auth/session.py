@@ -1,7 +1,7 @@
 """The auto-refreshing session: an ``OAuth2Session`` that keeps itself signed in.
 
 Its token, and every decision about renewing it, live in one
-:class:`~nb_oauth2.sessions.bearer_auth.BearerAuth` installed as ``session.auth``:
+:class:`~nb_oauth2.auth.bearer_auth.BearerAuth` installed as ``session.auth``:
 ``get``/``request`` and a :class:`~nb_oauth2.frames.fetch.Fetcher` sending through this
 session take the same path (renewal when due, single flight, the 401 retry: cases
 17-20, 28, 48, 49). The session adds what is per request: the URL's origin is checked
@@ -29,7 +29,8 @@ from ..core.flows import Flow
 from ..core.http_errors import map_request_error
 from ..core.providers import Provider
 from ..core.redact import redact_url
-from ..core.tls import ClientCertificate, bound_thumbprint, mount_client_cert
+from ..core.certificates import ClientCertificate
+from ..core.tls import bound_thumbprint, mount_client_cert
 from ..core.token import DEFAULT_LEEWAY, Token, parse_leeway
 from ..core.transport import loopback_http_allowed
 from ..core.urls import checked_url
