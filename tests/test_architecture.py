@@ -57,3 +57,19 @@ def test_no_public_name_hides_a_module():
         module = importlib.import_module(info.name)
         parent, _, leaf = info.name.rpartition(".")
         assert getattr(importlib.import_module(parent), leaf) is module, f"{info.name} is hidden by another name"
+
+
+def test_the_readme_layout_names_every_module():
+    """README "Layout" stays true: every module of every folder is named there, under its folder."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[:layout.index("```", layout.index("```") + 3)]
+    named = set(re.findall(r"[a-z_]+", layout))
+    package = ROOT / "nb_oauth2"
+    missing = [f"{path.parent.name}/{path.stem}" for path in package.glob("*/*.py")
+               if not path.stem.startswith("__") and path.stem not in named]
+    folders = [path.name for path in package.iterdir() if (path / "__init__.py").exists()]
+    assert not missing, f"README Layout does not name {missing}"
+    assert all(f"{folder}/" in layout for folder in folders)
