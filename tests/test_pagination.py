@@ -255,3 +255,44 @@ def test_case_58_malformed_links_are_pagination_errors_naming_the_field(link):
     page = PageInfo(url=f"{BASE}/x", headers={"Link": f'<{link}>; rel="next"'}, body=[{}], n_records=1)
     with pytest.raises(PaginationError, match="Link rel=\"next\""):
         LinkPaginator().next_url(page)
+
+
+# -- the page count page 1 tells (for the progress bar) ----------------------------------------------
+
+
+@pytest.mark.parametrize("body, headers, url, n_records, expected", [
+    ({"data": [], "total_pages": 7}, {}, "/x", 10, 7),
+    ({"data": [], "meta": {"total": 95, "per_page": 10}}, {}, "/x", 10, 10),
+    ({"data": []}, {"x-total-pages": "4"}, "/x", 10, 4),  # any case
+    ({"data": []}, {"X-Total-Count": "95"}, "/x?per_page=10", 10, 10),
+    ({"data": []}, {"X-Total": "95", "X-Per-Page": "20"}, "/x", 20, 5),  # GitLab
+    ({"value": [], "@odata.count": 250}, {}, "/x?$top=100", 100, 3),
+    ({"items": [], "total": 30}, {}, "/x", 10, 3),  # size from the page's own records
+    ({"items": [], "total": 0}, {}, "/x", 0, None),
+    ({"items": [], "total": "many"}, {}, "/x", 10, None),
+    ({"items": [], "total_pages": True}, {}, "/x", 10, None),
+    ({"items": []}, {}, "/x", 10, None),
+])
+def test_total_pages_from_page_1(body, headers, url, n_records, expected):
+    page = PageInfo(url=BASE + url, headers=headers, body=body, n_records=n_records)
+    assert BodyNextPaginator().total_pages(page, None) == expected
+
+
+def test_a_body_that_is_the_record_tells_no_count():
+    page = PageInfo(url=BASE + "/me", body={"login": "x", "total": 40}, n_records=1, body_is_record=True)
+    assert AutoPaginator().total_pages(page, None) is None
+
+
+@pytest.mark.parametrize("first, nxt, last, expected", [
+    ("/r?per_page=100", "/r?per_page=100&page=2", "/r?per_page=100&page=34", 34),
+    ("/r", "/r?page=2", "/r?page=34", 34),  # page 1 without its counter (GitHub)
+    ("/r", "/r?page=2", "/r?page=2", 2),
+    ("/r?limit=10", "/r?limit=10&offset=10", "/r?limit=10&offset=90", 10),
+    ("/r", "/r?cursor=abc", "/r?cursor=zzz", None),  # no counter: no count
+])
+def test_total_pages_from_link_rel_last(first, nxt, last, expected):
+    page = PageInfo(url=BASE + first, headers={"Link": f'<{BASE}{nxt}>; rel="next", <{last}>; rel="last"'},
+                    body=[], n_records=10)
+    paginator = AutoPaginator()
+    assert paginator.next_url(page) == BASE + nxt
+    assert paginator.total_pages(page, BASE + nxt) == expected

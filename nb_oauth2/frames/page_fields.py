@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 __all__ = ["CONTAINERS", "TOTAL_PAGES_KEYS", "TOTAL_KEYS", "PAGE_KEYS", "SIZE_KEYS", "NEXT_URL_PATHS",
            "CURSOR_PATHS", "LINK_NEXT", "lookup", "as_int", "is_url", "field_path", "get_path", "body_next",
-           "body_cursor", "flag", "more_signal"]
+           "body_cursor", "flag", "more_signal", "page_count"]
 
 CONTAINERS = ("meta", "pagination", "paging", "page_info", "pageInfo", "response_metadata", "links", "_links")
 TOTAL_PAGES_KEYS = ("total_pages", "totalPages", "last_page", "lastPage", "page_count", "pageCount", "num_pages")
@@ -39,6 +39,12 @@ _TOKEN_KEYS = ("next", "nextLink", "@odata.nextLink", "next_url", "next_page_url
 _MORE_FLAGS = ("has_more", "hasMore", "has_next", "hasNext", "has_next_page", "hasNextPage", "more_available")
 _DONE_FLAGS = ("done", "isLast", "is_last", "last", "isLastPage", "is_last_page", "last_page")
 LINK_NEXT = 'Link rel="next"'
+#: headers that give the page count, or the record count (GitHub search, GitLab, JSON:API servers, Rails)
+_PAGES_HEADERS = ("X-Total-Pages", "X-Page-Count", "Total-Pages")
+_TOTAL_HEADERS = ("X-Total-Count", "X-Total", "Total-Count")
+_SIZE_HEADERS = ("X-Per-Page", "X-Page-Size")
+#: an OData count (v4, v3) of every record: a total, but never one the counters stop at
+_ODATA_COUNTS = ("@odata.count", "odata.count")
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -190,3 +196,37 @@ def more_signal(body: Any, *, link_next: bool = False, body_is_record: bool = Fa
         if counted:
             return counted
     return LINK_NEXT if link_next else None
+
+
+def _header(headers: Mapping[str, str], names: Sequence[str]) -> int | None:
+    """The first of ``names`` (any case) that holds a whole number."""
+    lowered = {str(key).lower(): value for key, value in headers.items()}
+    for name in names:
+        value = as_int(str(lowered.get(name.lower(), "")).strip())
+        if value is not None:
+            return value
+    return None
+
+
+def page_count(body: Any, headers: Mapping[str, str], query: Mapping[str, str], n_records: int) -> int | None:
+    """How many pages the whole result has, as the first page tells it; None when it does not.
+
+    A page count (``total_pages``, ``X-Total-Pages``) is taken as is; a record count (``total``,
+    ``X-Total-Count``, ``@odata.count``) is divided by the page size (``per_page`` in the body, the
+    ``X-Per-Page`` header, ``per_page``/``limit``/``$top`` in the query, else this page's records).
+    For the progress bar only: the walk never stops at this number.
+    """
+    pages = _header(headers, _PAGES_HEADERS)
+    if pages is None and isinstance(body, dict):
+        pages = as_int(lookup(body, TOTAL_PAGES_KEYS))
+    if pages is not None:
+        return pages if pages > 0 else None
+    total = _header(headers, _TOTAL_HEADERS)
+    if total is None and isinstance(body, dict):
+        total = as_int(lookup(body, TOTAL_KEYS + _ODATA_COUNTS))
+    if total is None:
+        return None
+    size = (as_int(lookup(body, SIZE_KEYS)) if isinstance(body, dict) else None) or _header(headers, _SIZE_HEADERS) \
+        or next((as_int(query[key]) for key in SIZE_KEYS + ("$top", "top") if as_int(query.get(key))), None) \
+        or n_records
+    return -(-total // size) if size > 0 and total > 0 else None

@@ -5,7 +5,9 @@ Every style answers two questions without any I/O:
 * ``next_url(page)`` -> the URL of the next page, or None when done;
 * ``plan(page, next_url)`` -> every remaining URL when page 1 tells the page
   count (``total_pages``, ``total``, a ``Link rel="last"``), so the caller may
-  fetch them concurrently; None when only sequential following is possible.
+  fetch them concurrently; None when only sequential following is possible;
+* ``total_pages(page, next_url)`` -> how many pages there are, when page 1 says
+  so (also in headers and OData counts), for the progress bar alone.
 
 Styles: ``Link`` header (GitHub, GitLab), a next URL in the body (``next``,
 ``links.next``, ``paging.next``, ``@odata.nextLink``), a token/cursor in the
@@ -27,12 +29,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
+from urllib.parse import urljoin
 
 from ..core.errors import ConfigurationError
 from .next_links import check_link_syntax, check_next_url, join_link, parse_link_header, query_of, set_param
 from .next_links import url_problem, varying_counter
 from .page_fields import CURSOR_PATHS, LINK_NEXT, PAGE_KEYS, SIZE_KEYS, TOTAL_KEYS, TOTAL_PAGES_KEYS, body_cursor
-from .page_fields import as_int, body_next, field_path, flag, get_path, is_url, lookup, more_signal
+from .page_fields import as_int, body_next, field_path, flag, get_path, is_url, lookup, more_signal, page_count
 
 __all__ = [
     "PageInfo", "Paginator", "LinkPaginator", "BodyNextPaginator", "CursorPaginator", "PagePaginator",
@@ -102,6 +105,12 @@ class Paginator:
     def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
         return plan_from_totals(page, next_url)
 
+    def total_pages(self, page: PageInfo, next_url: str | None) -> int | None:
+        """The page count page 1 tells (``total_pages``, ``X-Total-Pages``, ``total`` or ``X-Total-Count`` or
+        ``@odata.count`` over the page size), for the progress bar; None when it tells none."""
+        return page_count(None if page.body_is_record else page.body, page.headers, query_of(page.url),
+                          page.n_records)
+
     def pending(self, page: PageInfo) -> str | None:
         return more_signal(page.body, body_is_record=page.body_is_record,
                            link_next="next" in parse_link_header(page.headers.get("Link")))
@@ -140,6 +149,21 @@ class LinkPaginator(Paginator):
                 step = first[2] - first[1]
                 return [set_param(next_url, span[0], v) for v in range(span[1], span[2] + 1, step)]
         return plan_from_totals(page, next_url)
+
+    def total_pages(self, page: PageInfo, next_url: str | None) -> int | None:
+        """From ``rel="last"`` when its counter is the one ``rel="next"`` moves, else as any paginator."""
+        last = parse_link_header(page.headers.get("Link")).get("last")
+        if next_url and last:
+            last_url = urljoin(page.url, last.strip())
+            if last_url == next_url:
+                return 2
+            span = varying_counter(next_url, last_url)  # (name, its value in next, its value in last)
+            first = varying_counter(page.url, next_url)
+            if span is not None:
+                step = first[2] - first[1] if first and first[0] == span[0] else 1 if "page" in span[0].lower() else 0
+                if step > 0:
+                    return (span[2] - span[1]) // step + 2
+        return super().total_pages(page, next_url)
 
 
 def _stops(body: Any) -> bool:
@@ -331,6 +355,9 @@ class AutoPaginator(Paginator):
 
     def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
         return (self.chosen or self.detect(page)).plan(page, next_url)
+
+    def total_pages(self, page: PageInfo, next_url: str | None) -> int | None:
+        return (self.chosen or self.detect(page)).total_pages(page, next_url)
 
     def pending(self, page: PageInfo) -> str | None:
         return (self.chosen or _Undetected()).pending(page)

@@ -89,18 +89,37 @@ def _ensure_pool(session: requests.Session, url: str, concurrency: int) -> None:
 
 
 class _Progress:
-    def __init__(self, enabled: bool, url: str) -> None:
+    """The tqdm bar of one read, as a context manager: shown from the first request, told the page count
+    as soon as the API tells it (``on_total``), left in place when the read completes, and removed when
+    it fails, so no stale ``0/?`` bar sits above the error."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
         self.bar = None
-        if enabled:
+        self.rows = 0
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # GeneratorExit: the caller stopped reading early (iter_pages with a break), not a failure
+        self.close(failed=exc_type is not None and not issubclass(exc_type, GeneratorExit))
+
+    def start(self, url: str) -> None:
+        """Show the bar, once the first page's URL is known to be well formed."""
+        if self.enabled and self.bar is None:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(desc=redact_url(url)[:60], unit="page", leave=True)
-        self.rows = 0
 
     def total(self, pages: int) -> None:
-        if self.bar is not None:
-            self.bar.total = pages
-            self.bar.refresh()
+        bar = self.bar
+        if bar is None or not pages or pages == bar.total:
+            return
+        done, started = bar.n, bar.start_t
+        bar.reset(total=pages)  # (not bar.total = ...: reset also resizes a notebook bar's widget)
+        bar.n, bar.start_t = done, started
+        bar.refresh()
 
     def page(self, rows: int) -> None:
         self.rows += rows
@@ -112,9 +131,14 @@ class _Progress:
         if self.bar is not None:
             self.bar.set_postfix_str(f"rows={self.rows}, {reason}: waiting {seconds:.1f}s")
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    def close(self, failed: bool = False) -> None:
+        bar, self.bar = self.bar, None
+        if bar is None:
+            return
+        if failed:
+            bar.leave = False
+            bar.total = None  # a notebook bar short of its total would otherwise stay, in red
+        bar.close()
 
 
 #: ``concurrency="auto"``: threads for a fast API (CPU-bound: more threads only cost memory) and a slow one
@@ -174,16 +198,17 @@ class ReadOptions:
 _COMMON = {option.name: option.default for option in fields(ReadOptions) if option.name != "fetcher_options"}
 
 
-def _pages(url: Any, *, session: Any, options: ReadOptions,
+def _pages(url: Any, *, session: Any, options: ReadOptions, bar: _Progress,
            columns: _Columns | None = None) -> Iterator[tuple[PageInfo, Any]]:
     """Shared set-up for every public reader; yields (PageInfo, payload) in page order. The payload is
-    the page's records as a column chunk of ``columns``, or without ``columns`` (records, fetch.Response)."""
+    the page's records as a column chunk of ``columns``, or without ``columns`` (records, fetch.Response).
+    ``bar`` is shown once the URL is checked; the caller closes it (its ``with`` knows whether it failed)."""
     start_url = _start_url(url, options.params)
     http = _session(session)
     checked_url(url)  # cases 46, 47: page 1 goes where requests sends it; a plain session has no other check
     concurrency = _concurrency_policy(options.concurrency)
     _ensure_pool(http, start_url, concurrency if isinstance(concurrency, int) else MAX_AUTO_CONCURRENCY)
-    bar = _Progress(options.progress, start_url)
+    bar.start(start_url)
     fetcher = Fetcher(http, timeout=options.timeout, retries=options.retries, max_wait=options.max_wait,
                       max_bytes=options.max_page_bytes, on_wait=bar.wait, **(options.fetcher_options or {}))
     record_path = options.record_path
@@ -204,14 +229,11 @@ def _pages(url: Any, *, session: Any, options: ReadOptions,
                         n_records=len(records), body_is_record=len(records) == 1 and records[0] is response.data)
         return info, (columns.convert(records, response.data) if columns is not None else (records, response))
 
-    try:
-        for info, payload in follow(start_url, fetch_page, paginator=make_paginator(options.paginate),
-                                    concurrency=concurrency, max_pages=options.max_pages, on_total=bar.total,
-                                    max_empty_pages=options.max_empty_pages):
-            bar.page(info.n_records)
-            yield info, payload
-    finally:
-        bar.close()
+    for info, payload in follow(start_url, fetch_page, paginator=make_paginator(options.paginate),
+                                concurrency=concurrency, max_pages=options.max_pages, on_total=bar.total,
+                                max_empty_pages=options.max_empty_pages):
+        bar.page(info.n_records)
+        yield info, payload
 
 
 def _collect(pages: Iterator[tuple[PageInfo, Any]], *, max_rows: int | None,
@@ -246,10 +268,11 @@ def iter_pages(url: str, *, session: Any, **options: Any) -> Iterator[Page]:
     max_rows, partial = opts.pop("max_rows", None), opts.pop("partial", False)
     for name in ("meta", "sep", "max_level", "parse_dates", "to"):
         opts.pop(name, None)
-    pages = _pages(url, session=session, options=ReadOptions(**opts))
-    for (records, response), kept in _collect(pages, max_rows=max_rows, partial=partial):
-        yield Page(url=response.url, status=response.status, records=records[:kept], body=response.data,
-                   raw=response.raw, headers=response.headers)
+    with _Progress(opts["progress"]) as bar:
+        pages = _pages(url, session=session, options=ReadOptions(**opts), bar=bar)
+        for (records, response), kept in _collect(pages, max_rows=max_rows, partial=partial):
+            yield Page(url=response.url, status=response.status, records=records[:kept], body=response.data,
+                       raw=response.raw, headers=response.headers)
 
 
 def iter_records(url: str, *, session: Any, **options: Any) -> Iterator[dict]:
@@ -258,12 +281,13 @@ def iter_records(url: str, *, session: Any, **options: Any) -> Iterator[dict]:
         yield from page.records
 
 
-def _chunks(url: str, *, session: Any, sep: str, max_level: int | None, meta: Any, max_rows: int | None,
-            partial: bool, use_arrow: bool = True, **options: Any) -> Iterator[tuple[_Columns, Any]]:
+def _chunks(url: str, *, session: Any, bar: _Progress, sep: str, max_level: int | None, meta: Any,
+            max_rows: int | None, partial: bool, use_arrow: bool = True,
+            **options: Any) -> Iterator[tuple[_Columns, Any]]:
     """(the column builder, one page's column chunk) for every page, cut at ``max_rows``."""
     columns = _Columns(sep=sep, max_level=max_level, meta=meta, use_arrow=use_arrow,
                        record_path=options.get("record_path"))
-    pages = _pages(url, session=session, options=ReadOptions(**{**_COMMON, **options}), columns=columns)
+    pages = _pages(url, session=session, options=ReadOptions(**{**_COMMON, **options}), bar=bar, columns=columns)
     for chunk, kept in _collect(pages, max_rows=max_rows, partial=partial):
         if isinstance(chunk, tuple) and kept < chunk[0]:
             chunk = (kept, {name: values[:kept] for name, values in chunk[1].items()})
@@ -308,12 +332,13 @@ def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None
     columns = None
     chunks: list = []
     with _gc_paused():
-        for columns, chunk in _chunks(url, session=session, sep=sep, max_level=max_level, meta=meta, max_rows=max_rows,
-                                      partial=partial, params=params, record_path=record_path, paginate=paginate,
-                                      max_pages=max_pages, max_page_bytes=max_page_bytes, progress=progress,
-                                      concurrency=concurrency, timeout=timeout, retries=retries,
-                                      max_wait=max_wait, max_empty_pages=max_empty_pages):
-            chunks.append(chunk)
+        with _Progress(progress) as bar:
+            for columns, chunk in _chunks(url, session=session, bar=bar, sep=sep, max_level=max_level, meta=meta,
+                                          max_rows=max_rows, partial=partial, params=params, record_path=record_path,
+                                          paginate=paginate, max_pages=max_pages, max_page_bytes=max_page_bytes,
+                                          concurrency=concurrency, timeout=timeout, retries=retries,
+                                          max_wait=max_wait, max_empty_pages=max_empty_pages):
+                chunks.append(chunk)
         columns = columns or _Columns(sep=sep, max_level=max_level, meta=meta)
         if to != "pandas" and not parse_dates:
             table = columns.to_arrow(chunks)
@@ -356,16 +381,17 @@ def to_parquet(url: str, path: str, *, session: Any, **options: Any) -> int:
     writer = None
     rows = 0
     try:
-        for columns, chunk in _chunks(url, session=session, **opts):
-            table = chunk if not isinstance(chunk, tuple) else pa.table(chunk[1]) if chunk[1] else None
-            if table is None or table.num_rows == 0:
-                continue
-            if writer is None:
-                schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
-                                    for f in table.schema])
-                writer = pq.ParquetWriter(path, schema)
-            writer.write_table(_conform(pa, table, writer.schema))
-            rows += table.num_rows
+        with _Progress(opts.pop("progress", True)) as bar:
+            for columns, chunk in _chunks(url, session=session, bar=bar, **opts):
+                table = chunk if not isinstance(chunk, tuple) else pa.table(chunk[1]) if chunk[1] else None
+                if table is None or table.num_rows == 0:
+                    continue
+                if writer is None:
+                    schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                                        for f in table.schema])
+                    writer = pq.ParquetWriter(path, schema)
+                writer.write_table(_conform(pa, table, writer.schema))
+                rows += table.num_rows
     finally:
         if writer is not None:
             writer.close()

@@ -50,11 +50,12 @@ def follow(url: str, fetch_page: FetchPage, *, paginator: Paginator,
            max_pages: int | None = None, on_total: Callable[[int], None] | None = None,
            max_empty_pages: int | None = MAX_EMPTY_PAGES) -> Iterator[tuple[PageInfo, Any]]:
     """Fetch page 1 with ``fetch_page(url)``, then follow ``next_url`` (or fetch a known ``plan`` on
-    ``concurrency`` threads); yields (PageInfo, payload) in page order. ``fetch_page`` does the I/O;
-    loops, page caps, ``max_empty_pages`` empty pages in a row that still link onwards, malformed or
-    unsafe next links and pages that say there is more when the paginator cannot follow stop the walk
-    (:class:`~nb_oauth2.frames.walk_rules.WalkRules`) with a PaginationError. ``concurrency`` may be a
-    function of the seconds page 1 took (latency-bound APIs earn more threads)."""
+    ``concurrency`` threads); yields (PageInfo, payload) in page order. ``on_total(pages)`` hears the
+    page count when page 1 tells it or a plan knows it, and once more when the walk is complete.
+    ``fetch_page`` does the I/O; loops, page caps, ``max_empty_pages`` empty pages in a row that still
+    link onwards, malformed or unsafe next links and pages that say there is more when the paginator
+    cannot follow stop the walk (:class:`~nb_oauth2.frames.walk_rules.WalkRules`) with a PaginationError.
+    ``concurrency`` may be a function of the seconds page 1 took (latency-bound APIs earn more threads)."""
     rules = WalkRules(url, paginator, max_pages=max_pages, max_empty_pages=max_empty_pages)
     started = time.monotonic()
     info, payload = fetch_page(url)
@@ -62,22 +63,28 @@ def follow(url: str, fetch_page: FetchPage, *, paginator: Paginator,
         concurrency = concurrency(time.monotonic() - started)
     rules.count(info)
     yield info, payload
+    told = on_total or (lambda pages: None)
+    nxt = rules.next_url(info)
+    total = rules.page_total(info, nxt) if nxt is not None else None
+    if total:
+        told(total)
     while True:
-        nxt = rules.next_url(info)
         if nxt is None:
+            told(rules.pages)  # complete: the count is known now, whatever page 1 said
             return
         plan = rules.planned_urls(info, nxt) if concurrency > 1 else None
         if plan:
             room = rules.room(len(plan))
-            if on_total is not None:
-                on_total(rules.pages + len(plan))
+            told(rules.pages + len(plan))
             for info, payload in ordered_map(fetch_page, plan[:room], concurrency):
                 rules.count(info)
                 yield info, payload
             if room < len(plan):
                 raise page_cap_error(max_pages, len(plan) + 1)  # type: ignore[arg-type]
+            nxt = rules.next_url(info)
             continue
         rules.claim(nxt)
         info, payload = fetch_page(nxt)
         rules.count(info)
         yield info, payload
+        nxt = rules.next_url(info)

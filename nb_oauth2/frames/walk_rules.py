@@ -88,6 +88,15 @@ class WalkRules:
         self._requested.update(map(seen_key, plan))
         return plan
 
+    def page_total(self, info: PageInfo, nxt: str | None) -> int | None:
+        """How many pages page 1 (``info``) says there are, for the progress bar; None when it does not say
+        or cannot be read (a count is never a reason to fail a read)."""
+        try:
+            total = self.paginator.total_pages(info, nxt)
+        except Exception:  # a custom paginator's or a malformed rel="last" link's problem, not the reader's
+            return None
+        return total if isinstance(total, int) and total >= self.pages else None
+
     def room(self, planned: int) -> int:
         """How many of ``planned`` more pages ``max_pages`` leaves room for."""
         return planned if self.max_pages is None else min(planned, self.max_pages - self.pages)
