@@ -93,7 +93,9 @@ def test_paste_back_signs_in_and_clears_everything(demo):
     redirect = demo.driver.authorize(_href(w))
     _paste(w, redirect)
     assert w.phase == "done"
-    assert re.search(r"Signed in as profile demo \(sha256:[0-9a-f]{8}, expires in", w.status_text)
+    w.join(5)  # the user's name arrives from the userinfo endpoint in the background
+    assert re.search(r"Signed in as profile demo \(Alice Liddell \(alice\), until \d\d:\d\d, renews by itself; "
+                     r"sha256:[0-9a-f]{8}\)", w.status_text)
     assert w._paste.value == "" and w._paste.comm is None and w._submit.comm is None
     assert w.box.children == (w._title, w._status)
     assert seen == [registry.session("demo")]

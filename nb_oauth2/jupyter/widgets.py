@@ -12,6 +12,7 @@ that wait on one ``threading.Event`` so Cancel ends them at once.
 from __future__ import annotations
 
 import html
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -19,8 +20,10 @@ from urllib.parse import urlsplit
 
 import ipywidgets as widgets
 
-from ..core.errors import CallbackError, LoginCancelled, OAuth2Error
+from ..auth import identity
+from ..core.errors import CallbackError, IssuerMismatch, LoginCancelled, OAuth2Error
 from ..core.redact import redact
+from .login_text import LINK_STYLE, code_html, device_link, device_link_html, echo, how_html, pending_html, shown, until
 
 if TYPE_CHECKING:
     from ..core.flows import Step
@@ -31,9 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["LoginWidget"]
 
 _CSS = "nb-oauth2-"
-#: the sign-in link looks like a button (JupyterLab shows plain anchors as body text)
-_LINK_STYLE = ("display:inline-block;padding:4px 14px;margin:4px 0;border-radius:4px;background:#1976d2;"
-               "color:#fff;text-decoration:none;font-weight:600")
 
 
 def _styled(widget: widgets.DOMWidget, name: str) -> Any:
@@ -46,42 +46,21 @@ def _message(exc: BaseException) -> str:
     return redact(text)
 
 
-def _is_web_link(uri: object) -> bool:
-    """An absolute http(s) URL with a host and no whitespace or control characters (case 60)."""
-    if not isinstance(uri, str) or not uri or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in uri):
-        return False
-    parts = urlsplit(uri)
-    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+def _refusal(exc: CallbackError, pasted: str, step: "Step | None") -> str:
+    """What the widget says about a paste the login refused while it keeps waiting.
 
-
-def _device_link(step: "Step") -> str | None:
-    """The device page to link to: ``verification_uri_complete``, else ``verification_uri``, if http(s)."""
-    for uri in (step.verification_uri_complete, step.verification_uri):
-        if _is_web_link(uri):
-            return uri
-    return None
-
-
-def _shown(uri: object, limit: int = 120) -> str:
-    text = redact(str(uri or ""))
-    return repr(text[:limit] + ("…" if len(text) > limit else ""))
-
-
-def _device_link_html(step: "Step") -> str:
-    """The device page as a link, or as escaped text with a warning when it is not http(s) (case 60)."""
-    link = _device_link(step)
-    shown = step.verification_uri if _is_web_link(step.verification_uri) else link
-    bad = [u for u in (step.verification_uri, step.verification_uri_complete) if u and not _is_web_link(u)]
-    warning = ""
-    if bad:
-        warning = (f'<br><small style="color:#b00020">The provider sent a verification address that is not an '
-                   f"http(s) web address, so it is not a link: <code>{html.escape(_shown(bad[0]))}</code>. "
-                   + ("Enter the code on the page above.</small>" if link else
-                      "Open your provider's device page yourself.</small>"))
-    if link is None:
-        return f"<span>your provider's device page</span>{warning}"
-    return (f'<a href="{html.escape(link, quote=True)}" target="_blank" rel="noopener noreferrer">'
-            f"{html.escape(shown or link)}</a>{warning}")
+    The message is the package's own: it built it with the pasted text already redacted and cut to 60
+    characters (:mod:`nb_oauth2.core.callback`'s echo). It is not redacted a second time: a whole sentence
+    run through ``redact()`` masks the word after ``code:`` as if it were a secret (``hello world`` showed
+    as ``*** world``). "Start the login again" gives way to what is true here: this login still waits.
+    """
+    text = exc.message.replace(" Start the login again.", "").strip()
+    expected = step.redirect_uri if step is not None else None
+    host = urlsplit(pasted.strip()).hostname if "://" in pasted else None
+    if isinstance(exc, IssuerMismatch) and expected and host and host != urlsplit(expected).hostname:
+        text = (f"That address (on {echo(host, 40)}) is not where this login sends you back "
+                f"(an address starting with {expected}).")
+    return f"{text} This login is still waiting: sign in with the button above, then paste the address you land on."
 
 
 class LoginWidget:
@@ -96,9 +75,10 @@ class LoginWidget:
         self._ended = False
         self._shown = threading.Event()  # the final phase is on screen
         self._threads: list[threading.Thread] = []
-        self._title = _styled(widgets.HTML(f"<b>Sign in to {html.escape(attempt.provider_name)}</b> "
-                                           f"(profile {html.escape(attempt.profile_name)})"), "title")
+        self._pasted = False  # the paste box submitted (Enter, or leaving it) since the last Submit click
+        self._title = _styled(widgets.HTML(self._title_html()), "title")
         self._status = _styled(widgets.HTML(""), "status")
+        self._pending = _styled(widgets.HTML(""), "pending")
         self._cancel = _styled(widgets.Button(description="Cancel", icon="times"), "cancel")
         self._cancel.on_click(self._on_cancel_click)
         self._inputs: list[widgets.Widget] = []
@@ -112,6 +92,13 @@ class LoginWidget:
             self._settle()
             return
         builders[attempt.grant]()
+
+    def _title_html(self) -> str:
+        attempt, session = self.attempt, self.attempt.session.name
+        named = f"session <code>{html.escape(session)}</code>"
+        if session != attempt.profile_name:
+            named += f", profile <code>{html.escape(attempt.profile_name)}</code>"
+        return f"<b>Sign in to {html.escape(attempt.provider_name)}</b> ({named})"
 
     # -- what the attempt holds, as shown ------------------------------------------------
 
@@ -146,6 +133,11 @@ class LoginWidget:
     def status_text(self) -> str:
         return self._status.value
 
+    @property
+    def pending_text(self) -> str:
+        """The pending line as plain text ("Waiting for you to sign in… 0:42"), empty once the login ended."""
+        return _plain(self._pending.value).split("This login is not connected")[0].strip()
+
     def cancel(self) -> None:
         """Stop every background wait and close the inputs (same as the Cancel button)."""
         self._on_cancel_click(self._cancel)
@@ -158,37 +150,39 @@ class LoginWidget:
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
         bundle = self.box._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = repr(self)
+        # what a page without the widget's live model shows (nbviewer, GitHub, an export): it needs a kernel
+        bundle["text/html"] = (f"<div class=\"nb-oauth2-login-static\">{self._title_html()}<br><small>This sign-in "
+                               "panel works only with the kernel that showed it; if that kernel restarted or this "
+                               "notebook was reopened, run the cell again to sign in.</small></div>")
         return bundle
 
     def __repr__(self) -> str:
         step = self.step
-        lines = [f"Sign in to {self.attempt.provider_name} (profile {self.attempt.profile_name}): {self.phase}"]
+        title = _plain(self._title_html())
+        lines = [f"{title}: {self.phase}"]
         if self.phase == "waiting" and step is not None:
             if step.kind == "redirect" and step.authorization_url:
                 lines.append(f"Open {step.authorization_url} and paste back the address you are sent to.")
             elif step.kind == "device":
-                link = _device_link(step)
-                where = link or f"the provider's device page (it sent {_shown(step.verification_uri)}, not a web address)"
+                link = device_link(step)
+                where = link or f"the provider's device page (it sent {shown(step.verification_uri)}, not a web address)"
                 lines.append(f"Open {where} and enter the code {step.user_code}.")
-        status = self._plain_status()
+        status = _plain(self._status.value)
         if status:
             lines.append(status)
         return "\n".join(lines)
 
-    def _plain_status(self) -> str:
-        import re
-
-        return html.unescape(re.sub(r"<[^>]+>", "", self._status.value))
-
     # -- building ----------------------------------------------------------------------
 
     def _show(self, *children: widgets.Widget) -> None:
-        self._inputs = [c for c in children if c is not self._status]
+        self._inputs = [c for c in children if c not in (self._status, self._pending)]
         self.box.children = (self._title, *children)
 
-    def _say(self, text: str, *, kind: str = "info") -> None:
+    def _say(self, text: str, *, kind: str = "info", redacted: bool = False) -> None:
+        """Show ``text`` on the status line; ``redacted=True``: the package built it redacted already."""
         colour = {"error": "#b00020", "ok": "#1b5e20"}.get(kind, "inherit")
-        safe = html.escape(html.unescape(redact(text)))  # messages may be escaped already: escape exactly once
+        text = text if redacted else redact(text)
+        safe = html.escape(html.unescape(text))  # messages may be escaped already: escape exactly once
         self._status.value = f'<span style="color:{colour}">{safe}</span>'
 
     def _build_redirect(self) -> None:
@@ -196,33 +190,31 @@ class LoginWidget:
         assert step is not None
         href = html.escape(step.authorization_url or "", quote=True)
         self._link = _styled(widgets.HTML(
-            f'<a href="{href}" target="_blank" rel="noopener noreferrer" style="{_LINK_STYLE}">'
+            f'<a href="{href}" target="_blank" rel="noopener noreferrer" style="{LINK_STYLE}">'
             f'Sign in to {html.escape(self.attempt.provider_name)} ↗</a>'), "link")
-        how = ("The redirect comes back here by itself" if captured else "After signing in, copy the "
-               "address your browser shows and paste it below")
-        self._method = _styled(widgets.HTML(f"<small>{html.escape(how)} ({html.escape(self.via)}: "
-                                            f"{html.escape(self.via_reason)}).</small>"), "method")
-        self._paste = _styled(widgets.Text(placeholder="Paste the redirect URL (or the code) here",
-                                           layout=widgets.Layout(width="60%")), "paste")
+        self._method = _styled(widgets.HTML(how_html(self.via, self.via_reason, step.redirect_uri or "")), "method")
+        self._paste = _styled(widgets.Text(placeholder="Paste the address your browser shows, then press Enter",
+                                           continuous_update=False, layout=widgets.Layout(width="60%")), "paste")
+        self._paste.observe(self._on_paste_value, "value")  # Enter (or leaving the box) submits
         self._submit = _styled(widgets.Button(description="Submit", button_style="primary"), "submit")
         self._submit.on_click(self._on_submit_click)
         row = _styled(widgets.HBox([self._paste, self._submit, self._cancel]), "paste-row")
-        self._show(self._link, self._method, row, self._status)
+        self._show(self._link, self._method, row, self._pending, self._status)
         self._inputs += [self._paste, self._submit, self._cancel]
+        self._start_pending("Waiting for you to sign in…")
         if captured:
             self._spawn(self._wait_for_redirect, "loopback")
 
     def _build_device(self) -> None:
         step = self.attempt.step
         assert step is not None
-        self._link = _styled(widgets.HTML(_device_link_html(step)), "link")
-        self._user_code = _styled(widgets.HTML(f"Enter the code <code style='font-size:1.3em'>"
-                                               f"{html.escape(step.user_code or '')}</code> at"), "user-code")
+        self._link = _styled(widgets.HTML(device_link_html(step)), "link")
+        self._user_code = _styled(widgets.HTML(code_html(step.user_code or "")), "user-code")
         self._countdown = _styled(widgets.HTML(""), "countdown")
-        self._show(self._user_code, self._link, self._countdown, self._cancel, self._status)
-        self._say("Waiting for you to approve the code…")
+        self._show(self._user_code, self._link, self._countdown, self._pending, self._cancel, self._status)
         deadline = time.monotonic() + (step.expires_in or 0)
         self._spawn(lambda: self._run_countdown(deadline), "countdown")
+        self._start_pending("Waiting for you to approve the code…")
         self._spawn(self._poll_device, "device")
 
     def _build_password(self) -> None:
@@ -240,13 +232,28 @@ class LoginWidget:
 
     # -- handlers -----------------------------------------------------------------------
 
+    def _on_paste_value(self, change: dict) -> None:
+        """The paste box's value arrived (Enter, or the box lost focus): submit it."""
+        text = change.get("new") or ""
+        if not text or self.attempt.phase != "waiting":
+            return
+        self._pasted = True
+        self._submit_text(text)
+
     def _on_submit_click(self, _button: Any) -> None:
         text = self._paste.value
+        if not text and self._pasted:  # the box submitted as it lost focus to this button: done already
+            self._pasted = False
+            return
+        self._pasted = False
+        self._submit_text(text)
+
+    def _submit_text(self, text: str) -> None:
         self._paste.value = ""  # the pasted URL never stays in widget state
         if not text.strip():
-            self._say("Paste the address the browser shows after signing in, then click Submit.", kind="error")
+            self._say("Paste the address the browser shows after signing in, then press Enter.", kind="error")
             return
-        self._finish(lambda: self.attempt.complete_redirect(text))
+        self._finish(lambda: self.attempt.complete_redirect(text), pasted=text)
 
     def _on_password_click(self, _button: Any) -> None:
         username, password = self._username.value, self._password.value
@@ -283,9 +290,20 @@ class LoginWidget:
             if left <= 0 or self._cancel_event.wait(1.0):
                 return
 
+    def _start_pending(self, text: str) -> None:
+        started = time.monotonic()
+        self._pending.value = pending_html(text, 0)
+        self._spawn(lambda: self._run_pending(text, started), "pending")
+
+    def _run_pending(self, text: str, started: float) -> None:
+        """Rewrite the pending line every second until the login ends (Cancel ends the wait at once)."""
+        while not self._cancel_event.wait(1.0) and self.attempt.phase == "waiting":
+            if not self._ended:
+                self._pending.value = pending_html(text, time.monotonic() - started)
+
     # -- outcome ---------------------------------------------------------------------------
 
-    def _finish(self, action: Callable[[], "Session"]) -> None:
+    def _finish(self, action: Callable[[], "Session"], *, pasted: str | None = None) -> None:
         """Run one completion of the attempt (it lets only one succeed); errors that keep it waiting go to
         the status line, a final phase is shown."""
         if self.attempt.phase != "waiting":
@@ -294,7 +312,7 @@ class LoginWidget:
             action()
         except CallbackError as exc:  # the pending login is unchanged: try again
             if self.attempt.phase == "waiting":
-                self._say(_message(exc), kind="error")
+                self._say(_refusal(exc, pasted or "", self.step), kind="error", redacted=True)
             return
         except LoginCancelled:
             if self.attempt.phase == "waiting":  # the catcher stopped on its own; the paste box still works
@@ -318,9 +336,8 @@ class LoginWidget:
         self._cancel_event.set()
         self._close_inputs()
         if attempt.phase == "done":
-            status = attempt.session.status()  # the fingerprint and expiry: the view never holds the token
-            detail = f"{status['fingerprint']}, {status['expiry']}" if status["signed_in"] else "no token"
-            self._say(f"Signed in as profile {attempt.session.name} ({detail}).", kind="ok")
+            self._say(self._signed_in_line(), kind="ok")
+            self._spawn(self._name_the_user, "identity")
         elif attempt.phase == "failed" and attempt.error is not None:
             self._say(f"{_message(attempt.error)} Run the login again to retry.", kind="error")
         else:
@@ -330,6 +347,22 @@ class LoginWidget:
             for callback in self._callbacks:
                 callback(attempt.session)
 
+    def _signed_in_line(self, user: str | None = None) -> str:
+        """Who, which session, until when: from the session's status() (the view never holds the token)."""
+        session = self.attempt.session
+        status = session.status()
+        if not status["signed_in"]:
+            return f"Signed in as profile {session.name} (no token)."
+        who = f"{user}, " if user else ""
+        renews = ", renews by itself" if status.get("refreshable") else ""
+        return f"Signed in as profile {session.name} ({who}{until(status['expires_in'])}{renews}; {status['fingerprint']})."
+
+    def _name_the_user(self) -> None:
+        """Best-effort: one look at the id_token or the userinfo endpoint, then the signed-in line names the user."""
+        user = identity.who(self.attempt.session)
+        if user and self.attempt.phase == "done":
+            self._say(self._signed_in_line(user), kind="ok")
+
     def _close_inputs(self) -> None:
         for name in ("_paste", "_password", "_username"):
             field = getattr(self, name, None)
@@ -338,8 +371,12 @@ class LoginWidget:
         self.box.children = (self._title, self._status)
         for widget in self._inputs:
             widget.close()
-        for name in ("_link", "_method", "_user_code", "_countdown"):
+        for name in ("_link", "_method", "_user_code", "_countdown", "_pending"):
             widget = getattr(self, name, None)
             if widget is not None:
                 widget.close()
         self._inputs = []
+
+
+def _plain(markup: str) -> str:
+    return html.unescape(re.sub(r"<style>.*?</style>|<[^>]+>", "", markup, flags=re.S))
