@@ -10,25 +10,27 @@ in :mod:`nb_oauth2.jupyter.login_ui`.
 
 from __future__ import annotations
 
+import builtins
+import sys
 import threading
 from typing import Any, Callable, Sequence
 
 from .capture import REDIRECT_GRANTS, CatcherFactory, open_capture
-from .config import Profile, load_profile
+from .config import STORE_ENV, Profile, load_profile, store_setting
 from ..core.errors import (CallbackError, ConfigurationError, LoginCancelled, LoginTimeout, NoLoginInProgress,
-                           OAuth2Error)
+                           OAuth2Error, ReauthRequired)
 from ..core.flows import FLOWS, DeviceFlow, Flow, PasswordFlow, Step
 from ..core.endpoint import Endpoints
 from ..core.loopback import LoopbackCatcher
-from ..core.names import split_list
-from .registry import register
+from ..core.names import env_name, split_list
+from .registry import register, remember_login_call
 from ..core.redirect_advice import DEFAULT_REDIRECT_URI
 from .session import Session
 from .store import TokenStore, make_store
 from ..core.redact import MaskedForm, MaskedStr
 from ..core.token import DEFAULT_LEEWAY, Token
 
-__all__ = ["LoginAttempt", "complete_here", "Browser", "PHASES"]
+__all__ = ["LoginAttempt", "complete_here", "terminal_can_prompt", "Browser", "PHASES"]
 
 Browser = Callable[[str], str]
 
@@ -44,10 +46,13 @@ class LoginAttempt:
     :attr:`phase` is one of :data:`PHASES`; :attr:`error` the last error (a callback error leaves
     the login waiting). :meth:`start` chooses :attr:`via` (with :attr:`via_reason`), starts the
     :attr:`catcher` when the redirect is captured, and fixes :attr:`redirect_uri`.
+    ``store``: ``"memory"``, ``"file"``, ``"keyring"`` or a store object; None (the default) takes the
+    profile's setting (:func:`~nb_oauth2.auth.config.store_setting`: ``NB_OAUTH2_<PROFILE>_STORE``,
+    ``NB_OAUTH2_STORE``), else memory. Nothing is registered until the login succeeds.
     """
 
     def __init__(self, profile: str | Profile, *, scope: Sequence[str] | str | None = None,
-                 flow: str | None = None, store: str | TokenStore = "memory", name: str | None = None,
+                 flow: str | None = None, store: str | TokenStore | None = None, name: str | None = None,
                  leeway: float | None = None, **profile_options: Any) -> None:
         profile_options = MaskedForm(profile_options)  # client_secret= may be among them (case 51)
         if isinstance(profile, Profile):
@@ -70,7 +75,13 @@ class LoginAttempt:
         self._lock = threading.Lock()  # start() and cancel()
         self._busy = threading.Lock()  # one completion at a time: only one can succeed
         self._stop = threading.Event()  # set by cancel(): ends the waits of this start()
+        self._over = threading.Event()  # set when the phase is final (done, failed, cancelled)
+        self.store_kind = store if isinstance(store, str) else ("memory" if store is None else type(store).__name__)
+        if store is None:
+            self.store_kind = store = store_setting(profile)
         self.session = self._make_session(name, store, leeway)
+        self.login_call = _login_call(profile.name, self.session.name, flow)
+        remember_login_call(self.session.name, self.login_call)
 
     def _make_session(self, name: str | None, store: str | TokenStore, leeway: float | None) -> Session:
         profile = self.profile
@@ -103,6 +114,25 @@ class LoginAttempt:
     def finished(self) -> bool:
         return self.phase in ("done", "failed", "cancelled")
 
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        """Block until the phase is final (a completion in another thread, :meth:`cancel`); False after
+        ``timeout`` seconds. Interruptible (Ctrl-C, the notebook's Stop button)."""
+        return self._over.wait(timeout)
+
+    def unattended_error(self) -> ReauthRequired:
+        """The error of a login no one can answer (no prompt, no browser) and no stored token to use."""
+        kind = "keyring" if self.store_kind in ("keyring", "KeyringStore") else "file"
+        persistent = self.store_kind not in ("memory", "MemoryStore")
+        where = f"in its {self.store_kind} store" if persistent else "(its token store is memory)"
+        run_with = "" if persistent else f" and run with {STORE_ENV}={kind} (or {env_name(self.profile_name, 'store')}={kind})"
+        return ReauthRequired(
+            f"Nobody can answer the sign-in of session {self.session.name!r} here (an unattended run: nbclient, "
+            f"papermill, jupyter execute, CI, or no terminal), and no stored token was found {where}.",
+            error="interaction_required",
+            hint=f"To seed a token for unattended runs, sign in once interactively with "
+                 f"{self.login_call[:-1]}, store={kind!r}){run_with}, or use a client credentials profile "
+                 "(flow='client_credentials') for a service account")
+
     def _make_flow(self) -> Flow:
         cls = FLOWS[self.grant]
         kwargs: dict[str, Any] = {"scope": self.scope, "endpoints": self.session.endpoints}
@@ -120,6 +150,7 @@ class LoginAttempt:
         with self._lock:
             self._close_catcher()
             self._stop = threading.Event()
+            self._over = threading.Event()
             try:
                 capture = open_capture(self.grant, via, profile_redirect_uri=self._profile_redirect_uri,
                                        catcher_factory=catcher_factory or LoopbackCatcher)
@@ -132,6 +163,7 @@ class LoginAttempt:
             except OAuth2Error as exc:
                 self.phase, self.error = "failed", exc
                 self._close_catcher()
+                self._over.set()
                 raise
             if self.catcher is not None:
                 self.catcher.state = self.expected_state
@@ -150,6 +182,7 @@ class LoginAttempt:
         register(self.session)
         self.phase = "done"
         self._close_catcher()
+        self._over.set()
         return self.session
 
     def _run(self, action: Callable[[], Token]) -> Session:
@@ -167,6 +200,7 @@ class LoginAttempt:
     def _end(self, phase: str, exc: OAuth2Error) -> None:
         self.phase, self.error = phase, exc
         self._close_catcher()
+        self._over.set()
 
     def _require(self, kind: type[Flow]) -> Any:
         if not isinstance(self._flow, kind):
@@ -244,13 +278,16 @@ class LoginAttempt:
         flow = self._flow
         return self._run(lambda: flow.complete())  # type: ignore[attr-defined]
 
-    def cancel(self) -> None:
-        """End the login (unless it is over already): waits stop at once, the catcher closes."""
+    def cancel(self, error: LoginCancelled | None = None) -> None:
+        """End the login (unless it is over already): waits stop at once, the catcher closes. ``error``:
+        what :attr:`error` says (a :class:`~nb_oauth2.core.errors.LoginTimeout` when time ran out)."""
         with self._lock:
             self._stop.set()
             if self.phase in ("idle", "waiting"):
-                self.phase, self.error = "cancelled", LoginCancelled("The login was cancelled.")
+                self.phase, self.error = "cancelled", error or LoginCancelled("The login was cancelled.")
             self._close_catcher()
+            if self.finished:
+                self._over.set()
 
     def restore(self) -> Session | None:
         """Reuse a stored token (opt-in file store) instead of signing in again."""
@@ -298,8 +335,35 @@ def complete_here(attempt: LoginAttempt, *, browser: Browser | None = None,
             if attempt.phase != "waiting":
                 raise
             print("Auto-capture stopped waiting.")  # the catcher's own time ran out: paste the address instead
+    if not terminal_can_prompt():  # cron, CI, a pipe: nobody will paste anything
+        attempt.cancel()
+        raise attempt.unattended_error()
     print(f"Open this link, sign in, then paste the address you are sent to:\n{step.authorization_url}")
-    return attempt.complete_redirect(input("Redirect URL: "))
+    try:
+        pasted = input("Redirect URL: ")
+    except EOFError:  # stdin ended: nobody is there
+        attempt.cancel()
+        raise attempt.unattended_error() from None
+    return attempt.complete_redirect(pasted)
+
+
+def terminal_can_prompt() -> bool:
+    """Outside Jupyter: can a person answer ``input()``? A terminal (stdin is a tty), or a prompt that an
+    application or a test replaced (``builtins.input`` is not the builtin); not a pipe, a closed or
+    missing stdin (cron, CI, ``< /dev/null``)."""
+    if getattr(builtins.input, "__module__", "builtins") != "builtins":
+        return True
+    stdin = sys.stdin
+    try:
+        return stdin is not None and not stdin.closed and stdin.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _login_call(profile: str, name: str, flow: str | None) -> str:
+    """``nb_oauth2.login('demo', name='pb2', flow='device')``: the call that signs this session in again."""
+    parts = [repr(profile)] + ([f"name={name!r}"] if name != profile else []) + ([f"flow={flow!r}"] if flow else [])
+    return f"nb_oauth2.login({', '.join(parts)})"
 
 
 def _print_device_step(step: Step) -> None:

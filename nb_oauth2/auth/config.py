@@ -37,7 +37,12 @@ __all__ = [
     "env_name",
     "SECRET_KEYS",
     "check_no_secrets",
+    "STORE_ENV",
+    "store_setting",
 ]
+
+#: the token store of logins that name none, for every profile (``file``, ``keyring`` or ``memory``)
+STORE_ENV = "NB_OAUTH2_STORE"
 
 #: client authentication methods at the token endpoint (RFC 7591 2, RFC 8705 2)
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none", "tls_client_auth", "self_signed_tls_client_auth")
@@ -221,6 +226,14 @@ def load_profile(
         options={k: v for k, v in settings.items() if k not in SECRET_KEYS},
         verify=trust,
     )
+
+
+def store_setting(profile: Profile) -> str:
+    """The token store of a login that names none (``store=None``): ``NB_OAUTH2_<PROFILE>_STORE``, else the
+    profile's ``store`` setting (profiles file, ``%%oauth2 profile``), else ``NB_OAUTH2_STORE``, else
+    ``"memory"``. Unattended runs (nbclient, papermill, CI) find their stored token there."""
+    return str(os.environ.get(env_name(profile.name, "store")) or profile.options.get("store")
+               or os.environ.get(STORE_ENV) or "memory")
 
 
 def _cert_setting(settings: Mapping[str, Any]) -> str | tuple[str, str] | None:

@@ -3,6 +3,11 @@
 The state lives in a small module object kept in ``sys.modules`` so that a
 re-import of the package (``%autoreload``, ``importlib.reload``) finds the same
 sessions (SECURITY_CASES 45). A kernel restart forgets them.
+
+A session is registered only when its login succeeds (a cancelled or failed login leaves the
+sessions and the default as they were). Each login also leaves the call that signs its session in
+again (:func:`login_call`: the profile, not the session name), which messages quote after a logout,
+a revocation, or for a session whose login never finished.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from ..core.errors import ConfigurationError
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["register", "session", "sessions", "logout", "set_default", "resolve_session", "clear"]
+__all__ = ["register", "session", "sessions", "logout", "set_default", "resolve_session", "clear",
+           "remember_login_call", "login_call"]
 
 _STATE_MODULE = "nb_oauth2._kernel_state"
 
@@ -30,7 +36,25 @@ def _state() -> types.ModuleType:
         state.default = None
         state.lock = threading.RLock()
         sys.modules[_STATE_MODULE] = state
+    if not hasattr(state, "login_calls"):  # state made by an older version of this module (re-import)
+        state.login_calls, state.logged_out = {}, set()
     return state
+
+
+def remember_login_call(name: str, call: str) -> None:
+    """Remember how session ``name`` is signed in (``nb_oauth2.login('demo', name='pb2')``) for messages."""
+    state = _state()
+    with state.lock:
+        state.login_calls[name] = call
+
+
+def login_call(name: str) -> str:
+    """The call that signs session ``name`` in (again): its profile and name when a login of it was made
+    in this kernel, else ``nb_oauth2.login(<profile>, name=...)``."""
+    state = _state()
+    with state.lock:
+        known = state.login_calls.get(name)
+    return known or f"nb_oauth2.login(<profile>, name={name!r})"
 
 
 def register(new: "Session", *, make_default: bool = True) -> "Session":
@@ -38,6 +62,7 @@ def register(new: "Session", *, make_default: bool = True) -> "Session":
     state = _state()
     with state.lock:
         state.sessions[new.name] = new
+        state.logged_out.discard(new.name)
         if make_default or state.default is None:
             state.default = new.name
     return new
@@ -54,9 +79,12 @@ def session(name: str | None = None) -> "Session":
             return state.sessions[key]
         except KeyError:
             known = ", ".join(sorted(state.sessions)) or "none"
+            if key in state.logged_out:
+                raise ConfigurationError(f"Session {key!r} was logged out (sessions: {known}). Sign in again with "
+                                         f"{login_call(key)}.") from None
             raise ConfigurationError(
-                f"No session named {key!r} (sessions: {known}). After a kernel restart or re-import "
-                "from scratch, log in again."
+                f"No session named {key!r} (sessions: {known}): a session exists once its login succeeds. "
+                f"Sign in with {login_call(key)} (after a kernel restart, sign in again)."
             ) from None
 
 
@@ -87,6 +115,7 @@ def logout(name: str | None = None, *, revoke: bool = False) -> bool:
         confirmed = True
     with state.lock:
         state.sessions.pop(target.name, None)
+        state.logged_out.add(target.name)
         if state.default == target.name:
             state.default = next(reversed(state.sessions), None) if state.sessions else None
     return confirmed

@@ -239,6 +239,11 @@ class LoopbackCatcher:
     def closed(self) -> bool:
         return self._server is None or self._closed.is_set()
 
+    @property
+    def received(self) -> bool:
+        """True once the redirect of this login arrived (the catcher then closes by itself)."""
+        return self._done.is_set()
+
     def __enter__(self) -> "LoopbackCatcher":
         return self.start()
 
