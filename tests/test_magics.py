@@ -5,6 +5,7 @@ Cases 35 (secrets on the line), 36 (Out/_/_oh), 37 (tracebacks in every xmode).
 
 from __future__ import annotations
 
+import re
 import threading
 from urllib.parse import parse_qsl, urlsplit
 
@@ -69,9 +70,11 @@ def _run(ip, code: str):
 def test_login_status_get_logout(ip, demo, capsys):
     """The three-line promise: login, get a DataFrame, status, logout --revoke."""
     assert ip.run_line_magic("oauth2", "login demo --scope 'read:events read:users'") is None
-    assert "Signed in as profile demo (sha256:" in capsys.readouterr().out
+    assert re.search(r"Signed in as profile demo \(Alice Liddell \(alice\), until \d\d:\d\d; sha256:",
+                     capsys.readouterr().out)
     table = ip.run_line_magic("oauth2", "status")
     assert "demo *" in repr(table) and "read:events read:users" in repr(table)
+    assert "Alice Liddell (alice)" in repr(table) and re.search(r"until \d\d:\d\d \(expires in", repr(table))
     assert "<table" in table._repr_html_() and "sha256:" in table._repr_html_()
     df = ip.run_line_magic("oauth2", f"get {demo.url}/api/events --no-progress --max-pages 2 --partial")
     assert isinstance(df, pd.DataFrame) and len(df) > 0
@@ -299,3 +302,86 @@ def test_paginate_offers_only_the_styles_that_exist(ip):
     with pytest.raises(UsageError, match="invalid choice"):
         ip.run_line_magic("oauth2", "get http://127.0.0.1:9/api --paginate pages")
     assert "pages" not in magics.full_help().split("--paginate", 1)[1].split("\n")[0]
+
+
+def test_status_is_left_aligned_and_does_not_wrap(ip):
+    ip.run_line_magic("oauth2", "login demo")
+    markup = ip.run_line_magic("oauth2", "status")._repr_html_()
+    cells = re.findall(r"<t[hd] style=\"([^\"]*)\"", markup)
+    assert cells and all("text-align:left" in c and "white-space:nowrap" in c for c in cells)
+    assert "<th style" in markup and ">user<" in markup and "Alice Liddell (alice)" in markup
+
+
+def test_status_of_a_session_without_a_known_user_shows_a_dash(ip):
+    """A provider that names nobody (no id_token, no userinfo endpoint): '-' in the user column."""
+    import dataclasses
+
+    ip.run_line_magic("oauth2", "login demo --flow client_credentials --name svc")
+    table = ip.run_line_magic("oauth2", "status")
+    row = next(r for r in table.rows if r[0].startswith("svc"))
+    session = registry.session("svc")
+    assert row[1] == session.client_auth.client_id  # the demo's userinfo names the client (sub) for client credentials
+    session.provider = dataclasses.replace(session.provider, userinfo_endpoint=None)
+    from nb_oauth2.auth import identity
+
+    assert identity.who(session, refresh=True) is None
+    row = next(r for r in ip.run_line_magic("oauth2", "status").rows if r[0].startswith("svc"))
+    assert row[1] == "-"
+
+
+def test_store_choices_are_the_stores_that_exist(ip):
+    """--store and OAuth2Magics.default_store offer exactly what make_store accepts (memory, file, keyring)."""
+    from nb_oauth2.auth.store import _KINDS, make_store
+
+    assert magics.STORE_CHOICES == _KINDS
+    from nb_oauth2.core.errors import ConfigurationError
+
+    for kind in magics.STORE_CHOICES:
+        try:
+            make_store(kind)
+        except ConfigurationError as exc:  # keyring without the keyring package: known, just not installed
+            assert "Unknown token store" not in exc.message
+    login = next(a for a in magics.build_parser()._subparsers._group_actions[0].choices["login"]._actions
+                 if "--store" in a.option_strings)
+    assert tuple(login.choices) == magics.STORE_CHOICES
+
+
+@pytest.mark.parametrize("setting", ["default_store = 'sqlite'", "default_store = 'File'", "default_profile = ''",
+                                     "default_profile = 'my profile'", "progress = 'maybe'"])
+def test_config_options_are_validated_when_set(ip, setting, caplog):
+    """A bad value is refused as it is set: %config shows the trait's error and the option keeps its value."""
+    magic = next(m for m in ip.configurables if isinstance(m, magics.OAuth2Magics))
+    before = (magic.default_store, magic.default_profile, magic.progress)
+    ip.run_line_magic("config", f"OAuth2Magics.{setting}")
+    assert (magic.default_store, magic.default_profile, magic.progress) == before
+    refused = " ".join(r.getMessage() for r in caplog.records)
+    assert "expected any of ['memory', 'file', 'keyring']" in refused or "profile name" in refused \
+        or "expected a boolean" in refused
+
+
+def test_config_accepts_every_store(ip):
+    magic = next(m for m in ip.configurables if isinstance(m, magics.OAuth2Magics))
+    try:
+        for kind in magics.STORE_CHOICES:
+            ip.run_line_magic("config", f"OAuth2Magics.default_store = {kind!r}")
+            assert magic.default_store == kind
+    finally:
+        ip.run_line_magic("config", "OAuth2Magics.default_store = 'memory'")
+
+
+def test_no_wait_is_passed_only_when_given(ip, monkeypatch):
+    """--no-wait passes wait=False to nb_oauth2.login; without it, login() gets no wait= at all (its default)."""
+    import nb_oauth2.jupyter.login_ui as login_ui
+
+    calls = []
+    real = login_ui.login
+
+    def recording(profile, **kwargs):
+        calls.append(dict(kwargs))
+        kwargs.pop("wait", None)
+        return real(profile, **kwargs)
+
+    monkeypatch.setattr(login_ui, "login", recording)
+    ip.run_line_magic("oauth2", "login demo --no-wait")
+    ip.run_line_magic("oauth2", "login demo --name other")
+    assert calls[0]["wait"] is False and "wait" not in calls[1]

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Bool, Unicode
+from traitlets import Bool, Enum, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from ..core.errors import OAuth2Error, SecretOnCommandLine
@@ -28,12 +28,16 @@ from ..core.names import FLOW_CHOICES, VIA_CHOICES, env_name, split_list
 from ..frames.pagination import PAGINATION_STYLES
 from ..core.redact import redact
 
-__all__ = ["OAuth2Magics", "load_ipython_extension", "BROWSER_HOOK", "DEVICE_HOOK", "SECRET_OPTIONS"]
+__all__ = ["OAuth2Magics", "load_ipython_extension", "BROWSER_HOOK", "DEVICE_HOOK", "SECRET_OPTIONS", "STORE_CHOICES"]
 
 #: ``Callable[[authorization_url], redirect_url]`` doing the browser's part (tests, headless runs)
 BROWSER_HOOK: Callable[[str], str] | None = None
 #: ``Callable[[Step], None]`` told the user code of a device login (tests, headless runs)
 DEVICE_HOOK: Callable[[Any], None] | None = None
+
+#: the token stores ``store=`` takes (:func:`nb_oauth2.auth.store.make_store`): ``--store`` and
+#: ``OAuth2Magics.default_store`` offer exactly these
+STORE_CHOICES = ("memory", "file", "keyring")
 
 SECRET_OPTIONS = ("--client-secret", "--secret", "--password", "--token", "--access-token", "--refresh-token")
 #: an unknown option whose name holds one of these is taken for a (misspelled) secret option (case 59)
@@ -79,12 +83,15 @@ def build_parser() -> _Parser:
     login.add_argument("--scope", action="append", help='scopes, space or comma separated ("read:user repo")')
     login.add_argument("--flow", choices=FLOW_CHOICES, help="grant (default: the profile's, else code with PKCE)")
     login.add_argument("--via", choices=VIA_CHOICES, default="auto", help="how the redirect comes back (default auto)")
-    login.add_argument("--store", choices=("memory", "file"), help="token store (default OAuth2Magics.default_store)")
+    login.add_argument("--store", choices=STORE_CHOICES,
+                       help="token store: memory (this kernel), file or keyring (default OAuth2Magics.default_store)")
     login.add_argument("--name", help="session name (default: the profile name)")
     login.add_argument("--client-id", help="OAuth client id (public; secrets come from env/keyring/prompt)")
     login.add_argument("--issuer", help="issuer URL to discover (OIDC / RFC 8414)")
     login.add_argument("--cert", help="TLS client certificate (PEM) for mTLS")
     login.add_argument("--key", help="private key of --cert (PEM)")
+    login.add_argument("--no-wait", action="store_true",
+                       help="in a notebook, show the login widget and return at once instead of waiting")
     sub.add_parser("status", help="every session: provider, scopes, expiry, fingerprint")
     refresh = sub.add_parser("refresh", help="refresh a session's token now")
     refresh.add_argument("name", nargs="?", help="session (default: the default session)")
@@ -181,9 +188,17 @@ class OAuth2Magics(Magics, Configurable):
     """The ``%oauth2`` line magic and the ``%%oauth2 profile`` cell magic."""
 
     default_profile = Unicode("demo", help="profile used by %oauth2 login without a name").tag(config=True)
-    default_store = Unicode("memory", help="token store: memory (kernel only) or file").tag(config=True)
+    default_store = Enum(STORE_CHOICES, default_value="memory",
+                         help="token store: memory (this kernel only), file or keyring").tag(config=True)
     show_traceback = Bool(False, help="show full tracebacks of nb_oauth2 errors").tag(config=True)
     progress = Bool(True, help="progress bar for %oauth2 get").tag(config=True)
+
+    @validate("default_profile")
+    def _check_default_profile(self, proposal: Any) -> str:
+        value = proposal["value"]
+        if not value.strip() or value != value.strip() or any(c.isspace() for c in value):
+            raise TraitError("OAuth2Magics.default_profile must be a profile name: not empty, no spaces.")
+        return value
 
     @no_var_expand
     @line_cell_magic
@@ -230,15 +245,17 @@ class OAuth2Magics(Magics, Configurable):
             options["cert"] = (args.cert, args.key) if args.key else args.cert
         flow = args.flow or ("device" if args.via == "device" else None)
         scope = split_list(" ".join(args.scope)) if args.scope else None
+        if args.no_wait:  # only when asked: login() takes wait= since issue 12
+            options["wait"] = False
         session = login(args.profile or self.default_profile, scope=scope, flow=flow, via=args.via,
                         store=args.store or self.default_store, name=args.name, browser=BROWSER_HOOK,
                         on_device_code=DEVICE_HOOK, **options)
-        if session.is_authorized and session.token_info is not None:
-            token = session.token_info
-            print(f"Signed in as profile {session.name} ({token.fingerprint}, {token.describe_expiry()}).")
+        if session.is_authorized:
+            print(signed_in_line(session))
         return None  # never a Session in Out/_ (case 36)
 
     def _cmd_status(self, args: argparse.Namespace) -> Any:
+        """Every session: who signed in (when the provider says), until when (local time), fingerprint."""
         from .tables import status_table
         from ..auth.registry import _state, sessions
 
@@ -308,6 +325,17 @@ class OAuth2Magics(Magics, Configurable):
                 check_no_secrets(value, where="cell", profile=name)
         define_profile(name, mapping)
         print(f"Profile {name!r} defined for this kernel ({', '.join(sorted(mapping)) or 'no settings'}).")
+
+
+def signed_in_line(session: Any) -> str:
+    """``Signed in as profile demo (Alice Liddell (alice), until 14:05; sha256:1a2b3c4d).`` (no token)."""
+    from ..auth.identity import who
+    from .login_text import until
+
+    status = session.status()
+    user = who(session)
+    return (f"Signed in as profile {session.name} ({f'{user}, ' if user else ''}{until(status['expires_in'])}; "
+            f"{status['fingerprint']}).")
 
 
 OAuth2Magics.oauth2.__doc__ = "%oauth2 COMMAND [options]\n\n" + full_help()

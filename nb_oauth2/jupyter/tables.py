@@ -6,6 +6,10 @@ import html
 from typing import Any, Sequence
 
 from ..core.redact import redact
+from .login_text import until
+
+_CELL = "text-align:left;white-space:nowrap;padding:2px 10px 2px 0;vertical-align:top"
+_CAPTION = "text-align:left;white-space:nowrap;font-weight:600;padding-bottom:4px"
 
 __all__ = ["Table", "status_table", "providers_table"]
 
@@ -33,23 +37,34 @@ class Table:
         return "\n".join([*head, line.rstrip(), "  ".join("-" * w for w in widths), *body])
 
     def _repr_html_(self) -> str:
-        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        """Left-aligned cells that never wrap (JupyterLab right-aligns table cells by default)."""
+        caption = f'<caption style="{_CAPTION}">{html.escape(self.title)}</caption>' if self.title else ""
         if not self.rows:
             return f"<p>{html.escape(repr(self))}</p>"
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in self.rows)
-        return f'<table class="nb-oauth2-table">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        head = "".join(f'<th style="{_CELL}">{html.escape(c)}</th>' for c in self.columns)
+        body = "".join("<tr>" + "".join(f'<td style="{_CELL}">{html.escape(v)}</td>' for v in row) + "</tr>"
+                       for row in self.rows)
+        return (f'<table class="nb-oauth2-table" style="border-collapse:collapse;width:auto">{caption}<thead><tr>{head}'
+                f"</tr></thead><tbody>{body}</tbody></table>")
 
 
-def status_table(sessions: Sequence[Any], default: str | None) -> Table:
-    """One row per session: name, provider, scopes, expiry, fingerprint."""
+def status_table(sessions: Sequence[Any], default: str | None, *, now: float | None = None) -> Table:
+    """One row per session: name, who signed in (when known), provider, grant, scopes, until when, fingerprint.
+
+    The user comes from :func:`nb_oauth2.auth.identity.who` (id_token claims, else one userinfo GET per
+    session, cached); the expiry is a local clock time with the time left beside it.
+    """
+    from ..auth.identity import who
+
     rows = []
     for item in sessions:
         info = item.status()
         name = info["name"] + (" *" if info["name"] == default else "")
-        rows.append([name, info["provider"], info.get("grant") or "", info["scopes"], info["expiry"],
+        expiry = f"{until(info['expires_in'], now)} ({info['expiry']})" if info["signed_in"] else info["expiry"]
+        user = who(item) if info["signed_in"] else None
+        rows.append([name, user or "-", info["provider"], info.get("grant") or "", info["scopes"], expiry,
                      info["fingerprint"] or "-", "yes" if info.get("refreshable") else "no"])
-    return Table(["session", "provider", "grant", "scopes", "expires", "fingerprint", "refreshable"], rows,
+    return Table(["session", "user", "provider", "grant", "scopes", "expires", "fingerprint", "refreshable"], rows,
                  title="nb_oauth2 sessions (* = default)",
                  empty="no sessions; sign in with %oauth2 login <profile>")
 
