@@ -10,6 +10,12 @@ as the kernel lives, and load protected JSON APIs into pandas DataFrames::
 The package itself imports neither IPython nor ipywidgets; the Jupyter front
 (``%load_ext nb_oauth2``) loads them lazily.
 
+Inside a running IPython shell (a notebook kernel, ``jupyter execute``, terminal
+IPython), ``import nb_oauth2`` and ``%load_ext nb_oauth2`` make nb_oauth2's own errors
+(the :class:`OAuth2Error` tree, no other exception) show as their message and hint,
+with the full traceback on demand (``%tb``); ``NB_OAUTH2_FULL_TRACEBACKS=1`` keeps
+IPython's full tracebacks (:mod:`nb_oauth2.jupyter.error_display`).
+
 ``__all__`` is the public API. The protocol's parts (the flow classes and ``Step``
 in :mod:`nb_oauth2.core.flows`, helpers such as ``error_from_response`` in
 :mod:`nb_oauth2.core.errors`) are importable from their modules.
@@ -17,6 +23,7 @@ in :mod:`nb_oauth2.core.flows`, helpers such as ``error_from_response`` in
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .core.endpoint import ClientAuth, ScopeChangedWarning
@@ -92,7 +99,20 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext nb_oauth2``: register the ``%oauth2`` magics."""
+    """``%load_ext nb_oauth2``: register the ``%oauth2`` magics; nb_oauth2's errors show short."""
+    from .jupyter.error_display import install
     from .jupyter.magics import load_ipython_extension as _load
 
     _load(ipython)
+    install(ipython)
+
+
+def _short_errors_in_running_ipython() -> None:
+    """In a running IPython shell, nb_oauth2's errors show short (never imports IPython itself)."""
+    if "IPython" in sys.modules:
+        from .jupyter.error_display import install
+
+        install()
+
+
+_short_errors_in_running_ipython()

@@ -98,3 +98,43 @@ def test_a_long_running_kernel_keeps_the_newest_secrets_and_compiles_lazily():
     assert module.compilations == before + 1
     redact(text)
     assert module.compilations == before + 1
+
+
+SECRET_BEARING = ["token", "access_token", "refresh_token", "id_token", "code", "device_code", "code_verifier",
+                  "key", "api_key", "apikey", "API-Key", "secret", "client_secret", "signature", "sig", "password",
+                  "passwd", "assertion", "client_assertion", "state", "nonce", "private_token", "X-Amz-Signature",
+                  "X-Amz-Credential", "X-Amz-Security-Token", "x-api-key", "app_secret", "secret_param"]
+PLAIN = ["page", "per_page", "filter", "q", "sort", "limit", "offset", "cursor", "since", "user", "fields",
+         "country_code", "monkey", "include"]
+
+
+@pytest.mark.parametrize("name", SECRET_BEARING)
+def test_redact_url_masks_secret_bearing_parameters(name):
+    """Issue 12 item 8: tokens, codes, keys, secrets, signatures, passwords, assertions are masked in URLs."""
+    shown = redact_url(f"https://api.example/x?page=2&{name}=VALUE4secret9&per_page=50")
+    assert "VALUE4secret9" not in shown and f"{name}=***" in shown
+    assert "page=2" in shown and "per_page=50" in shown
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_redact_url_keeps_parameters_that_hold_no_secret(name):
+    """Issue 12 item 8: page=, per_page=, filter= ... stay readable (0.1 showed filter=***)."""
+    shown = redact_url(f"https://api.example/x?{name}=visible-value&token=t0ken-value")
+    assert f"{name}=visible-value" in shown and "t0ken-value" not in shown
+
+
+def test_redact_url_keeps_templates_and_dollars_readable():
+    """The URL of %oauth2 get ...?filter=$y reads back as typed."""
+    assert redact_url("https://api.example/api/{x}?filter=$y") == "https://api.example/api/{x}?filter=$y"
+
+
+def test_a_registered_secret_is_masked_in_any_parameter_and_the_path():
+    """Case 38: a registered secret is masked wherever it appears, whatever the parameter's name."""
+    register_secret(CANARY_TOKEN)
+    shown = redact_url(f"https://api.example/{CANARY_TOKEN}/x?filter={CANARY_TOKEN}&page=2")
+    assert CANARY_TOKEN not in shown and "page=2" in shown
+
+
+def test_redact_url_drops_userinfo_and_fragment():
+    shown = redact_url("https://alice:pa55word@api.example/x?page=1#access_token=tok123456")
+    assert "pa55word" not in shown and "alice" not in shown and "tok123456" not in shown and "page=1" in shown

@@ -6,11 +6,20 @@ parameters, check ``state`` (which wins over ``error``), then ``iss`` (RFC 9207:
 before ``error``, so another server's error response is a mix-up, not a denial),
 then ``error``, and only then hand out the code or token. A bare code is taken
 only when it can be one. SECURITY_CASES 1-9, 53, 54.
+
+A redirect whose ``state`` this kernel issued for another link (an earlier login, a
+replaced link, a redirect already used) gets :class:`NoLoginInProgress` ("no matching
+login in progress"); a ``state`` this kernel never issued is a :class:`StateMismatch`
+(CSRF). Every :class:`Pending` records its state's fingerprint for that, the newest
+``MAX_ISSUED_STATES`` of them, in kernel memory only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
@@ -34,6 +43,29 @@ _BARE_CODE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,2048}$")
 _WORDS = re.compile(r"^(?:(?:[A-Z]{2,}(?=[A-Z][a-z]{2}))?(?:[A-Z]?[a-z]{2,}|[A-Z][a-z])[-_.~]?)+$")
 _SINGLE = ("state", "code", "iss", "error", "access_token")
 MAX_PASTE = 16_384
+#: how many issued states the kernel remembers (fingerprints), to tell an old link from a forged one
+MAX_ISSUED_STATES = 1024
+_issued: OrderedDict[str, None] = OrderedDict()
+_issued_lock = threading.Lock()
+_NO_MATCH_HINT = "Use the sign-in link shown with this login, or run the login again for a new one."
+
+
+def _state_key(state: str) -> str:
+    return hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _remember_issued(state: str) -> None:
+    with _issued_lock:
+        _issued[_state_key(state)] = None
+        _issued.move_to_end(_state_key(state))
+        while len(_issued) > MAX_ISSUED_STATES:
+            _issued.popitem(last=False)
+
+
+def issued_here(state: str) -> bool:
+    """Whether a login of this kernel sent ``state`` (one of the newest ``MAX_ISSUED_STATES``)."""
+    with _issued_lock:
+        return _state_key(state) in _issued
 
 
 @dataclass
@@ -47,6 +79,9 @@ class Pending:
     code_verifier: str | None = field(default=None, repr=False)
     nonce: str | None = field(default=None, repr=False)
     response_type: str = "code"
+
+    def __post_init__(self) -> None:
+        _remember_issued(self.state)
 
 
 @dataclass(frozen=True)
@@ -75,9 +110,8 @@ def _params(raw: str) -> dict[str, str]:
     for key, value in pairs:
         if key in seen and key in _SINGLE:
             raise InvalidCallbackURL(
-                f"The redirect URL holds the parameter {key!r} twice; it was not produced by a clean "
-                "authorization response. Start the login again."
-            )
+                f"The redirect URL holds the parameter {key!r} twice, so no clean authorization response "
+                "produced it.", hint="Start the login again.")
         seen[key] = value
     return seen
 
@@ -100,39 +134,39 @@ def check_callback(text: str, pending: Pending | None, *, used_states: frozenset
     """Validate a pasted redirect (or bare code) against ``pending``; raise a CallbackError subclass."""
     cleaned = clean_pasted_text(text)
     if not cleaned or len(cleaned) > MAX_PASTE:
-        raise InvalidCallbackURL(f"That is not a redirect URL ({len(text or '')} characters). Paste the whole "
-                                 "address the browser shows after signing in.")
+        raise InvalidCallbackURL(f"That is not a redirect URL ({len(text or '')} characters).",
+                                 hint="Paste the whole address the browser shows after signing in.")
     if "://" not in cleaned:
         return _bare_code(cleaned, pending)
     parts = urlsplit(cleaned)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InvalidCallbackURL(f"That is not a redirect URL: {_echo(cleaned)!r}. Paste the address from the browser's bar.")
+        raise InvalidCallbackURL(f"That is not a redirect URL: {_echo(cleaned)!r}.",
+                                 hint="Paste the address from the browser's bar.")
     try:
         checked_url(cleaned)  # userinfo, backslashes, look-alike hosts: parsers would disagree on its host (case 47)
     except UnsafeURL:
         raise InvalidCallbackURL("The pasted address has a user name, a backslash or look-alike characters in its "
-                                 "host, so it cannot be matched to this login; paste the address from the browser's "
-                                 "bar.") from None
+                                 "host, so it cannot be matched to this login.",
+                                 hint="Paste the address from the browser's bar.") from None
     # a plain-http hub serves the notebook itself over http: its own address is not refused
     on_notebook_origin = pending is not None and _on_notebook_origin(pending.redirect_uri)
     if not is_secure_or_loopback(cleaned) and not on_notebook_origin:
-        raise InvalidCallbackURL("The pasted redirect uses plain http to a non-loopback host; it is refused.")
+        raise InvalidCallbackURL("The pasted redirect uses plain http to a host that is not loopback, so it is refused.")
     if pending is None:
-        raise NoLoginInProgress("No login is in progress for this redirect. Start the login again.")
+        raise NoLoginInProgress("There is no matching login in progress for this redirect: it was already used, "
+                                "or its login finished or was replaced.", hint=_NO_MATCH_HINT)
     if not _same_place(cleaned, pending.redirect_uri):
         raise IssuerMismatch(
-            "This redirect went to another address than this login's redirect URI; it may belong to "
-            "another provider or login (mix-up). Start the login again."
-        )
+            "This redirect went to another address than this login's redirect URI, so it may belong to "
+            "another provider or login (mix-up).", hint="Start the login again.")
     query, fragment = _params(parts.query), _params(parts.fragment)
     if fragment.keys() <= {"_"}:  # Facebook's '#_=_' (case 5)
         fragment = {}
     params = fragment if pending.response_type == "token" else query
     if pending.response_type == "code" and "code" not in query and "code" in fragment:
         raise InvalidCallbackURL(
-            "The code arrived in the URL fragment (#...), but this login asked for it in the query; "
-            "the provider used another response mode. Start the login again."
-        )
+            "The code arrived in the URL fragment (#...), but this login asked for it in the query (the provider "
+            "used another response mode).", hint="Start the login again.")
     _check_state(params.get("state"), pending, used_states)
     _check_iss(params.get("iss"), pending)  # case 53: before the error branch
     if "error" in params:
@@ -142,17 +176,16 @@ def check_callback(text: str, pending: Pending | None, *, used_states: frozenset
 
 def _bare_code(cleaned: str, pending: Pending | None) -> CallbackResult:
     if not could_be_code(cleaned):
-        hint = (" It looks like part of a redirect URL: copy the whole address, starting with http."
-                if "=" in cleaned and ("code" in cleaned or "?" in cleaned) else "")
+        partial = "=" in cleaned and ("code" in cleaned or "?" in cleaned)
         raise InvalidCallbackURL(
-            f"That is not a redirect URL or an authorization code: {_echo(cleaned)!r}. Nothing was sent to the "
-            f"provider and the login is still waiting: paste the address the browser shows after signing in.{hint}"
-        )
+            f"That is not a redirect URL or an authorization code: {_echo(cleaned)!r}; nothing was sent to the "
+            "provider and the login is still waiting.",
+            hint=("It looks like part of a redirect URL: copy the whole address, starting with http." if partial
+                  else "Paste the address the browser shows after signing in."))
     if pending is None or not pending.code_verifier or pending.response_type != "code":
         raise InvalidCallbackURL(
-            f"That is not a redirect URL: {_echo(cleaned)!r}. A bare code is only accepted while a PKCE "
-            "login is pending; paste the whole address the browser shows after signing in."
-        )
+            f"That is not a redirect URL: {_echo(cleaned)!r} (a bare code is only accepted while a PKCE "
+            "login is pending).", hint="Paste the whole address the browser shows after signing in.")
     register_secret(cleaned)
     return CallbackResult(code=cleaned)
 
@@ -177,21 +210,24 @@ def _check_state(state: str | None, pending: Pending, used_states: frozenset[str
         raise StateMismatch("The redirect has no state parameter, so it cannot be matched to this login (CSRF check).")
     if state == pending.state:
         return
-    if state in used_states:
-        raise NoLoginInProgress("This redirect belongs to a login that already finished or was replaced. Start the login again.")
+    if state in used_states or issued_here(state):  # an earlier or replaced link of this kernel, or used twice
+        raise NoLoginInProgress("There is no matching login in progress for this redirect: it belongs to an earlier "
+                                "sign-in link, or it was already used.", hint=_NO_MATCH_HINT)
     raise StateMismatch(
-        "The state in the redirect does not match this login's (CSRF check); nothing was sent to the provider. "
-        "Paste the redirect of the sign-in link shown here, or start again."
+        "The state in the redirect does not match this login's (CSRF check), so nothing was sent to the provider.",
+        hint="Paste the redirect of the sign-in link shown here, or run the login again.",
     )
 
 
 def _check_iss(iss: str | None, pending: Pending) -> None:
     if iss is None:
         if pending.require_iss:
-            raise IssuerMismatch("The provider advertises RFC 9207 but the redirect has no iss; it may come from another server.")
+            raise IssuerMismatch("The provider advertises RFC 9207 but the redirect has no iss, so it may come from "
+                                 "another server.", hint="Start the login again.")
         return
     if pending.issuer and iss.rstrip("/") != pending.issuer.rstrip("/"):
-        raise IssuerMismatch(f"The redirect was issued by {redact(iss)[:80]!r}, not by this login's provider (mix-up attack?).")
+        raise IssuerMismatch(f"The redirect was issued by {redact(iss)[:80]!r}, not by this login's provider "
+                             "(a mix-up attack?).", hint="Start the login again.")
 
 
 def _result(params: dict[str, str], pending: Pending) -> CallbackResult:
@@ -202,7 +238,8 @@ def _result(params: dict[str, str], pending: Pending) -> CallbackResult:
         return CallbackResult(fragment_params=params)
     code = params.get("code")
     if not code:
-        raise InvalidCallbackURL("The redirect has neither a code nor an error; paste the full address after sign-in.")
+        raise InvalidCallbackURL("The redirect has neither a code nor an error.",
+                                 hint="Paste the whole address the browser shows after signing in.")
     register_secret(code)
     return CallbackResult(code=code)
 

@@ -63,6 +63,16 @@ __all__ = [
 ]  # the public error tree, re-exported by nb_oauth2; error_from_response is imported by name
 
 
+def sentence(text: str) -> str:
+    """``text`` as one sentence: capitalised, ending in ``.``, ``!`` or ``?`` (no ``.;`` or ``..`` joins)."""
+    text = " ".join(str(text).split()).rstrip(" ;:,")
+    if not text:
+        return text
+    if text[-1] not in ".!?…":
+        text += "."
+    return text[0].upper() + text[1:]
+
+
 class OAuth2Error(Exception):
     """Root of every nb_oauth2 error.
 
@@ -83,6 +93,7 @@ class OAuth2Error(Exception):
         description: str | None = None,
         uri: str | None = None,
         status: int | None = None,
+        hint: str | None = None,
         **extra: str | None,
     ) -> None:
         unknown = sorted(set(extra) - set(self.extra_fields))
@@ -94,11 +105,22 @@ class OAuth2Error(Exception):
         self.description = html.escape(description) if description else None
         self.uri = uri
         self.status = status
-        super().__init__(message or self.default_message)
+        self.hint = sentence(hint) if hint else None
+        text = message or self.default_message
+        super().__init__(f"{text} {self.hint}" if self.hint else text)
 
     @property
     def message(self) -> str:
+        """The whole text: what happened, then the hint (as ``str()``)."""
         return str(self.args[0]) if self.args else self.default_message
+
+    @property
+    def summary(self) -> str:
+        """What happened, without the hint."""
+        text = self.message
+        if self.hint and text.endswith(" " + self.hint):
+            return text[: -len(self.hint) - 1]
+        return text
 
     def __repr__(self) -> str:
         code = f"error={self.error!r}" if self.error else ""
@@ -324,11 +346,11 @@ _BY_CODE: Mapping[str, type[OAuth2Error]] = {
 }
 
 _NEXT_STEP: Mapping[type[OAuth2Error], str] = {
-    InvalidClient: "check the client id and secret registered for this profile",
-    InvalidGrant: "the code or token was rejected; restart the login",
-    InvalidScope: "ask for scopes the provider allows for this client",
-    AuthorizationDenied: "the request was refused; sign in again and approve it",
-    DeviceCodeExpired: "the code expired; start the device login again",
+    InvalidClient: "Check the client id and secret registered for this profile.",
+    InvalidGrant: "Start the login again.",
+    InvalidScope: "Ask for scopes the provider allows for this client.",
+    AuthorizationDenied: "Sign in again and approve the request.",
+    DeviceCodeExpired: "Start the device login again.",
 }
 
 
@@ -346,7 +368,9 @@ def error_from_response(
     Everything the server wrote (``error``, ``error_description``, ``error_uri``) is
     redacted against ``secrets`` — the secrets of the request that caused it — and the
     registered ones before it reaches the exception's str, repr or args (case 52): some
-    servers echo the request in their error text. ``next_step`` replaces the default advice.
+    servers echo the request in their error text. The message is one sentence (what the
+    server answered, with its description); the hint, another, is ``next_step`` or the
+    class's default advice.
     """
     secrets = tuple(secrets)
     code = snippet(data.get("error") or "unknown_error", 80, also=secrets)
@@ -354,12 +378,11 @@ def error_from_response(
     raw_description = data.get("error_description")
     description = snippet(raw_description, 200, also=secrets) if raw_description else None
     uri = snippet(data["error_uri"], 200, also=secrets) if data.get("error_uri") else None
-    parts = [f"The {context} answered {code!r}"]
-    if status:
-        parts[0] += f" (HTTP {status})"
+    if issubclass(cls, AuthorizationDenied):
+        lead = f"Authorization denied by the {context} ({code!r}{f', HTTP {status}' if status else ''})"
+    else:
+        lead = f"The {context} answered {code!r}{f' (HTTP {status})' if status else ''}"
     if description:
-        parts.append(html.escape(description))
-    step = next_step or _NEXT_STEP.get(cls)
-    if step:
-        parts.append(step)
-    return cls("; ".join(parts) + ".", error=code, description=description, uri=uri, status=status)
+        lead += f": {html.escape(description)}"
+    return cls(sentence(lead), error=code, description=description, uri=uri, status=status,
+               hint=next_step or _NEXT_STEP.get(cls))

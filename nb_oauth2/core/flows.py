@@ -159,7 +159,8 @@ class _RedirectFlow(Flow):
             result = check_callback(text, self._pending, used_states=frozenset(self._used_states))
             pending = self._pending
             if pending is None:
-                raise NoLoginInProgress("No login is in progress. Start the login again.")
+                raise NoLoginInProgress("There is no matching login in progress for this redirect.",
+                                        hint="Run the login again for a new sign-in link.")
             self._used_states.add(pending.state)
             self._pending = None
             return result, pending
@@ -335,11 +336,11 @@ class DeviceFlow(Flow):
                 if cancel.wait(wait):
                     raise LoginCancelled("The device login was cancelled.")
                 if self._clock() >= self._deadline:
-                    raise DeviceCodeExpired("The user code expired before it was approved; start the device login "
-                                            "again.")
+                    raise DeviceCodeExpired("The user code expired before it was approved.",
+                                            hint="Start the device login again.")
                 if give_up is not None and self._clock() >= give_up:
-                    raise LoginTimeout(f"The device login was not approved within timeout={timeout:g} s; start it "
-                                       "again (or pass a larger timeout=).")
+                    raise LoginTimeout(f"The device login was not approved within timeout={timeout:g} s.",
+                                       hint="Start it again, or pass a larger timeout=.")
                 token = self._poll_once(body)
                 if token is not None:
                     return token
@@ -362,12 +363,15 @@ class DeviceFlow(Flow):
                 return None
             self._device = None
             if code == "expired_token":
-                raise DeviceCodeExpired("The user code expired; start the device login again.", error=code) from None
+                raise DeviceCodeExpired("The user code expired.", hint="Start the device login again.",
+                                        error=code) from None
             if code == "access_denied":
                 raise DeviceAccessDenied("The device login was denied at the provider.", error=code) from None
             if isinstance(exc, DeviceFlowError):
                 raise
-            raise DeviceFlowError(f"The device login stopped: {exc.message}", error=code, status=exc.status) from None
+            summary = exc.summary[:1].lower() + exc.summary[1:]
+            raise DeviceFlowError(f"The device login stopped: {summary}", hint=exc.hint, error=code,
+                                  status=exc.status) from None
 
 
 def _check_id_token_nonce(token: Token, nonce: str | None) -> None:

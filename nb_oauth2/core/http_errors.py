@@ -45,9 +45,9 @@ _MALFORMED = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
 _DROPPED = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
 
 
-def transport_error(message: str, *, retryable: bool, reason: str) -> TransportError:
-    """A :class:`TransportError` carrying the ``retryable`` flag and a ``reason``."""
-    error = TransportError(message)
+def transport_error(message: str, *, retryable: bool, reason: str, hint: str | None = None) -> TransportError:
+    """A :class:`TransportError` carrying the ``retryable`` flag, a ``reason`` and maybe a ``hint``."""
+    error = TransportError(message, hint=hint or None)
     error.retryable = retryable  # type: ignore[attr-defined]
     error.reason = reason  # type: ignore[attr-defined]
     return error
@@ -77,7 +77,7 @@ def map_request_error(exc: BaseException, *, url: str, what: str | None = None, 
 
     ``what`` names the request in the message (default ``"The request to <url>"``),
     ``timeout`` is the requests ``timeout=`` that was used, ``client_cert`` whether a
-    TLS client certificate was presented, ``hint`` a next step appended to transport errors.
+    TLS client certificate was presented, ``hint`` a next step (a sentence) for transport errors.
     An nb_oauth2 error is returned unchanged.
     """
     if isinstance(exc, OAuth2Error):
@@ -92,17 +92,16 @@ def map_request_error(exc: BaseException, *, url: str, what: str | None = None, 
         error.retryable, error.reason = False, "tls"  # type: ignore[attr-defined]
         return error
     connect, read = timeout_parts(timeout)
-    tail = f"; {hint}." if hint else "."
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return transport_error(f"{what} could not connect within {_seconds(connect)}{tail}",
-                               retryable=True, reason="timeout")
+        return transport_error(f"{what} could not connect within {_seconds(connect)}.", retryable=True,
+                               reason="timeout", hint=hint)
     if isinstance(exc, requests.Timeout):
-        return transport_error(f"{what} did not answer within {_seconds(read)}{tail}", retryable=True,
-                               reason="timeout")
+        return transport_error(f"{what} did not answer within {_seconds(read)}.", retryable=True, reason="timeout",
+                               hint=hint)
     if isinstance(exc, _DROPPED) or (isinstance(exc, OSError) and not isinstance(exc, requests.RequestException)):
-        return transport_error(f"{what} failed: the connection was refused or dropped ({type(exc).__name__}){tail}",
-                               retryable=True, reason="connection")
-    return transport_error(f"{what} failed ({type(exc).__name__}){tail}", retryable=False, reason="other")
+        return transport_error(f"{what} failed: the connection was refused or dropped ({type(exc).__name__}).",
+                               retryable=True, reason="connection", hint=hint)
+    return transport_error(f"{what} failed ({type(exc).__name__}).", retryable=False, reason="other", hint=hint)
 
 
 def map_oauthlib_error(exc: BaseException, *, url: str) -> OAuth2Error | None:
@@ -111,7 +110,7 @@ def map_oauthlib_error(exc: BaseException, *, url: str) -> OAuth2Error | None:
     if isinstance(exc, oauthlib_errors.InsecureTransportError):
         return InsecureTransportError(f"Refused to send the token over plain http to {where}; use https.")
     if isinstance(exc, (oauthlib_errors.TokenExpiredError, oauthlib_errors.InvalidTokenError)):
-        return InvalidToken("The access token expired and the session cannot refresh it; sign in again.",
+        return InvalidToken("The access token expired and the session cannot refresh it.", hint="Sign in again.",
                             url=where, error="invalid_token")
     if isinstance(exc, oauthlib_errors.OAuth2Error):  # e.g. invalid_grant during the session's own refresh
         return error_from_response({"error": exc.error, "error_description": exc.description},

@@ -22,6 +22,8 @@ __all__ = [
     "register_secret",
     "redact",
     "redact_url",
+    "is_secret_param",
+    "SECRET_PARAMS",
     "snippet",
     "RedactingFilter",
     "install_log_redaction",
@@ -112,13 +114,40 @@ def redact(text: object, also: Iterable[str] = ()) -> str:
     return _AUTH_HEADER.sub(lambda m: m.group("key") + MASK, out)
 
 
+#: query parameters whose value is a secret (compared lower-case, "-" read as "_"): tokens, codes, keys,
+#: signatures, passwords, assertions, and the signed-URL schemes' own names (AWS, Azure SAS, Google)
+SECRET_PARAMS = frozenset({
+    "token", "access_token", "refresh_token", "id_token", "code", "device_code", "user_code", "code_verifier",
+    "key", "api_key", "apikey", "access_key", "secret", "client_secret", "signature", "sig", "password", "passwd",
+    "pwd", "assertion", "client_assertion", "state", "nonce", "session", "sessionid", "session_id", "auth",
+    "authorization", "credential", "credentials", "jwt", "otp", "ticket", "hash",
+    "x_amz_signature", "x_amz_credential", "x_amz_security_token", "x_goog_signature", "x_goog_credential",
+})
+#: a name holding one of these is secret too (``private_token``, ``app_secret``, ``secret_param``, ``x-apikey``)
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "apikey", "api_key", "signature", "credential",
+                 "assertion")
+#: ... or ending in one of these (``x-api-key``, ``hmac_sig``, ``login_hash``)
+_SECRET_ENDINGS = ("_key", "_sig", "_hash")
+
+
+def is_secret_param(name: str) -> bool:
+    """Whether a query parameter named ``name`` carries a secret (its value is masked in messages)."""
+    key = name.strip().lower().replace("-", "_")
+    return key in SECRET_PARAMS or key.endswith(_SECRET_ENDINGS) or any(word in key for word in _SECRET_WORDS)
+
+
 def redact_url(url: str) -> str:
-    """Mask every query value and drop the fragment; keep scheme, host and path."""
+    """Mask the values of secret-bearing query parameters (:func:`is_secret_param`), drop the fragment and
+    any userinfo; keep scheme, host, path and the other parameters (``page=2``, ``filter=...``).
+
+    The result goes through :func:`redact` as well: a registered secret is masked wherever it appears.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return MASK
-    query = urlencode([(k, MASK) for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    pairs = [(k, MASK if is_secret_param(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = urlencode(pairs, safe="*$:/{},@!'()")
     netloc = parts.hostname or ""
     try:
         port = parts.port

@@ -54,6 +54,28 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 #: seconds one GET (headers and body) may take in all, however the server drips it (case 57)
 DEFAULT_DEADLINE = 120.0
 _CHUNK = 1 << 18
+#: the next step an API error's status suggests (5xx: any server error)
+_STATUS_HINTS = {
+    400: "Check the URL's query parameters.",
+    404: "Check the URL: the API has nothing at this path.",
+    405: "This URL does not answer GET.",
+    500: "The server failed, not the request: try again later.",
+}
+_DETAIL_KEYS = ("error_description", "message", "detail", "title", "error")
+
+
+def _error_detail(text: str) -> str:
+    """What an error body says, in one short line: a JSON body's message field, else the text's start."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in _DETAIL_KEYS:
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                return snippet(value, 200)
+    return snippet(text, 200)
 
 
 def fast_enabled() -> bool:
@@ -177,7 +199,7 @@ class Fetcher:
                     raise
                 if attempt >= self.retries:
                     raise transport_error(
-                        f"{exc.message.rstrip('.')}; tried {attempt + 1} times. Check the network or raise "
+                        f"{exc.summary.rstrip('.')}, tried {attempt + 1} times.", hint="Check the network or raise "
                         "timeout=.", retryable=True, reason=getattr(exc, "reason", "connection")) from None
                 self._wait(self._backoff(attempt), "network error, retrying")
                 attempt += 1
@@ -251,7 +273,7 @@ class Fetcher:
     def _deadline_error(self, url: str) -> TransportError:
         return transport_error(
             f"GET {redact_url(url)} did not finish within deadline={self.deadline:g} s (the server sends too "
-            "slowly); try again later or raise deadline=.", retryable=False, reason="deadline")
+            "slowly).", hint="Try again later or raise deadline=.", retryable=False, reason="deadline")
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.max_wait, self.backoff * (2 ** attempt))
@@ -279,12 +301,12 @@ class Fetcher:
                 wait = self._backoff(attempt)
             if wait > self.max_wait:
                 raise RateLimited(
-                    f"GET {redact_url(url)} is rate limited for {wait:.0f} s, longer than max_wait={self.max_wait}; "
-                    "try again later or pass a larger max_wait=.", url=redact_url(url), status=status)
+                    f"GET {redact_url(url)} is rate limited for {wait:.0f} s, longer than max_wait={self.max_wait}.",
+                    hint="Try again later or pass a larger max_wait=.", url=redact_url(url), status=status)
             if attempt >= self.retries:
                 raise RateLimited(
-                    f"GET {redact_url(url)} was still rate limited after {attempt + 1} attempts; try again later.",
-                    url=redact_url(url), status=status)
+                    f"GET {redact_url(url)} was still rate limited after {attempt + 1} attempts.",
+                    hint="Try again later.", url=redact_url(url), status=status)
             return wait + self.rng() * 0.1 * min(wait, 1.0)  # never earlier than asked
         if status in RETRY_STATUSES and attempt < self.retries:
             hinted = parse_retry_after(headers.get("Retry-After"), now=self.clock())
@@ -301,8 +323,8 @@ class Fetcher:
         code = challenge.get("error")
         if status == 401:
             return InvalidToken(
-                f"GET {safe_url} answered 401 ({code or 'unauthorized'}) even after the session's refresh; "
-                "sign in again.", url=safe_url, status=status, error=code or "invalid_token")
+                f"GET {safe_url} answered 401 ({code or 'unauthorized'}) even after the session's refresh.",
+                hint="Sign in again.", url=safe_url, status=status, error=code or "invalid_token")
         if status == 403 and code == "insufficient_scope":
             scope = challenge.get("scope")
             need = f"the scope {scope!r}" if scope else "a broader scope"
@@ -310,8 +332,10 @@ class Fetcher:
                 f"GET {safe_url} needs {need}; sign in again asking for it.", url=safe_url, status=status,
                 error=code, description=scope)
         body = self._read(resp, url, limit=2000, raise_over=False)
-        text = body.decode("utf-8", "replace")
-        return APIError(f"GET {safe_url} answered HTTP {status}: {snippet(text)}", url=safe_url, status=status,
+        detail = _error_detail(body.decode("utf-8", "replace"))
+        said = f": {detail.rstrip(' .;:,')}" if detail else ""
+        hint = _STATUS_HINTS.get(500 if status >= 500 else status)
+        return APIError(f"GET {safe_url} answered HTTP {status}{said}.", hint=hint, url=safe_url, status=status,
                         error=code)
 
     def _read(self, resp: requests.Response, url: str, *, limit: int | None, raise_over: bool = True) -> bytes:
@@ -335,8 +359,8 @@ class Fetcher:
 
     def _too_large(self, url: str, what: str) -> ResultTooLarge:
         return ResultTooLarge(
-            f"A page of {redact_url(url)} is {what} (max_page_bytes={self.max_bytes:,}); ask for smaller pages "
-            "(e.g. a per_page/limit parameter) or raise max_page_bytes=.", url=redact_url(url))
+            f"A page of {redact_url(url)} is {what} (max_page_bytes={self.max_bytes:,}).", hint="Ask for smaller "
+            "pages (e.g. a per_page/limit parameter) or raise max_page_bytes=.", url=redact_url(url))
 
     def parse(self, resp: Response) -> Response:
         """Parse ``resp.raw`` into ``resp.data`` (UnexpectedContentType when it is not JSON)."""
@@ -355,7 +379,7 @@ class Fetcher:
         if ctype and not _is_json_type(ctype) and not ctype.lower().startswith(("text/plain", "application/octet")):
             preview = snippet(self._read(resp, url, limit=300, raise_over=False).decode("utf-8", "replace"), 120)
             raise UnexpectedContentType(
-                f"GET {safe_url} answered HTTP {resp.status_code} with {snippet(ctype, 60)}, not JSON "
+                f"GET {safe_url} answered HTTP {resp.status_code} with {snippet(ctype.split(';')[0].strip(), 60)}, not JSON "
                 f"(often a login page, a proxy page or a wrong URL): {preview}", url=safe_url, status=resp.status_code)
         length = resp.headers.get("Content-Length")
         if self.max_bytes is not None and length and length.isdigit() and int(length) > self.max_bytes:
