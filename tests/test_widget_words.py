@@ -204,7 +204,9 @@ def test_a_hostile_user_code_cannot_break_out_of_the_copy_button():
 
 
 @pytest.mark.parametrize("via, reason, words", [
-    ("loopback", "local Jupyter: the kernel and the browser share this machine", "comes back to this notebook by itself"),
+    ("loopback", "local Jupyter: the kernel and the browser share this machine", "comes back here by itself"),
+    ("proxy", "JupyterHub/Binder: the browser reaches this kernel through jupyter-server-proxy",
+     "comes back here by itself: it reaches this kernel through the Jupyter server (jupyter-server-proxy)"),
     ("paste", "chosen with via='paste'", "because you asked for it (via='paste')"),
     ("paste", "the kernel runs over SSH, on another machine than your browser", "Why not automatically: the kernel runs over SSH"),
 ])

@@ -85,7 +85,7 @@ def how_html(via: str, reason: str, redirect_uri: str) -> str:
     if via in ("loopback", "proxy"):
         route = ("this kernel listens for it on a local (loopback) port" if via == "loopback" else
                  "it reaches this kernel through the Jupyter server (jupyter-server-proxy)")
-        text = (f"After you sign in, your browser comes back to this notebook by itself: {route}. "
+        text = (f"After you sign in, your browser comes back here by itself: {route}. "
                 "If it does not, paste the address your browser shows below.")
         return f"<small>{html.escape(text)}</small>"
     why = _why(reason)
