@@ -42,6 +42,7 @@ _BARE_CODE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,2048}$")
 #: words, maybe capitalised or after an acronym, maybe joined by - _ . ~ ("NotFound", "HTTPSError")
 _WORDS = re.compile(r"^(?:(?:[A-Z]{2,}(?=[A-Z][a-z]{2}))?(?:[A-Z]?[a-z]{2,}|[A-Z][a-z])[-_.~]?)+$")
 _SINGLE = ("state", "code", "iss", "error", "access_token")
+_RESPONSE_PARAMS = {"state", "code", "error", "access_token", "id_token", "iss"}  # an authorization response's
 MAX_PASTE = 16_384
 #: how many issued states the kernel remembers (fingerprints), to tell an old link from a forged one
 MAX_ISSUED_STATES = 1024
@@ -156,6 +157,11 @@ def check_callback(text: str, pending: Pending | None, *, used_states: frozenset
         raise NoLoginInProgress("There is no matching login in progress for this redirect: it was already used, "
                                 "or its login finished or was replaced.", hint=_NO_MATCH_HINT)
     if not _same_place(cleaned, pending.redirect_uri):
+        if not _RESPONSE_PARAMS & (_params(parts.query).keys() | _params(parts.fragment).keys()):
+            raise InvalidCallbackURL(
+                f"That is not a redirect URL of this login: {_echo(cleaned)!r} carries no code, state or error, "
+                "so nothing was sent to the provider and the login is still waiting.",
+                hint="Paste the address the browser shows after signing in.")
         raise IssuerMismatch(
             "This redirect went to another address than this login's redirect URI, so it may belong to "
             "another provider or login (mix-up).", hint="Start the login again.")
