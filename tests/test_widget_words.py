@@ -141,6 +141,13 @@ def test_an_unrelated_url_keeps_the_login_and_says_so(demo):
     assert w.phase == "done"
 
 
+def test_a_malformed_url_is_refused_inline(demo):
+    w = _widget()
+    _enter(w, "http://[::1/callback?code=x")
+    assert w.phase == "waiting" and "still waiting" in w.status_text
+    w.cancel()
+
+
 def test_signed_in_line_names_the_user_and_an_absolute_expiry(demo):
     w = _widget()
     _enter(w, demo.driver.authorize(_href(w)))
@@ -236,3 +243,27 @@ def test_no_secret_in_any_new_piece_of_state(demo):
     states = str(w._pending.get_state()) + str(w._status.get_state()) + str(w._repr_mimebundle_()) + repr(w)
     for secret in (code, redirect, token.access_token, token.refresh_token):
         assert secret not in states
+
+
+@pytest.mark.parametrize("flow, via", [(None, "paste"), (None, "loopback"), ("device", "device")])
+def test_a_widget_over_a_waiting_cell_offers_no_dead_controls(demo, flow, via):
+    """waiting_cell=True (login() blocks the cell, where widget clicks do not arrive on ipykernel 7): no paste
+    box, no Cancel button; the hint points to the prompt below and the pending line to Stop."""
+    w = LoginWidget(LoginAttempt("demo", flow=flow), via=via, waiting_cell=True)
+    shown = _all_children(w.box)
+    assert w._cancel not in shown and getattr(w, "_paste", None) not in shown
+    assert "Stop (■) cancels" in w.pending_text
+    if via == "paste":
+        assert "into the prompt that appears below" in html.unescape(w._method.value)
+    w.cancel()
+    w.join(2)
+    assert w._cancel.comm is None and all(not t.is_alive() for t in w._threads)
+
+
+def _all_children(box) -> list:
+    found, stack = [], [box]
+    while stack:
+        item = stack.pop()
+        found.append(item)
+        stack.extend(getattr(item, "children", ()))
+    return found

@@ -80,18 +80,21 @@ def code_html(user_code: str) -> str:
             f'style="margin-left:8px">Copy code</button> at')
 
 
-def how_html(via: str, reason: str, redirect_uri: str) -> str:
-    """How this login's redirect comes back, in plain words (the attempt's ``via`` and ``via_reason``)."""
+def how_html(via: str, reason: str, redirect_uri: str, *, prompt: bool = False) -> str:
+    """How this login's redirect comes back, in plain words (the attempt's ``via`` and ``via_reason``);
+    ``prompt``: the paste goes into the prompt under the widget (the cell waits), not into a paste box."""
+    where = "into the prompt that appears below" if prompt else "below"
     if via in ("loopback", "proxy"):
         route = ("this kernel listens for it on a local (loopback) port" if via == "loopback" else
                  "it reaches this kernel through the Jupyter server (jupyter-server-proxy)")
-        text = (f"After you sign in, your browser comes back here by itself: {route}. "
-                "If it does not, paste the address your browser shows below.")
+        text = f"After you sign in, your browser comes back here by itself: {route}."
+        if not prompt:
+            text += " If it does not, paste the address your browser shows below."
         return f"<small>{html.escape(text)}</small>"
     why = _why(reason)
     text = (f"After you sign in, your browser goes to an address starting with {redirect_uri}. It may say the "
-            "site can't be reached: that is expected. Copy the whole address from the address bar and paste it "
-            "below, then press Enter.")
+            f"site can't be reached: that is expected. Copy the whole address from the address bar and paste it "
+            f"{where}, then press Enter.")
     return f"<small>{html.escape(text)}" + (f"<br>{html.escape(why)}" if why else "") + "</small>"
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import ipywidgets as widgets
 
 from ..auth import identity
-from ..core.errors import CallbackError, IssuerMismatch, LoginCancelled, OAuth2Error
+from ..core.errors import CallbackError, InvalidCallbackURL, IssuerMismatch, LoginCancelled, OAuth2Error
 from ..core.redact import redact
 from .login_text import LINK_STYLE, code_html, device_link, device_link_html, echo, how_html, pending_html, shown, until
 
@@ -56,8 +56,12 @@ def _refusal(exc: CallbackError, pasted: str, step: "Step | None") -> str:
     """
     text = exc.message.replace(" Start the login again.", "").strip()
     expected = step.redirect_uri if step is not None else None
-    host = urlsplit(pasted.strip()).hostname if "://" in pasted else None
-    if isinstance(exc, IssuerMismatch) and expected and host and host != urlsplit(expected).hostname:
+    try:
+        host = urlsplit(pasted.strip()).hostname if "://" in pasted else None
+    except ValueError:  # "http://[::1" and the like: no host to name
+        host = None
+    unrelated = isinstance(exc, (IssuerMismatch, InvalidCallbackURL)) and pasted.strip().lower().startswith("http")
+    if unrelated and expected and host and host != urlsplit(expected).hostname:
         text = (f"That address (on {echo(host, 40)}) is not where this login sends you back "
                 f"(an address starting with {expected}).")
     return f"{text} This login is still waiting: sign in with the button above, then paste the address you land on."
@@ -67,8 +71,12 @@ class LoginWidget:
     """Sign-in UI for one pending login: link + paste box, device code, password form or status."""
 
     def __init__(self, attempt: "LoginAttempt", *, via: str = "auto",
-                 catcher_factory: Callable[[], "LoopbackCatcher"] | None = None) -> None:
+                 catcher_factory: Callable[[], "LoopbackCatcher"] | None = None, waiting_cell: bool = False) -> None:
+        """``waiting_cell=True``: the cell that shows this widget blocks until the login ends, so widget clicks
+        would not reach the kernel (ipykernel 7): no paste box and no Cancel button; the hints point to the
+        prompt below and to Stop (■)."""
         self.attempt = attempt
+        self.waiting_cell = waiting_cell
         self._callbacks: list[Callable[["Session"], Any]] = []
         self._cancel_event = threading.Event()
         self._end_lock = threading.Lock()
@@ -192,16 +200,20 @@ class LoginWidget:
         self._link = _styled(widgets.HTML(
             f'<a href="{href}" target="_blank" rel="noopener noreferrer" style="{LINK_STYLE}">'
             f'Sign in to {html.escape(self.attempt.provider_name)} ↗</a>'), "link")
-        self._method = _styled(widgets.HTML(how_html(self.via, self.via_reason, step.redirect_uri or "")), "method")
+        self._method = _styled(widgets.HTML(how_html(self.via, self.via_reason, step.redirect_uri or "",
+                                                     prompt=self.waiting_cell)), "method")
         self._paste = _styled(widgets.Text(placeholder="Paste the address your browser shows, then press Enter",
                                            continuous_update=False, layout=widgets.Layout(width="60%")), "paste")
         self._paste.observe(self._on_paste_value, "value")  # Enter (or leaving the box) submits
         self._submit = _styled(widgets.Button(description="Submit", button_style="primary"), "submit")
         self._submit.on_click(self._on_submit_click)
         row = _styled(widgets.HBox([self._paste, self._submit, self._cancel]), "paste-row")
-        self._show(self._link, self._method, row, self._pending, self._status)
+        if self.waiting_cell:
+            self._show(self._link, self._method, self._pending, self._status)
+        else:
+            self._show(self._link, self._method, row, self._pending, self._status)
         self._inputs += [self._paste, self._submit, self._cancel]
-        self._start_pending("Waiting for you to sign in…")
+        self._start_pending("Waiting for you to sign in…" + (" Stop (■) cancels." if self.waiting_cell else ""))
         if captured:
             self._spawn(self._wait_for_redirect, "loopback")
 
@@ -211,10 +223,12 @@ class LoginWidget:
         self._link = _styled(widgets.HTML(device_link_html(step)), "link")
         self._user_code = _styled(widgets.HTML(code_html(step.user_code or "")), "user-code")
         self._countdown = _styled(widgets.HTML(""), "countdown")
-        self._show(self._user_code, self._link, self._countdown, self._pending, self._cancel, self._status)
+        controls = () if self.waiting_cell else (self._cancel,)
+        self._show(self._user_code, self._link, self._countdown, self._pending, *controls, self._status)
+        self._inputs += [self._cancel] if self.waiting_cell else []
         deadline = time.monotonic() + (step.expires_in or 0)
         self._spawn(lambda: self._run_countdown(deadline), "countdown")
-        self._start_pending("Waiting for you to approve the code…")
+        self._start_pending("Waiting for you to approve the code…" + (" Stop (■) cancels." if self.waiting_cell else ""))
         self._spawn(self._poll_device, "device")
 
     def _build_password(self) -> None:
@@ -253,7 +267,11 @@ class LoginWidget:
         if not text.strip():
             self._say("Paste the address the browser shows after signing in, then press Enter.", kind="error")
             return
-        self._finish(lambda: self.attempt.complete_redirect(text), pasted=text)
+        try:
+            self._finish(lambda: self.attempt.complete_redirect(text), pasted=text)
+        except ValueError:  # urllib refuses some malformed URLs ("http://[::1") before the package's checks
+            self._say("That is not a redirect URL. This login is still waiting: sign in with the button above, "
+                      "then paste the address you land on.", kind="error")
 
     def _on_password_click(self, _button: Any) -> None:
         username, password = self._username.value, self._password.value
