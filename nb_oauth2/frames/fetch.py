@@ -25,6 +25,7 @@ import email.utils
 import json
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -62,6 +63,9 @@ _STATUS_HINTS = {
     500: "The server failed, not the request: try again later.",
 }
 _DETAIL_KEYS = ("error_description", "message", "detail", "title", "error")
+_TITLE = re.compile(r"<title[^>]*>([^<]{1,300})</title>", re.IGNORECASE)
+_SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]{0,1000}>")
 
 
 def _error_detail(text: str) -> str:
@@ -75,6 +79,9 @@ def _error_detail(text: str) -> str:
             value = data.get(key)
             if isinstance(value, str) and value.strip():
                 return snippet(value, 200)
+    if text.lstrip().startswith("<"):  # an HTML error page: its title, else its text without the markup
+        title = _TITLE.search(text)
+        text = title.group(1) if title else _TAG.sub(" ", _SCRIPT.sub(" ", text))
     return snippet(text, 200)
 
 
