@@ -357,7 +357,8 @@ class LoginWidget:
             self._say(self._signed_in_line(), kind="ok")
             self._spawn(self._name_the_user, "identity")
         elif attempt.phase == "failed" and attempt.error is not None:
-            self._say(f"{_message(attempt.error)} Run the login again to retry.", kind="error")
+            hint = getattr(attempt.error, "hint", "") or "Run the login again to retry."
+            self._say(f"{_message(attempt.error)} {hint}", kind="error")
         else:
             self._say("Login cancelled. Run the login again to start over.")
         self._shown.set()
