@@ -315,3 +315,13 @@ def test_configured_redirect_uri_must_be_https_or_loopback_and_unambiguous(redir
     with pytest.raises(oa.OAuth2Error) as info:
         oa.LoginAttempt("ruri", provider=provider, client_id="cid", redirect_uri=redirect_uri).start()
     assert type(info.value).__name__ == error
+
+
+@pytest.mark.parametrize("pasted", ["http://[::1/callback?code=x&state=y", "http://127.0.0.1:99999/callback?code=x"])
+def test_a_malformed_url_is_not_a_redirect_url(pasted):
+    """urllib's ValueError (an unclosed IPv6 bracket, a port out of range) becomes InvalidCallbackURL."""
+    from nb_oauth2.core.callback import check_callback
+    from nb_oauth2.core.errors import InvalidCallbackURL
+
+    with pytest.raises(InvalidCallbackURL, match="not a redirect URL"):
+        check_callback(pasted, None)

@@ -139,8 +139,12 @@ def check_callback(text: str, pending: Pending | None, *, used_states: frozenset
                                  hint="Paste the whole address the browser shows after signing in.")
     if "://" not in cleaned:
         return _bare_code(cleaned, pending)
-    parts = urlsplit(cleaned)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(cleaned)
+        parts.port  # noqa: B018  (an unclosed IPv6 bracket or a bad port raises ValueError here)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise InvalidCallbackURL(f"That is not a redirect URL: {_echo(cleaned)!r}.",
                                  hint="Paste the address from the browser's bar.")
     try:
