@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from typing import Sequence
 
-from .notebooks import QUICKSTART, notebooks_dir
+from .notebooks import notebooks_dir
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
+
+#: ``--help``'s description (argparse prints it as it is: no reST markup)
+DESCRIPTION = "nb-oauth2: the demo, the provider presets, and the redirect URI to register."
 
 
 def _cmd_providers(_: argparse.Namespace) -> int:
@@ -56,32 +53,9 @@ def _run_lab(args: argparse.Namespace) -> int:
     if shutil.which("jupyter-lab") is None and not _has_module("jupyterlab"):
         print("JupyterLab is not installed: pip install 'nb_oauth2[lab]'", file=sys.stderr)
         return 2
-    workdir = Path(tempfile.mkdtemp(prefix="nb-oauth2-demo-"))
-    shutil.copytree(notebooks, workdir / "notebooks")
-    token = secrets.token_urlsafe(16)
-    command = [
-        sys.executable, "-m", "jupyterlab", f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port or 8888}",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir}",
-        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        f"--LabApp.default_url=/lab/tree/notebooks/{QUICKSTART}",
-    ]
-    if args.no_browser:
-        command.append("--no-browser")
-    if os.geteuid() == 0 if hasattr(os, "geteuid") else False:
-        command.append("--allow-root")
-    print(f"Starting JupyterLab on the quickstart tutorial (working copy in {workdir}).")
-    print(f"Open: http://{args.ip}:{args.port or 8888}/lab/tree/notebooks/{QUICKSTART}?token={token}")
-    print("The notebook starts the embedded demo provider itself. Ctrl-C stops everything.")
-    process = subprocess.Popen(command)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        return 130
+    from .lab import run_lab
+
+    return run_lab(notebooks, ip=args.ip, port=args.port, open_browser=not args.no_browser)
 
 
 def _has_module(name: str) -> bool:
@@ -91,14 +65,18 @@ def _has_module(name: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nb-oauth2", description=__doc__)
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="nb-oauth2", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="the quickstart tutorial against the embedded demo provider")
     demo.add_argument("--headless", action="store_true", help="run the quickstart without a browser and print the result")
     demo.add_argument("--serve-only", action="store_true", help="only run the demo provider until Ctrl-C")
     demo.add_argument("--records", type=int, default=5000, help="records in the demo API (headless)")
     demo.add_argument("--ip", default="127.0.0.1", help="JupyterLab's address (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=0, help="port (JupyterLab: 8888; provider: a free one)")
+    demo.add_argument("--port", type=int, default=0,
+                      help="port (JupyterLab: 8888, or a free one when 8888 is taken; provider: a free one)")
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     demo.set_defaults(func=_cmd_demo)
     providers = sub.add_parser("providers", help="list the provider presets")
