@@ -90,3 +90,29 @@ def test_discovery_html_is_typed_error(scripted):
 def test_discovery_of_remote_http_issuer_is_refused():
     with pytest.raises(InsecureTransportError):
         discover("http://example.com")
+
+
+@pytest.mark.parametrize("typed, expected", [
+    ("githib", "Did you mean 'github'? "),
+    ("git", "Did you mean 'github' or 'gitlab'? "),
+    ("gogle", "Did you mean 'google'? "),
+    ("spotfy", "Did you mean 'spotify'? "),
+    ("azure", "Did you mean 'entra'? "),
+    ("Microsoft", "Did you mean 'entra'? "),
+    ("demoo", "Did you mean 'demo'? "),
+    ("my_api", "Did you mean 'my-api'? "),  # a defined profile, - and _ aside
+    ("weather", ""),
+])
+def test_unknown_names_get_a_did_you_mean(typed, expected):
+    from nb_oauth2.core.providers import suggest
+
+    assert suggest(typed, [*PRESETS, "demo", "my-api"]) == expected
+
+
+def test_an_unknown_preset_suggests_the_close_one():
+    with pytest.raises(ConfigurationError, match=r"No provider preset named 'githb'\. Did you mean 'github'\? "
+                                                 r"Presets: entra, github"):
+        preset("githb")
+    with pytest.raises(ConfigurationError) as info:
+        preset("weather")
+    assert "Did you mean" not in str(info.value)

@@ -7,9 +7,10 @@ inside the flows.
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -22,6 +23,7 @@ __all__ = [
     "Provider",
     "PRESETS",
     "preset",
+    "suggest",
     "discover",
     "provider_from_metadata",
     "is_loopback_url",
@@ -165,6 +167,32 @@ _FACTORIES: dict[str, Callable[..., Provider]] = {"entra": _entra, "gitlab": _gi
 PRESETS: tuple[str, ...] = tuple(sorted([*_STATIC, *_FACTORIES]))
 
 
+#: names people try for a preset that is called something else
+_ALIASES = {"microsoft": "entra", "azure": "entra", "azuread": "entra", "azure_ad": "entra", "aad": "entra",
+            "msft": "entra", "office365": "entra", "o365": "entra", "gh": "github", "gl": "gitlab"}
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """``"Did you mean 'github'? "`` (with its trailing space) for a name close to one of ``known`` (case and
+    ``-``/``_`` aside; "azure" and "microsoft" lead to "entra" when it is known), else ``""``: a message puts
+    it after "... is not defined. " as it is."""
+    names = {str(candidate).lower().replace("-", "_"): str(candidate) for candidate in known}
+    wanted = str(name).lower().replace("-", "_").strip()
+    if wanted in names and names[wanted] != name:
+        matches = [names[wanted]]
+    elif _ALIASES.get(wanted) in names:
+        matches = [names[_ALIASES[wanted]]]
+    else:
+        scored = sorted((-difflib.SequenceMatcher(None, wanted, key).ratio(), key) for key in names)
+        scored = [(-score, key) for score, key in scored]
+        best = scored[0][0] if scored else 0.0
+        # the closest, and a second only when it is as close ("git": github or gitlab)
+        matches = [names[key] for score, key in scored[:2] if score >= max(0.6, best - 0.05)]
+    if not matches:
+        return ""
+    return f"Did you mean {' or '.join(repr(match) for match in matches)}? "
+
+
 def preset(name: str, **options: str) -> Provider:
     """A built-in provider: github, google, spotify, ``entra`` (``tenant=``), ``gitlab`` (``base_url=``)."""
     key = name.lower()
@@ -175,7 +203,7 @@ def preset(name: str, **options: str) -> Provider:
             raise ConfigurationError(f"Preset {name!r} takes no options (got {', '.join(options)}).")
         return _STATIC[key]
     raise ConfigurationError(
-        f"No provider preset named {name!r}. Presets: {', '.join(PRESETS)}; "
+        f"No provider preset named {name!r}. {suggest(name, PRESETS)}Presets: {', '.join(PRESETS)}; "
         "for any other OIDC/OAuth server pass issuer=<url> to discover it."
     )
 
