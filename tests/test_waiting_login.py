@@ -83,6 +83,7 @@ def test_loopback_login_blocks_the_cell_until_the_redirect_is_caught(notebook, d
     def user() -> None:
         widget = notebook.widget()
         seen["phase_while_waiting"] = widget.attempt.phase
+        seen["waiting_cell"] = widget.waiting_cell  # no paste box or Cancel: their clicks would not arrive
         redirect = demo_provider.driver.authorize(_href(widget))
         seen["page"] = requests.get(redirect, timeout=10).status_code  # the browser follows it to the catcher
 
@@ -90,7 +91,7 @@ def test_loopback_login_blocks_the_cell_until_the_redirect_is_caught(notebook, d
     assert notebook.run("s = oa.login('demo', via='loopback')") is None
     thread.join(WAIT)
     session = notebook.shell.user_ns["s"]
-    assert seen == {"phase_while_waiting": "waiting", "page": 200}
+    assert seen == {"phase_while_waiting": "waiting", "waiting_cell": True, "page": 200}
     assert session.is_authorized and oa.session() is session and oa.session("demo") is session
     assert notebook.run(f"status = s.get('{demo_provider.url}/userinfo').status_code") is None
     assert notebook.shell.user_ns["status"] == 200

@@ -91,12 +91,12 @@ def login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None 
                          timeout=timeout, via=via)
 
 
-def _show(attempt: LoginAttempt, via: str) -> "LoginWidget":
+def _show(attempt: LoginAttempt, via: str, *, waiting_cell: bool = False) -> "LoginWidget":
     from IPython.display import display
 
     from .widgets import LoginWidget
 
-    widget = LoginWidget(attempt, via=via)
+    widget = LoginWidget(attempt, via=via, waiting_cell=waiting_cell)
     display(widget)
     return widget
 
@@ -109,17 +109,13 @@ def _wait_in_notebook(attempt: LoginAttempt, *, via: str, timeout: float | None,
         except KeyboardInterrupt:
             attempt.cancel()
             raise
-    widget = _show(attempt, via)
+    widget = _show(attempt, via, waiting_cell=True)  # no paste box or Cancel: their clicks would not arrive
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        told = False
         while not attempt.finished:
             if _must_paste(attempt):
                 _prompt_for_redirect(attempt)
                 continue
-            if not told:
-                print("Waiting for you to sign in (the redirect comes back by itself); Stop (■) cancels.")
-                told = True
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 attempt.cancel(LoginTimeout(f"The login was not finished within timeout={timeout:g} s; it was "
