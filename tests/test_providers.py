@@ -116,3 +116,15 @@ def test_an_unknown_preset_suggests_the_close_one():
     with pytest.raises(ConfigurationError) as info:
         preset("weather")
     assert "Did you mean" not in str(info.value)
+
+
+def test_tutorial_05_has_a_section_for_every_preset_and_explains_paste_back():
+    """Notebook 5 says what each preset needs; paste-back's browser error page is explained as expected."""
+    notebook = json.loads((Path(__file__).parent.parent / "notebooks" / "05_real_providers.ipynb").read_text())
+    text = "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown")
+    headings = {line[3:].split(" ")[0].lower() for line in text.splitlines() if line.startswith("## ")}
+    assert {"github", "google", "microsoft", "spotify", "gitlab"} <= headings
+    assert set(PRESETS) - {"entra"} <= headings and "Entra" in text
+    assert "This site can't be reached" in text and "expected" in text
+    for name in PRESETS:
+        assert f"NB_OAUTH2_{name.upper()}_CLIENT_ID" in text, name
