@@ -355,7 +355,7 @@ def test_config_options_are_validated_when_set(ip, setting, caplog):
     ip.run_line_magic("config", f"OAuth2Magics.{setting}")
     assert (magic.default_store, magic.default_profile, magic.progress) == before
     refused = " ".join(r.getMessage() for r in caplog.records)
-    assert "expected any of ['memory', 'file', 'keyring']" in refused or "profile name" in refused \
+    assert "expected any of ['', 'memory', 'file', 'keyring']" in refused or "profile name" in refused \
         or "expected a boolean" in refused
 
 
@@ -366,7 +366,7 @@ def test_config_accepts_every_store(ip):
             ip.run_line_magic("config", f"OAuth2Magics.default_store = {kind!r}")
             assert magic.default_store == kind
     finally:
-        ip.run_line_magic("config", "OAuth2Magics.default_store = 'memory'")
+        ip.run_line_magic("config", "OAuth2Magics.default_store = ''")
 
 
 def test_no_wait_is_passed_only_when_given(ip, monkeypatch):
@@ -385,3 +385,30 @@ def test_no_wait_is_passed_only_when_given(ip, monkeypatch):
     ip.run_line_magic("oauth2", "login demo --no-wait")
     ip.run_line_magic("oauth2", "login demo --name other")
     assert calls[0]["wait"] is False and "wait" not in calls[1]
+
+
+def test_login_without_a_store_setting_follows_the_environment(ip, monkeypatch, tmp_path):
+    """default_store unset: %oauth2 login passes store=None, so NB_OAUTH2_STORE (or the profile's) applies."""
+    import nb_oauth2.jupyter.login_ui as login_ui
+
+    seen = {}
+
+    def fake_login(profile, **options):
+        seen.update(options)
+        raise magics.OAuth2Error("stop here")
+
+    monkeypatch.setattr(login_ui, "login", fake_login)
+    magic = next(m for m in ip.configurables if isinstance(m, magics.OAuth2Magics))
+    monkeypatch.setattr(magic, "default_store", "")
+    with pytest.raises(UsageError):
+        ip.run_line_magic("oauth2", "login demo")
+    assert seen["store"] is None
+    with pytest.raises(UsageError):
+        ip.run_line_magic("oauth2", "login demo --store file")
+    assert seen["store"] == "file"
+
+
+def test_logout_says_how_to_sign_in_again(ip, capsys):
+    ip.run_line_magic("oauth2", "login demo --name again")
+    ip.run_line_magic("oauth2", "logout again")
+    assert "Sign in again with %oauth2 login, or nb_oauth2.login('demo', name='again')." in capsys.readouterr().out

@@ -188,8 +188,9 @@ class OAuth2Magics(Magics, Configurable):
     """The ``%oauth2`` line magic and the ``%%oauth2 profile`` cell magic."""
 
     default_profile = Unicode("demo", help="profile used by %oauth2 login without a name").tag(config=True)
-    default_store = Enum(STORE_CHOICES, default_value="memory",
-                         help="token store: memory (this kernel only), file or keyring").tag(config=True)
+    default_store = Enum(("", *STORE_CHOICES), default_value="",
+                         help="token store: memory (this kernel only), file or keyring; empty: the profile's "
+                              "setting, NB_OAUTH2_<PROFILE>_STORE or NB_OAUTH2_STORE, else memory").tag(config=True)
     show_traceback = Bool(False, help="show full tracebacks of nb_oauth2 errors").tag(config=True)
     progress = Bool(True, help="progress bar for %oauth2 get").tag(config=True)
 
@@ -248,7 +249,7 @@ class OAuth2Magics(Magics, Configurable):
         if args.no_wait:  # only when asked: login() takes wait= since issue 12
             options["wait"] = False
         session = login(args.profile or self.default_profile, scope=scope, flow=flow, via=args.via,
-                        store=args.store or self.default_store, name=args.name, browser=BROWSER_HOOK,
+                        store=args.store or self.default_store or None, name=args.name, browser=BROWSER_HOOK,
                         on_device_code=DEVICE_HOOK, **options)
         if session.is_authorized:
             print(signed_in_line(session))
@@ -271,7 +272,7 @@ class OAuth2Magics(Magics, Configurable):
     def _cmd_logout(self, args: argparse.Namespace) -> None:
         import warnings
 
-        from ..auth.registry import logout, session
+        from ..auth.registry import login_call, logout, session
 
         name = session(args.name).name
         with warnings.catch_warnings(record=True) as caught:
@@ -282,6 +283,7 @@ class OAuth2Magics(Magics, Configurable):
             print(f"Logged out of {name}; {redact(detail)}")
         else:
             print(f"Logged out of {name}" + ("; the provider revoked the tokens." if args.revoke else "."))
+        print(f"Sign in again with %oauth2 login, or {login_call(name)}.")
 
     def _cmd_providers(self, args: argparse.Namespace) -> Any:
         from .tables import providers_table
