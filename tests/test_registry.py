@@ -65,3 +65,15 @@ def test_signing_in_again_after_logout_registers_the_session(demo):
     oa.logout("again")
     again = oa.login("demo", name="again", browser=demo.driver.authorize)
     assert oa.session("again") is again
+
+
+def test_a_session_not_signed_in_advises_its_profile_not_its_name(demo_provider):
+    """Issue 12: 'run nb_oauth2.login('pb2')' failed when pb2 is a session name; the advice names the profile."""
+    from nb_oauth2.auth.attempt import LoginAttempt
+    from nb_oauth2.core.errors import ReauthRequired
+
+    attempt = LoginAttempt("demo", name="pb2")
+    with pytest.raises(ReauthRequired) as info:
+        attempt.session.get(demo_provider.url + "/userinfo")
+    assert "nb_oauth2.login('demo', name='pb2')" in info.value.message
+    assert "nb_oauth2.login('pb2')" not in info.value.message

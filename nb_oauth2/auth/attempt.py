@@ -82,6 +82,7 @@ class LoginAttempt:
         self.session = self._make_session(name, store, leeway)
         self.login_call = _login_call(profile.name, self.session.name, flow)
         remember_login_call(self.session.name, self.login_call)
+        self.session.sign_in_call = self.login_call
 
     def _make_session(self, name: str | None, store: str | TokenStore, leeway: float | None) -> Session:
         profile = self.profile

@@ -68,6 +68,8 @@ class BearerAuth(requests.auth.AuthBase):
         leeway: float = DEFAULT_LEEWAY,
     ) -> None:
         self.name = name
+        #: the call that signs this session in again, quoted by messages (set by the login; profile, not name)
+        self.sign_in_call = f"nb_oauth2.login({name!r})"
         self.refresh = refresh  # one refresh-token grant: may raise InvalidGrant or TransportError
         self.refetch = refetch  # a new token without the user, or None when the grant cannot
         self.store = store if store is not None else MemoryStore()
@@ -190,7 +192,7 @@ class BearerAuth(requests.auth.AuthBase):
                         return current
                     raise ReauthRequired(
                         f"The token of session {self.name!r} expired and cannot be refreshed (no refresh token); "
-                        f"sign in again with nb_oauth2.login({self.name!r}).")
+                        f"sign in again with {self.sign_in_call}.")
                 self.set_token(new)
                 return new
 
@@ -232,4 +234,4 @@ class BearerAuth(requests.auth.AuthBase):
     def _not_signed_in(self) -> ReauthRequired:
         state = "was signed out (logout or revocation)" if self._signed_out else "is not signed in yet"
         return ReauthRequired(
-            f"Session {self.name!r} {state}: finish the login above, or run nb_oauth2.login({self.name!r}).")
+            f"Session {self.name!r} {state}: finish the login above, or run {self.sign_in_call}.")

@@ -67,6 +67,7 @@ class Session(OAuth2Session):
     """A named, kernel-scoped OAuth 2 session that refreshes itself."""
 
     name = _kept_by_auth("name")
+    sign_in_call = _kept_by_auth("sign_in_call")
     store = _kept_by_auth("store")
     store_key = _kept_by_auth("store_key")
     leeway = _kept_by_auth("leeway")  # renew min(leeway, lifetime / 2) s before expiry
