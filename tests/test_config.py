@@ -98,3 +98,18 @@ def test_profiles_and_state_directories_follow_xdg_and_their_overrides(monkeypat
     monkeypatch.setenv("NB_OAUTH2_STATE_DIR", str(tmp_path / "tokens"))
     assert profiles_path() == tmp_path / "mine.toml"
     assert default_store_dir() == tmp_path / "tokens"
+
+
+def test_an_unknown_profile_name_gets_did_you_mean(monkeypatch, tmp_path):
+    """Issue 12: a typo of a preset or of a defined profile is named; an unrelated name gets no guess."""
+    import nb_oauth2 as oa
+
+    monkeypatch.setenv("NB_OAUTH2_PROFILES", str(tmp_path / "none.toml"))
+    oa.define_profile("warehouse", {"issuer": "https://id.example.com"})
+    with pytest.raises(oa.ConfigurationError, match="Did you mean 'github'\\?"):
+        oa.load_profile("githib")
+    with pytest.raises(oa.ConfigurationError, match="Did you mean 'warehouse'\\?"):
+        oa.load_profile("warehous")
+    with pytest.raises(oa.ConfigurationError) as info:
+        oa.load_profile("weather")
+    assert "Did you mean" not in info.value.message

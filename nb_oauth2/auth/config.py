@@ -19,7 +19,7 @@ import platformdirs
 from ..core.endpoint import ClientAuth
 from ..core.errors import ConfigurationError, DiscoveryError, SecretOnCommandLine
 from ..core.names import env_name, grant_name, split_list
-from ..core.providers import PRESETS, Provider, discover, preset, provider_from_metadata
+from ..core.providers import PRESETS, Provider, discover, preset, provider_from_metadata, suggest
 from ..core.token import parse_leeway
 from .demo_profile import demo_profile
 from .profile import Profile
@@ -141,6 +141,15 @@ def _check_verify(verify: Any) -> bool | str:
     return path
 
 
+def _known_profiles() -> list[str]:
+    """Every name a profile may have here: presets, demo, define_profile() and the profiles file."""
+    try:
+        from_file = list(_read_profiles_file(profiles_path()))
+    except ConfigurationError:  # an unreadable profiles file has its own error elsewhere
+        from_file = []
+    return [*PRESETS, "demo", *_defined, *from_file]
+
+
 def _provider_for(name: str, settings: Mapping[str, Any], verify: bool | str = True) -> Provider:
     kind = str(settings.get("provider") or name).lower()
     if settings.get("issuer"):
@@ -154,7 +163,8 @@ def _provider_for(name: str, settings: Mapping[str, Any], verify: bool | str = T
         fields = {k: settings[k] for k in Provider.__dataclass_fields__ if k in settings and k != "name"}
         return Provider(name=name, **fields)
     raise ConfigurationError(
-        f"Profile {name!r} is not defined. Use a preset ({', '.join(PRESETS)}, demo), pass issuer=<url>, "
+        f"Profile {name!r} is not defined. {suggest(name, _known_profiles())}"
+        f"Use a preset ({', '.join(PRESETS)}, demo), pass issuer=<url>, "
         f"or add [profiles.{name}] to {profiles_path()}."
     )
 
