@@ -69,6 +69,7 @@ def notebook(demo_provider, monkeypatch):
                  "NB_OAUTH2_STORE", "NB_OAUTH2_DEMO_STORE", "NB_OAUTH2_DEMO_AUTOPILOT"):
         monkeypatch.delenv(name, raising=False)
     shell.user_ns["oa"] = oa
+    shell.user_ns.pop("x", None)  # the shell is the process's one IPython: an earlier test may have set x
     return Notebook(shell, monkeypatch)
 
 
