@@ -71,8 +71,8 @@ def test_login_widget_in_jupyterlab_paste_back_and_auto_capture(lab):
     url = lab.write_notebook("login.ipynb", [
         f"%load_ext nb_oauth2\nfrom nb_oauth2.auth.demo_profile import running_demo\n"
         f"demo = running_demo(port={demo_port})\nprint('demo at', demo.url)",
-        "%oauth2 login demo --via paste",
-        "%oauth2 login demo --name auto --via loopback",
+        "%oauth2 login demo --via paste --no-wait",  # the widget's own paste box (tests/test_run_all.py: the waiting login)
+        "%oauth2 login demo --name auto --via loopback --no-wait",
         "%oauth2 status",
         f"df = %oauth2 get http://127.0.0.1:{demo_port}/api/events --no-progress\ndf.head(3)",
     ])

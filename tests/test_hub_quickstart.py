@@ -266,7 +266,7 @@ def test_paste_back_accepts_the_address_the_browser_shows_behind_jupyterhub(jupy
     notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
         "name": "python3", "display_name": "Python 3", "language": "python"}}, "cells": [
         {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None, "id": f"c{i}"}
-        for i, src in enumerate(["%load_ext nb_oauth2", "%oauth2 login demo --via paste"])]}
+        for i, src in enumerate(["%load_ext nb_oauth2", "%oauth2 login demo --via paste --no-wait"])]}
     (alice / "paste_back.ipynb").write_text(json.dumps(notebook))
 
     open_notebook(page, hub.user_url("alice", "lab/tree/notebooks/paste_back.ipynb?reset"), "notebooks/paste_back.ipynb")
