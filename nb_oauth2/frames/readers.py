@@ -27,8 +27,8 @@ from .columns import _Columns, _parse_dates, extract_records, flatten_records
 from .fetch import Fetcher
 from .next_links import shown_url, url_problem
 from .pagination import PageInfo, Paginator, make_paginator
+from .progress import ProgressBar
 from .walk import MAX_EMPTY_PAGES, follow
-from ..core.redact import redact_url
 from ..core.urls import checked_url
 from ..core.warn import warn_user
 
@@ -88,59 +88,6 @@ def _ensure_pool(session: requests.Session, url: str, concurrency: int) -> None:
                       HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=adapter.max_retries))
 
 
-class _Progress:
-    """The tqdm bar of one read, as a context manager: shown from the first request, told the page count
-    as soon as the API tells it (``on_total``), left in place when the read completes, and removed when
-    it fails, so no stale ``0/?`` bar sits above the error."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar = None
-        self.rows = 0
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        # GeneratorExit: the caller stopped reading early (iter_pages with a break), not a failure
-        self.close(failed=exc_type is not None and not issubclass(exc_type, GeneratorExit))
-
-    def start(self, url: str) -> None:
-        """Show the bar, once the first page's URL is known to be well formed."""
-        if self.enabled and self.bar is None:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(desc=redact_url(url)[:60], unit="page", leave=True)
-
-    def total(self, pages: int) -> None:
-        bar = self.bar
-        if bar is None or not pages or pages == bar.total:
-            return
-        done, started = bar.n, bar.start_t
-        bar.reset(total=pages)  # (not bar.total = ...: reset also resizes a notebook bar's widget)
-        bar.n, bar.start_t = done, started
-        bar.refresh()
-
-    def page(self, rows: int) -> None:
-        self.rows += rows
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(rows=self.rows, refresh=False)
-
-    def wait(self, seconds: float, reason: str) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"rows={self.rows}, {reason}: waiting {seconds:.1f}s")
-
-    def close(self, failed: bool = False) -> None:
-        bar, self.bar = self.bar, None
-        if bar is None:
-            return
-        if failed:
-            bar.leave = False
-            bar.total = None  # a notebook bar short of its total would otherwise stay, in red
-        bar.close()
-
-
 #: ``concurrency="auto"``: threads for a fast API (CPU-bound: more threads only cost memory) and a slow one
 AUTO_CONCURRENCY_FAST, MAX_AUTO_CONCURRENCY, SLOW_FIRST_PAGE_SECONDS = 4, 8, 0.02
 
@@ -198,7 +145,7 @@ class ReadOptions:
 _COMMON = {option.name: option.default for option in fields(ReadOptions) if option.name != "fetcher_options"}
 
 
-def _pages(url: Any, *, session: Any, options: ReadOptions, bar: _Progress,
+def _pages(url: Any, *, session: Any, options: ReadOptions, bar: ProgressBar,
            columns: _Columns | None = None) -> Iterator[tuple[PageInfo, Any]]:
     """Shared set-up for every public reader; yields (PageInfo, payload) in page order. The payload is
     the page's records as a column chunk of ``columns``, or without ``columns`` (records, fetch.Response).
@@ -268,7 +215,7 @@ def iter_pages(url: str, *, session: Any, **options: Any) -> Iterator[Page]:
     max_rows, partial = opts.pop("max_rows", None), opts.pop("partial", False)
     for name in ("meta", "sep", "max_level", "parse_dates", "to"):
         opts.pop(name, None)
-    with _Progress(opts["progress"]) as bar:
+    with ProgressBar(opts["progress"]) as bar:
         pages = _pages(url, session=session, options=ReadOptions(**opts), bar=bar)
         for (records, response), kept in _collect(pages, max_rows=max_rows, partial=partial):
             yield Page(url=response.url, status=response.status, records=records[:kept], body=response.data,
@@ -281,7 +228,7 @@ def iter_records(url: str, *, session: Any, **options: Any) -> Iterator[dict]:
         yield from page.records
 
 
-def _chunks(url: str, *, session: Any, bar: _Progress, sep: str, max_level: int | None, meta: Any,
+def _chunks(url: str, *, session: Any, bar: ProgressBar, sep: str, max_level: int | None, meta: Any,
             max_rows: int | None, partial: bool, use_arrow: bool = True,
             **options: Any) -> Iterator[tuple[_Columns, Any]]:
     """(the column builder, one page's column chunk) for every page, cut at ``max_rows``."""
@@ -332,7 +279,7 @@ def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None
     columns = None
     chunks: list = []
     with _gc_paused():
-        with _Progress(progress) as bar:
+        with ProgressBar(progress) as bar:
             for columns, chunk in _chunks(url, session=session, bar=bar, sep=sep, max_level=max_level, meta=meta,
                                           max_rows=max_rows, partial=partial, params=params, record_path=record_path,
                                           paginate=paginate, max_pages=max_pages, max_page_bytes=max_page_bytes,
@@ -381,7 +328,7 @@ def to_parquet(url: str, path: str, *, session: Any, **options: Any) -> int:
     writer = None
     rows = 0
     try:
-        with _Progress(opts.pop("progress", True)) as bar:
+        with ProgressBar(opts.pop("progress", True)) as bar:
             for columns, chunk in _chunks(url, session=session, bar=bar, **opts):
                 table = chunk if not isinstance(chunk, tuple) else pa.table(chunk[1]) if chunk[1] else None
                 if table is None or table.num_rows == 0:
