@@ -663,10 +663,11 @@ def test_case_56_oauth2_get_keeps_the_default_page_cap(ip, nb_session, scripted,
 
 @pytest.mark.parametrize("url", ["http://[::1/items", "api.example.com/items", "http://127.0.0.1:99999/x"])
 def test_case_58_oauth2_get_with_a_malformed_url_is_a_usage_error(ip, nb_session, url):
-    """Case 58 in a notebook: %oauth2 get on a malformed URL -> one-line UsageError naming the problem."""
-    from IPython.core.error import UsageError
+    """Case 58 in a notebook: %oauth2 get on a malformed URL -> a ConfigurationError naming the problem (shown
+    in one line by error_display)."""
+    from nb_oauth2.core.errors import ConfigurationError
 
-    with pytest.raises(UsageError, match="ConfigurationError: read_json needs an http\\(s\\) URL"):
+    with pytest.raises(ConfigurationError, match="read_json needs an http\\(s\\) URL"):
         ip.run_line_magic("oauth2", f"get {url} --no-progress")
 
 

@@ -155,9 +155,20 @@ def test_profile_cell_magic_defines_a_profile_and_refuses_secrets(ip, capsys):
         assert "SecretOnCommandLine" in str(info.value) and SECRET not in str(info.value)
 
 
-def test_errors_become_one_line_usage_errors(ip):
-    with pytest.raises(UsageError, match="No session"):
+def test_errors_become_one_line_usage_errors(ip, capsys):
+    """Bad lines are UsageErrors; nb_oauth2's own errors are raised as they are and shown short (error_display),
+    so %tb has their traceback."""
+    from nb_oauth2.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="No session"):
         ip.run_line_magic("oauth2", "get http://127.0.0.1:9/api")
+    capsys.readouterr()
+    result = ip.run_cell("%oauth2 get http://127.0.0.1:9/api")
+    assert isinstance(result.error_in_exec, ConfigurationError)
+    shown = capsys.readouterr()
+    text = (shown.out + shown.err).strip()
+    assert "ConfigurationError: No session" in text and "%tb" in text and len(text.splitlines()) <= 4
+    assert "Traceback" not in text
     with pytest.raises(UsageError, match="unrecognized arguments"):
         ip.run_line_magic("oauth2", "status --bogus")
     with pytest.raises(UsageError, match="invalid choice"):
@@ -393,17 +404,20 @@ def test_login_without_a_store_setting_follows_the_environment(ip, monkeypatch, 
 
     seen = {}
 
+    class Stop(Exception):
+        pass
+
     def fake_login(profile, **options):
         seen.update(options)
-        raise magics.OAuth2Error("stop here")
+        raise Stop
 
     monkeypatch.setattr(login_ui, "login", fake_login)
     magic = next(m for m in ip.configurables if isinstance(m, magics.OAuth2Magics))
     monkeypatch.setattr(magic, "default_store", "")
-    with pytest.raises(UsageError):
+    with pytest.raises(Stop):
         ip.run_line_magic("oauth2", "login demo")
     assert seen["store"] is None
-    with pytest.raises(UsageError):
+    with pytest.raises(Stop):
         ip.run_line_magic("oauth2", "login demo --store file")
     assert seen["store"] == "file"
 

@@ -27,6 +27,7 @@ from ..core.errors import OAuth2Error, SecretOnCommandLine
 from ..core.names import FLOW_CHOICES, VIA_CHOICES, env_name, split_list
 from ..frames.pagination import PAGINATION_STYLES
 from ..core.redact import redact
+from . import error_display
 
 __all__ = ["OAuth2Magics", "load_ipython_extension", "BROWSER_HOOK", "DEVICE_HOOK", "SECRET_OPTIONS", "STORE_CHOICES"]
 
@@ -208,9 +209,11 @@ class OAuth2Magics(Magics, Configurable):
             return self._dispatch(line, cell)
         except _HelpShown:
             return None
+        except SecretOnCommandLine as exc:  # the line holds a secret: no traceback (its frames keep the line)
+            raise UsageError(f"{type(exc).__name__}: {redact(exc.message)}") from None
         except OAuth2Error as exc:
-            if self.show_traceback:
-                raise
+            if self.show_traceback or error_display.installed(self.shell):
+                raise  # shown short by error_display, the full traceback on %tb (or shown in full)
             raise UsageError(f"{type(exc).__name__}: {redact(exc.message)}") from None
 
     def _dispatch(self, line: str, cell: str | None) -> Any:
