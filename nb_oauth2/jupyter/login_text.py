@@ -120,7 +120,7 @@ def pending_html(text: str, seconds: float) -> str:
     kernel restarted or stopped, or the notebook was reopened from its saved state), a CSS animation shows,
     after :data:`STALE_SECONDS`, that this login is no longer alive: no script, no message needed."""
     return ("<style>@keyframes nb-oauth2-stale{to{visibility:visible;font-size:small}}</style>"
-            f"<span>⏳ {html.escape(text)} {elapsed(seconds)}</span>"
+            f"<span>{html.escape(text)} {elapsed(seconds)}</span>"
             '<span class="nb-oauth2-stale" style="visibility:hidden;font-size:0;color:#b00020;'
             f'animation:nb-oauth2-stale 0s linear {STALE_SECONDS}s forwards"><br>This login is not connected to a '
             "running kernel any more (the kernel restarted or stopped): run the cell again to sign in.</span>")

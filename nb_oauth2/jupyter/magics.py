@@ -240,6 +240,7 @@ class OAuth2Magics(Magics, Configurable):
     # -- sub-commands ----------------------------------------------------------------
 
     def _cmd_login(self, args: argparse.Namespace) -> None:
+        from .frontend import in_notebook
         from .login_ui import login
 
         if args.key and not args.cert:
@@ -254,7 +255,7 @@ class OAuth2Magics(Magics, Configurable):
         session = login(args.profile or self.default_profile, scope=scope, flow=flow, via=args.via,
                         store=args.store or self.default_store or None, name=args.name, browser=BROWSER_HOOK,
                         on_device_code=DEVICE_HOOK, **options)
-        if session.is_authorized:
+        if session.is_authorized and not in_notebook():  # in a notebook the widget already says so
             print(signed_in_line(session))
         return None  # never a Session in Out/_ (case 36)
 
