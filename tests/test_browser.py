@@ -130,3 +130,41 @@ def test_login_widget_in_jupyterlab_paste_back_and_auto_capture(lab):
             assert caught[0] not in token_text
         finally:
             context.close()
+
+
+def test_a_login_widget_whose_kernel_died_says_so(lab):
+    """Issue 12: after the kernel dies (here: os._exit in a later cell, JupyterLab restarts it) a pending
+    login widget stops being updated, and says that this login belongs to a kernel that is gone."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    url = lab.write_notebook("stale.ipynb", [
+        "%load_ext nb_oauth2",
+        "%oauth2 login demo --via paste --no-wait",
+        "import os; os._exit(1)  # the kernel dies",
+    ])
+    with sync_playwright() as p:
+        context = launch_browser(p, lab.root / "chromium")
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.pages[0] if context.pages else context.new_page()
+        try:
+            lab.wait_until_ready()
+            page.goto(url)
+            page.wait_for_selector(".jp-Notebook .jp-Cell")
+            assert page.evaluate(WAIT_FOR_KERNEL), "the kernel never became idle"
+            _run_cell(page, 0)
+            _run_cell(page, 1)
+            box = page.locator(".nb-oauth2-login")
+            expect(box).to_have_count(1)
+            stale = box.get_by_text("not connected to a running kernel")
+            expect(box).to_contain_text("Waiting for you to sign in")
+            assert not stale.is_visible()  # the kernel is alive: its thread rewrites the pending line
+            _run_cell(page, 2)
+            expect(stale).to_be_visible(timeout=TIMEOUT_MS)
+            dialog_ok = page.locator(".jp-Dialog").get_by_role("button", name="Ok")
+            if dialog_ok.count():  # JupyterLab's own "Kernel Restarting" notice
+                dialog_ok.click()
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "stale-login-widget.png"))
+        finally:
+            context.close()
