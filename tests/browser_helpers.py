@@ -227,3 +227,17 @@ def launch_browser(playwright: Any, profile_dir: Path) -> Any:
     return playwright.chromium.launch_persistent_context(
         str(profile_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
         viewport={"width": 1280, "height": 1000})
+
+
+def catch_redirect(route, caught: list[str]) -> None:
+    """Playwright does not route the request a 302 leads to, so catch the 302 to /callback itself."""
+    if route.request.method != "POST":
+        route.continue_()
+        return
+    response = route.fetch(max_redirects=0)
+    location = response.headers.get("location", "")
+    if response.status in (302, 303) and "/callback" in location:
+        caught.append(location)
+        route.fulfill(status=200, content_type="text/plain", body="redirect caught by the test")
+    else:
+        route.fulfill(response=response)

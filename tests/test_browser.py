@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_helpers import (RUN_CELL, WAIT_FOR_KERNEL, Lab, free_port, launch_browser, skip_reason,
-                                   stop_in_background)
+from tests.browser_helpers import (RUN_CELL, WAIT_FOR_KERNEL, Lab, catch_redirect, free_port, launch_browser,
+                                   skip_reason, stop_in_background)
 
 pytestmark = pytest.mark.browser
 
@@ -44,18 +44,16 @@ def _sign_in(page, href: str) -> None:
     page.click("button[value=approve]")
 
 
-def _catch_redirect(route, caught: list[str]) -> None:
-    """Playwright does not route the request a 302 leads to, so catch the 302 to /callback itself."""
-    if route.request.method != "POST":
-        route.continue_()
-        return
-    response = route.fetch(max_redirects=0)
-    location = response.headers.get("location", "")
-    if response.status in (302, 303) and "/callback" in location:
-        caught.append(location)
-        route.fulfill(status=200, content_type="text/plain", body="redirect caught by the test")
-    else:
-        route.fulfill(response=response)
+def _open_in_chromium(playwright, lab: Lab, url: str):
+    """Chromium on the notebook at ``url`` once JupyterLab is up and the kernel idle: (context, page)."""
+    context = launch_browser(playwright, lab.root / "chromium")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.pages[0] if context.pages else context.new_page()
+    lab.wait_until_ready()
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    assert page.evaluate(WAIT_FOR_KERNEL), "the kernel never became idle"
+    return context, page
 
 
 def _run_cell(page, index: int) -> None:
@@ -78,14 +76,8 @@ def test_login_widget_in_jupyterlab_paste_back_and_auto_capture(lab):
     ])
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        context = launch_browser(p, lab.root / "chromium")
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.pages[0] if context.pages else context.new_page()
+        context, page = _open_in_chromium(p, lab, url)
         try:
-            lab.wait_until_ready()
-            page.goto(url)
-            page.wait_for_selector(".jp-Notebook .jp-Cell")
-            assert page.evaluate(WAIT_FOR_KERNEL), "the kernel never became idle"
             for index in range(3):
                 _run_cell(page, index)
             boxes = page.locator(".nb-oauth2-login")
@@ -99,7 +91,7 @@ def test_login_widget_in_jupyterlab_paste_back_and_auto_capture(lab):
             assert paste_box.locator(".nb-oauth2-link a").get_attribute("rel") == "noopener noreferrer"
             caught: list[str] = []
             provider_page = context.new_page()
-            provider_page.route("**/authorize*", lambda route: _catch_redirect(route, caught))
+            provider_page.route("**/authorize*", lambda route: catch_redirect(route, caught))
             _sign_in(provider_page, href)
             provider_page.wait_for_function("() => document.body.innerText.includes('caught by the test')")
             assert caught and "code=" in caught[0]
@@ -144,14 +136,8 @@ def test_a_login_widget_whose_kernel_died_says_so(lab):
         "import os; os._exit(1)  # the kernel dies",
     ])
     with sync_playwright() as p:
-        context = launch_browser(p, lab.root / "chromium")
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.pages[0] if context.pages else context.new_page()
+        context, page = _open_in_chromium(p, lab, url)
         try:
-            lab.wait_until_ready()
-            page.goto(url)
-            page.wait_for_selector(".jp-Notebook .jp-Cell")
-            assert page.evaluate(WAIT_FOR_KERNEL), "the kernel never became idle"
             _run_cell(page, 0)
             _run_cell(page, 1)
             box = page.locator(".nb-oauth2-login")

@@ -19,7 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser_helpers import Lab, demo_sign_in, launch_browser, open_notebook, skip_reason, stop_in_background
+from tests.browser_helpers import (Lab, catch_redirect, demo_sign_in, launch_browser, open_notebook, skip_reason,
+                                   stop_in_background)
 
 pytestmark = pytest.mark.browser
 
@@ -87,20 +88,6 @@ def lab(tmp_path):
         yield server
     finally:
         stop_in_background(server.stop)
-
-
-def _catch_redirect(route, caught: list[str]) -> None:
-    """The consent POST's 302 to /callback, kept (the browser could not load it); other requests pass."""
-    if route.request.method != "POST":
-        route.continue_()
-        return
-    response = route.fetch(max_redirects=0)
-    location = response.headers.get("location", "")
-    if response.status in (302, 303) and "/callback" in location:
-        caught.append(location)
-        route.fulfill(status=200, content_type="text/plain", body="redirect caught by the test")
-    else:
-        route.fulfill(response=response)
 
 
 def _cell(page, source_start: str):
@@ -172,7 +159,7 @@ def test_run_all_on_the_quickstart_signs_in_twice_while_the_later_cells_wait(lab
             paste_cell.screenshot(path=str(ARTIFACTS / "run-all-paste-prompt.png"))
             caught: list[str] = []
             provider = context.new_page()
-            provider.route("**/authorize*", lambda route: _catch_redirect(route, caught))
+            provider.route("**/authorize*", lambda route: catch_redirect(route, caught))
             provider.goto(paste_box.locator(".nb-oauth2-link a").get_attribute("href"))
             demo_sign_in(provider)
             provider.wait_for_function("() => document.body.innerText.includes('caught by the test')")
