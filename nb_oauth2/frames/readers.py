@@ -22,11 +22,12 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..core.errors import APIError, ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
+from ..core.errors import ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
 from .columns import _Columns, _parse_dates, extract_records, flatten_records
 from .fetch import Fetcher
 from .next_links import shown_url, url_problem
 from .pagination import PageInfo, Paginator, make_paginator
+from .parquet import _pyarrow, write_chunks
 from .progress import ProgressBar
 from .walk import MAX_EMPTY_PAGES, follow
 from ..core.urls import checked_url
@@ -317,42 +318,10 @@ def _require(to: str) -> None:
 
 
 def to_parquet(url: str, path: str, *, session: Any, **options: Any) -> int:
-    """Stream every page into a Parquet file, batch by batch; returns the number of rows written."""
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ConfigurationError("to_parquet needs pyarrow: pip install pyarrow") from None
+    """Stream every page into a Parquet file, batch by batch (the writer: :mod:`nb_oauth2.frames.parquet`);
+    returns the number of rows written."""
+    _pyarrow()  # before any request: ConfigurationError without pyarrow
     opts = {"sep": ".", "max_level": None, "meta": None, "max_rows": None, "partial": False, **options}
     opts.pop("to", None), opts.pop("parse_dates", None)
-    writer = None
-    rows = 0
-    try:
-        with ProgressBar(opts.pop("progress", True)) as bar:
-            for columns, chunk in _chunks(url, session=session, bar=bar, **opts):
-                table = chunk if not isinstance(chunk, tuple) else pa.table(chunk[1]) if chunk[1] else None
-                if table is None or table.num_rows == 0:
-                    continue
-                if writer is None:
-                    schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
-                                        for f in table.schema])
-                    writer = pq.ParquetWriter(path, schema)
-                writer.write_table(_conform(pa, table, writer.schema))
-                rows += table.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-    return rows
-
-
-def _conform(pa, table, schema):
-    extra = [name for name in table.column_names if schema.get_field_index(name) < 0]
-    if extra:
-        raise APIError(f"Columns {extra[:5]} appeared after the first page; Parquet needs one schema. Use "
-                       "read_json() (which unifies columns) and DataFrame.to_parquet instead.")
-    cols = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
-            for f in schema]
-    try:
-        return pa.table(cols, schema=schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.Table.from_arrays([c.cast(f.type) for c, f in zip(cols, schema)], schema=schema)
+    with ProgressBar(opts.pop("progress", True)) as bar:
+        return write_chunks((chunk for _, chunk in _chunks(url, session=session, bar=bar, **opts)), path)
