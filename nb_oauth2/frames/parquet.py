@@ -1,17 +1,39 @@
-"""Column chunks -> Parquet: the writer behind :func:`nb_oauth2.frames.readers.to_parquet`.
+"""Column chunks -> one Parquet file whose schema survives drift: the writer behind
+:func:`nb_oauth2.frames.readers.to_parquet`.
 
 No HTTP here: :func:`write_chunks` takes the page-by-page column chunks the readers produce
-(Arrow tables, or ``(rows, {column: values})`` without the Arrow fast path) and writes them to
-``path`` one batch at a time.
+(Arrow tables, or ``(rows, {column: values})`` without the Arrow fast path).
+
+Real APIs drift: an object null on page 1 and filled later (new dotted columns), a list that
+first appears on page 2, an int on one page and a float on the next. The writer keeps a running
+schema and widens it: a new column joins it, a null-typed column takes the first real type, int
+and float become float, lists and structs merge their items' fields. Values that cannot share a
+type (a string on one page, a number on another) are kept as strings, with a warning naming the
+column. Batches are written while the schema holds; a batch that widens it starts a new part file.
+At the end, one part with the final schema is renamed into place; several are rewritten, one part
+at a time, into one file with the final schema. Memory: one page's chunk during the pull, and at
+most ``ROW_GROUP_ROWS`` rows (or one page, if larger) buffered per row group; never the whole
+result. Disk: a drifting pull is written twice (parts, then the file).
+
+Column names and order are :func:`~nb_oauth2.frames.readers.read_json`'s: an all-null parent
+column whose object turned up later as dotted columns is dropped, as read_json drops it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Callable, Iterable
 
-from ..core.errors import APIError, ConfigurationError
+from ..core.errors import ConfigurationError
+from ..core.warn import warn_user
 
-__all__ = ["write_chunks"]
+__all__ = ["write_chunks", "ROW_GROUP_ROWS"]
+
+#: rows buffered before a row group is written (bounds the writer's memory in rows)
+ROW_GROUP_ROWS = 65_536
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -24,36 +46,182 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
-def write_chunks(chunks: Iterable[Any], path: str) -> int:
-    """Write every chunk to the Parquet file ``path``; returns the number of rows written."""
+def _widen(pa, old, new) -> tuple[Any, bool]:
+    """(the type holding both ``old`` and ``new``, whether they are mixed scalars kept as strings)."""
+    if old == new or pa.types.is_null(new):
+        return old, False
+    if pa.types.is_null(old):
+        return new, False
+    try:
+        merged = pa.unify_schemas([pa.schema([("x", old)]), pa.schema([("x", new)])],
+                                  promote_options="permissive").field("x").type
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.string(), True
+    if pa.types.is_large_string(merged) and not (pa.types.is_large_string(old) or pa.types.is_large_string(new)):
+        merged = pa.string()
+    return merged, False
+
+
+def _as_strings(pa, column):
+    """A column as strings: Arrow's cast, or JSON text for values Arrow cannot cast (lists, objects)."""
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.array([v if v is None or isinstance(v, str) else json.dumps(v, default=str)
+                         for v in column.to_pylist()], pa.string())
+
+
+def _cast(pa, column, target):
+    if column.type == target:
+        return column
+    if pa.types.is_string(target) and not pa.types.is_null(column.type):
+        return _as_strings(pa, column)
+    try:
+        return column.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.array(column.to_pylist(), type=target)
+
+
+class _Writer:
+    """Chunks in, one Parquet file out; see the module docstring."""
+
+    def __init__(self, pa, pq, path: str, sep: str) -> None:
+        self.pa, self.pq, self.path, self.sep = pa, pq, path, sep
+        self.types: dict[str, Any] = {}  # the running schema, in order of first appearance
+        self.mixed: set[str] = set()  # columns kept as strings
+        self.filled: set[str] = set()  # columns with at least one non-null value
+        self.rows = 0
+        self.parts: list[str] = []
+        self.folder: str | None = None
+        self.writer = None
+        self.buffer: list = []
+        self.buffered = 0
+
+    def _table(self, chunk):
+        """A chunk as an Arrow table (a column Arrow cannot type as one is kept as strings)."""
+        pa = self.pa
+        if not isinstance(chunk, tuple):
+            return chunk
+        n, cols = chunk
+        arrays = {}
+        for name, values in cols.items():
+            try:
+                arrays[name] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+                arrays[name] = pa.array([v if v is None or isinstance(v, str) else json.dumps(v, default=str)
+                                         for v in values], pa.string())
+                self._mixed(name)
+        return pa.table(arrays) if arrays else None
+
+    def _mixed(self, name: str) -> None:
+        if name not in self.mixed:
+            self.mixed.add(name)
+            warn_user(f"to_parquet: column {name!r} holds values of different types across pages; "
+                      "they are kept as strings.")
+
+    def add(self, chunk) -> None:
+        table = self._table(chunk)
+        if table is None or table.num_rows == 0:
+            return
+        widened = False
+        for field in table.schema:
+            old = self.types.get(field.name)
+            if old is None:
+                self.types[field.name] = field.type
+                widened = widened or self.writer is not None
+            else:
+                merged, mixed = _widen(self.pa, old, field.type)
+                if mixed:
+                    self._mixed(field.name)
+                if merged != old:
+                    self.types[field.name] = merged
+                    widened = True
+            if field.name not in self.filled and table.column(field.name).null_count < table.num_rows:
+                self.filled.add(field.name)
+        if widened:
+            self._close_part()
+        if self.writer is None:
+            self._open_part()
+        self._buffer(self._conform(table, self.writer.schema))
+        self.rows += table.num_rows
+
+    def _schema(self, types: dict[str, Any]):
+        return self.pa.schema([(name, typ) for name, typ in types.items()])
+
+    def _open_part(self) -> None:
+        if self.folder is None:
+            parent = os.path.dirname(os.path.abspath(self.path))
+            self.folder = tempfile.mkdtemp(prefix="." + os.path.basename(self.path) + ".parts-", dir=parent)
+        part = os.path.join(self.folder, f"part-{len(self.parts):05d}.parquet")
+        self.parts.append(part)
+        self.writer = self.pq.ParquetWriter(part, self._schema(self.types))
+
+    def _buffer(self, table) -> None:
+        self.buffer.append(table)
+        self.buffered += table.num_rows
+        if self.buffered >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buffer:
+            self.writer.write_table(self.pa.concat_tables(self.buffer))
+            self.buffer, self.buffered = [], 0
+
+    def _close_part(self) -> None:
+        if self.writer is not None:
+            self._flush()
+            self.writer.close()
+            self.writer = None
+
+    def _conform(self, table, schema):
+        pa = self.pa
+        names = set(table.column_names)
+        cols = [_cast(pa, table.column(f.name), f.type) if f.name in names else pa.nulls(table.num_rows, f.type)
+                for f in schema]
+        return pa.Table.from_arrays(cols, schema=schema)
+
+    def finish(self, order) -> int:
+        """Close the parts and put one file with the final schema at ``path``."""
+        pa, pq = self.pa, self.pq
+        self._close_part()
+        if not self.parts:
+            return 0
+        names = order(list(self.types))
+        parents = {n for n in names for m in names if m.startswith(n + self.sep)}
+        final = pa.schema([(n, pa.string() if pa.types.is_null(self.types[n]) else self.types[n])
+                           for n in names if n in self.filled or n not in parents])
+        if len(self.parts) == 1 and pq.read_schema(self.parts[0]).equals(final):
+            os.replace(self.parts[0], self.path)
+            return self.rows
+        staged = os.path.join(self.folder, "final.parquet")
+        self.writer = pq.ParquetWriter(staged, final)
+        for part in self.parts:
+            source = pq.ParquetFile(part)
+            for group in range(source.num_row_groups):
+                self._buffer(self._conform(source.read_row_group(group), final))
+            os.remove(part)
+        self._close_part()
+        os.replace(staged, self.path)
+        return self.rows
+
+    def cleanup(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def write_chunks(chunks: Iterable[Any], path: str, *, sep: str = ".",
+                 order: Callable[[list[str]], list[str]] | None = None) -> int:
+    """Write every chunk to the Parquet file ``path``, widening the schema as columns drift; returns the
+    number of rows written. ``order(names)`` gives the final column order (default: first appearance);
+    ``sep`` joins nested names (an all-null ``a`` beside ``a.b`` is dropped)."""
     pa, pq = _pyarrow()
-    writer = None
-    rows = 0
+    writer = _Writer(pa, pq, path, sep)
     try:
         for chunk in chunks:
-            table = chunk if not isinstance(chunk, tuple) else pa.table(chunk[1]) if chunk[1] else None
-            if table is None or table.num_rows == 0:
-                continue
-            if writer is None:
-                schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
-                                    for f in table.schema])
-                writer = pq.ParquetWriter(path, schema)
-            writer.write_table(_conform(pa, table, writer.schema))
-            rows += table.num_rows
+            writer.add(chunk)
+        return writer.finish(order or list)
     finally:
-        if writer is not None:
-            writer.close()
-    return rows
-
-
-def _conform(pa, table, schema):
-    extra = [name for name in table.column_names if schema.get_field_index(name) < 0]
-    if extra:
-        raise APIError(f"Columns {extra[:5]} appeared after the first page; Parquet needs one schema. Use "
-                       "read_json() (which unifies columns) and DataFrame.to_parquet instead.")
-    cols = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
-            for f in schema]
-    try:
-        return pa.table(cols, schema=schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.Table.from_arrays([c.cast(f.type) for c, f in zip(cols, schema)], schema=schema)
+        writer.cleanup()

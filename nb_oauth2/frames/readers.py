@@ -318,10 +318,19 @@ def _require(to: str) -> None:
 
 
 def to_parquet(url: str, path: str, *, session: Any, **options: Any) -> int:
-    """Stream every page into a Parquet file, batch by batch (the writer: :mod:`nb_oauth2.frames.parquet`);
-    returns the number of rows written."""
+    """Stream every page into one Parquet file, batch by batch; columns that appear late, null-first
+    columns and int/float drift widen the schema (the writer: :mod:`nb_oauth2.frames.parquet`).
+    Returns the number of rows written."""
     _pyarrow()  # before any request: ConfigurationError without pyarrow
     opts = {"sep": ".", "max_level": None, "meta": None, "max_rows": None, "partial": False, **options}
     opts.pop("to", None), opts.pop("parse_dates", None)
+    builder: list[_Columns] = []  # _chunks makes it; the writer asks it for read_json's column order
+
+    def chunks() -> Iterator[Any]:
+        for columns, chunk in _chunks(url, session=session, bar=bar, **opts):
+            builder[:] = [columns]
+            yield chunk
+
     with ProgressBar(opts.pop("progress", True)) as bar:
-        return write_chunks((chunk for _, chunk in _chunks(url, session=session, bar=bar, **opts)), path)
+        return write_chunks(chunks(), path, sep=opts["sep"],
+                            order=lambda names: builder[0]._ordered(names) if builder else names)
