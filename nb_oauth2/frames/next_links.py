@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
 from requests.models import PreparedRequest
 from requests.utils import parse_header_links
@@ -27,11 +27,20 @@ __all__ = ["set_param", "query_of", "check_next_url", "parse_link_header", "show
 
 
 def set_param(url: str, name: str, value: object) -> str:
-    """``url`` with query parameter ``name`` set to ``value`` (replaced if present)."""
+    """``url`` with query parameter ``name`` set to ``value``: replaced where the API put it (a repeat
+    of it dropped), else appended; every other parameter is kept as sent, in its order and encoding."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
-    query.append((name, str(value)))
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    pair = urlencode([(name, str(value))])
+    query: list[str] = []
+    for item in parts.query.split("&") if parts.query else []:
+        if unquote_plus(item.split("=", 1)[0]) != name:
+            query.append(item)
+        elif pair:
+            query.append(pair)
+            pair = ""
+    if pair:
+        query.append(pair)
+    return urlunsplit(parts._replace(query="&".join(query)))
 
 
 def query_of(url: str) -> dict[str, str]:

@@ -64,12 +64,15 @@ class PageInfo:
 
 
 def plan_from_totals(page: PageInfo, next_url: str, max_planned: int = 100_000) -> list[str] | None:
-    """Remaining URLs when the next link only moves a page/offset counter and page 1 gives a total."""
+    """Remaining URLs when the next link only moves a page/offset counter and page 1 gives a total (a page
+    counter is planned from the first page only: from page k, ``total_pages`` would overshoot by k - 1)."""
     varying = varying_counter(page.url, next_url)
     if varying is None or page.n_records <= 0:
         return None
     name, cur, nxt = varying
     step = nxt - cur
+    if step == 1 and cur > 1 and name in query_of(page.url):
+        return None  # a page count counts from the first page, and this page is not the first
     total_pages = as_int(lookup(page.body, TOTAL_PAGES_KEYS))
     total = as_int(lookup(page.body, TOTAL_KEYS))
     if step == 1:

@@ -45,6 +45,7 @@ class WalkRules:
         self.pages = 0
         self.empty_in_a_row = 0
         self._requested = {seen_key(start_url)}
+        self._plan_declined = False
 
     def count(self, info: PageInfo) -> None:
         """One more page has arrived."""
@@ -80,12 +81,20 @@ class WalkRules:
 
     def planned_urls(self, info: PageInfo, nxt: str) -> list[str] | None:
         """Every remaining URL, checked and claimed, when the paginator can plan them from ``info`` and
-        ``nxt`` is the first; None to follow ``nxt`` alone."""
-        plan = self.paginator.plan(info, nxt)
-        if not plan or plan[0] != nxt or not self._requested.isdisjoint(map(seen_key, plan)):
+        the first is ``nxt`` (whatever the order of its query parameters; ``nxt`` is requested as the API
+        sent it); None to follow ``nxt`` alone. A plan declined once is not built again on later pages."""
+        if self._plan_declined:
             return None
-        plan = [check_next_url(self.start_url, check_link_syntax(url, self.where())) for url in plan]
-        self._requested.update(map(seen_key, plan))
+        plan = self.paginator.plan(info, nxt)
+        if not plan:
+            return None
+        keys = [seen_key(url) for url in plan]
+        if keys[0] != seen_key(nxt) or not self._requested.isdisjoint(keys):
+            self._plan_declined = True  # it would be declined again on every page (a quadratic walk)
+            return None
+        where = self.where()
+        plan = [nxt] + [check_next_url(self.start_url, check_link_syntax(url, where)) for url in plan[1:]]
+        self._requested.update(keys)
         return plan
 
     def page_total(self, info: PageInfo, nxt: str | None) -> int | None:
