@@ -169,18 +169,21 @@ def test_a_malformed_url_shows_no_bar_at_all(session_with_token, bars):
     assert bars == []
 
 
-def test_to_parquet_removes_the_bar_when_a_page_breaks_the_schema(scripted, session_with_token, bars, tmp_path):
+def test_to_parquet_removes_the_bar_when_a_page_fails(scripted, session_with_token, bars, tmp_path):
     pytest.importorskip("pyarrow")
 
     def reply(seen: Seen) -> Reply:
         page = _page(seen)
-        nxt = f"{scripted.url}/p?page={page + 1}" if page < 2 else None
-        return Reply(200, {"data": [{"a": 1} if page == 1 else {"b": 2}], "next": nxt})
+        if page == 2:
+            return Reply(500, {"error": "boom"})
+        return Reply(200, {"data": [{"a": 1}], "next": f"{scripted.url}/p?page={page + 1}"})
 
     scripted.script("*", [reply])
-    with pytest.raises(APIError, match="appeared after the first page"):
-        frames.to_parquet(scripted.url + "/p?page=1", str(tmp_path / "x.parquet"), session=session_with_token)
+    with pytest.raises(APIError):
+        frames.to_parquet(scripted.url + "/p?page=1", str(tmp_path / "x.parquet"), session=session_with_token,
+                          retries=0)
     assert bars[0].closed_as is False
+    assert not (tmp_path / "x.parquet").exists()  # a failed pull leaves no file
 
 
 def test_iter_pages_stopped_early_keeps_its_bar(scripted, session_with_token, bars):
