@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import threading
 import warnings
 
 import pytest
 import requests
 
+from nb_oauth2.core.redact import register_secret
 from nb_oauth2.frames import parquet, readers
+from nb_oauth2.frames.resume import ResumeMismatch, SecretInResumeState
 from tests.scripted_server import Reply, ScriptedServer, Seen
 
 pa = pytest.importorskip("pyarrow")
@@ -146,3 +154,185 @@ def test_late_column_far_down_many_batches(tmp_path, monkeypatch):
     table = pa.parquet.read_table(out)
     assert table.column_names == ["id", "late"] and table.column("late").null_count == 37
     assert pa.parquet.ParquetFile(out).metadata.row_group(0).num_rows == 12
+
+
+# -- resume=True ------------------------------------------------------------------------------------------
+
+#: five pages of drifting issue records: the three above, then a new nested object and a late list
+RESUME_PAGES = ISSUE_PAGES + [
+    [{"id": 5, "title": "Export", "state": "open", "score": 4, "milestone": {"id": 8, "title": "v1.1"},
+      "closed_at": None, "labels": [BUG], "assignee": {"login": "ada"}}],
+    [{"id": 6, "title": "Import", "state": "closed", "score": 1.25, "milestone": None,
+      "closed_at": "2024-06-01T09:00:00Z", "labels": [], "assignee": None}],
+]
+
+
+@pytest.fixture
+def pages_server(scripted: ScriptedServer):
+    """``pages_server(pages, on_page)`` -> the first page's URL; ``on_page(n)`` may return a Reply instead
+    of page n (a failure) or act (a signal); every request is in ``scripted.seen``."""
+
+    def start(pages: list[list[dict]], on_page=lambda n: None) -> str:
+        def reply(seen: Seen) -> Reply:
+            page = int(seen.query.get("page", 1))
+            instead = on_page(page)
+            if instead is not None:
+                return instead
+            nxt = f"{scripted.url}/issues?page={page + 1}" if page < len(pages) else None
+            return Reply(200, {"data": pages[page - 1], "next": nxt})
+
+        scripted.script("*", [reply])
+        return scripted.url + "/issues?page=1"
+
+    return start
+
+
+def _fetches(scripted: ScriptedServer) -> dict[int, int]:
+    """How often each page was requested."""
+    counts: dict[int, int] = {}
+    for seen in scripted.seen:
+        page = int(seen.query.get("page", 1))
+        counts[page] = counts.get(page, 0) + 1
+    return counts
+
+
+def _beside(tmp_path) -> list[str]:
+    return sorted(p.name for p in tmp_path.iterdir())
+
+
+def _assert_every_record_once(out: str, url: str, session) -> None:
+    """The file equals read_json's frame of every page, in four readers: each record exactly once."""
+    expected = readers.read_json(url, session=session, progress=False)
+    want = (list(expected.columns), _rows(expected.to_dict("records")))
+    assert [r["id"] for r in want[1]] == [1, 2, 3, 4, 5, 6]
+    for reader, got in read_four_ways(out).items():
+        assert (reader, got) == (reader, want)
+
+
+def test_resume_after_a_500_on_page_3_fetches_no_saved_page_again(pages_server, scripted, session, tmp_path):
+    """A pull failing on page 3 of 5 keeps pages 1-2 and the next URL beside the target; resume=True fetches
+    pages 3-5 only, and the file holds every record once, the drift across the break unified."""
+    failing = {3}
+    url = pages_server(RESUME_PAGES, lambda n: Reply(500, {"error": "boom"}) if n in failing else None)
+    out = str(tmp_path / "issues.parquet")
+    with pytest.raises(Exception) as raised:
+        readers.to_parquet(url, out, session=session, progress=False, retries=0, resume=True)
+    assert not isinstance(raised.value, AssertionError)
+    assert _fetches(scripted) == {1: 1, 2: 1, 3: 1}
+    assert _beside(tmp_path) == [".issues.parquet.parts", ".issues.parquet.resume.json"]
+    state = json.loads((tmp_path / ".issues.parquet.resume.json").read_text())
+    assert state["next_url"] == scripted.url + "/issues?page=3" and state["rows"] == 3
+    assert "parquet-test" not in json.dumps(state)  # the session's bearer token is never saved
+
+    failing.clear()
+    assert readers.to_parquet(url, out, session=session, progress=False, retries=0, resume=True) == 6
+    assert _fetches(scripted) == {1: 1, 2: 1, 3: 2, 4: 1, 5: 1}
+    assert _beside(tmp_path) == ["issues.parquet"]  # state and parts gone once the file is in place
+    _assert_every_record_once(out, url, session)
+
+
+def test_resume_after_the_stop_button(pages_server, scripted, session, tmp_path):
+    """Stop (a real SIGINT to the main thread, as Jupyter sends) while page 3 is awaited: KeyboardInterrupt,
+    then resume=True goes on from page 3."""
+    main = threading.main_thread().ident
+    stop = {3}
+
+    def on_page(n):
+        if n in stop:
+            stop.clear()
+            signal.pthread_kill(main, signal.SIGINT)
+            return Reply(200, {"data": [], "next": None}, delay=10)  # never reaches the reader
+        return None
+
+    url = pages_server(RESUME_PAGES, on_page)
+    out = str(tmp_path / "issues.parquet")
+    with pytest.raises(KeyboardInterrupt):
+        readers.to_parquet(url, out, session=session, progress=False, resume=True)
+    assert readers.to_parquet(url, out, session=session, progress=False, resume=True) == 6
+    assert _fetches(scripted) == {1: 1, 2: 1, 3: 2, 4: 1, 5: 1}
+    _assert_every_record_once(out, url, session)
+
+
+_KILLED_PULL = """
+import sys, requests
+from nb_oauth2.core.redact import register_secret
+from nb_oauth2.frames import parquet, readers
+from nb_oauth2.frames.resume import ResumeMismatch, SecretInResumeState
+parquet.CHECKPOINT_SECONDS = 0  # a checkpoint after every page
+readers.to_parquet(sys.argv[1], sys.argv[2], session=requests.Session(), progress=False, resume=True)
+"""
+
+
+def test_resume_after_the_kernel_dies(pages_server, scripted, session, tmp_path):
+    """The first pull runs in a process SIGKILLed when it asks for page 3 (a dead kernel: no cleanup runs);
+    resume=True in this process goes on from page 3 with pages 1-2 from the saved parts."""
+    victim: dict = {}
+
+    def on_page(n):
+        if n == 3 and "killed" not in victim:
+            victim["killed"] = True
+            os.kill(victim["pid"], signal.SIGKILL)
+            return Reply(200, {"data": [], "next": None}, delay=10)
+        return None
+
+    url = pages_server(RESUME_PAGES, on_page)
+    out = str(tmp_path / "issues.parquet")
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_PULL, url, out], cwd=os.getcwd())
+    victim["pid"] = proc.pid
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert _fetches(scripted) == {1: 1, 2: 1, 3: 1}
+    assert readers.to_parquet(url, out, session=session, progress=False, resume=True) == 6
+    assert _fetches(scripted) == {1: 1, 2: 1, 3: 2, 4: 1, 5: 1}
+    _assert_every_record_once(out, url, session)
+
+
+def test_resume_with_no_saved_state_is_a_normal_pull(pages_server, scripted, session, tmp_path):
+    url = pages_server(RESUME_PAGES)
+    out = str(tmp_path / "issues.parquet")
+    assert readers.to_parquet(url, out, session=session, progress=False, resume=True) == 6
+    assert _fetches(scripted) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1} and _beside(tmp_path) == ["issues.parquet"]
+    _assert_every_record_once(out, url, session)
+
+
+def test_resume_of_another_start_url_is_refused_before_any_request(pages_server, scripted, session, tmp_path):
+    """The saved pull belongs to ?page=1&state=open; resuming with state=closed would mix two pulls."""
+    failing = {2}
+    url = pages_server(RESUME_PAGES, lambda n: Reply(500, {"error": "boom"}) if n in failing else None)
+    out = str(tmp_path / "issues.parquet")
+    with pytest.raises(Exception):
+        readers.to_parquet(url, out, session=session, progress=False, retries=0, resume=True,
+                           params={"state": "open"})
+    failing.clear()
+    before = len(scripted.seen)
+    with pytest.raises(ResumeMismatch, match="another start URL"):
+        readers.to_parquet(url, out, session=session, progress=False, resume=True, params={"state": "closed"})
+    with pytest.raises(ResumeMismatch, match="options"):
+        readers.to_parquet(url, out, session=session, progress=False, resume=True, params={"state": "open"},
+                           sep="_")
+    assert len(scripted.seen) == before and not (tmp_path / "issues.parquet").exists()
+    assert readers.to_parquet(url, out, session=session, progress=False, resume=True,
+                              params={"state": "open"}) == 6  # the same arguments still resume
+
+
+def test_resume_refuses_to_save_a_url_carrying_a_secret(pages_server, scripted, session, tmp_path):
+    """Never a token beside the data: a start URL with a registered secret or a credential parameter is
+    refused before any request; a next link carrying one stops the pull, and no state file holds it."""
+    secret = "s3cr3t-resume-token-value"
+    register_secret(secret)
+    url = pages_server(RESUME_PAGES)
+    out = str(tmp_path / "issues.parquet")
+    for params in ({"cursor": secret}, {"access_token": "not-registered"}):
+        with pytest.raises(SecretInResumeState):
+            readers.to_parquet(url, out, session=session, progress=False, resume=True, params=params)
+    assert scripted.seen == [] and _beside(tmp_path) == []
+
+    def leaky(seen: Seen) -> Reply:
+        page = int(seen.query.get("page", 1))
+        return Reply(200, {"data": RESUME_PAGES[page - 1],
+                           "next": f"{scripted.url}/issues?page={page + 1}&sig_cursor={secret}"})
+
+    scripted.script("*", [leaky])
+    with pytest.raises(SecretInResumeState) as raised:
+        readers.to_parquet(url, out, session=session, progress=False, resume=True)
+    assert secret not in str(raised.value)
+    assert all(secret not in p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())

@@ -15,6 +15,13 @@ at a time, into one file with the final schema. Memory: one page's chunk during 
 most ``ROW_GROUP_ROWS`` rows (or one page, if larger) buffered per row group; never the whole
 result. Disk: a drifting pull is written twice (parts, then the file).
 
+With a ``journal`` (``resume=True``, :class:`nb_oauth2.frames.resume.Journal`) the parts folder sits at a
+fixed place beside the target and each chunk comes with its mark (the next URL after its page). A
+checkpoint closes the open part and saves the parts, rows and the last page's mark: every
+``ROW_GROUP_ROWS`` rows, every ``CHECKPOINT_SECONDS``, when the pull fails or is interrupted, and before
+the final rewrite. A resumed write starts from the saved parts and the last part's schema; after a
+process death at most the pages since the last checkpoint are fetched again.
+
 Column names and order are :func:`~nb_oauth2.frames.readers.read_json`'s: an all-null parent
 column whose object turned up later as dotted columns is dropped, as read_json drops it.
 """
@@ -25,15 +32,19 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from contextlib import nullcontext
 from typing import Any, Callable, Iterable
 
 from ..core.errors import ConfigurationError
 from ..core.warn import warn_user
 
-__all__ = ["write_chunks", "ROW_GROUP_ROWS"]
+__all__ = ["write_chunks", "ROW_GROUP_ROWS", "CHECKPOINT_SECONDS"]
 
 #: rows buffered before a row group is written (bounds the writer's memory in rows)
 ROW_GROUP_ROWS = 65_536
+#: with a journal (``resume=True``): seconds between checkpoints, whatever the rows
+CHECKPOINT_SECONDS = 30.0
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -85,17 +96,31 @@ def _cast(pa, column, target):
 class _Writer:
     """Chunks in, one Parquet file out; see the module docstring."""
 
-    def __init__(self, pa, pq, path: str, sep: str) -> None:
+    def __init__(self, pa, pq, path: str, sep: str, journal: Any = None) -> None:
         self.pa, self.pq, self.path, self.sep = pa, pq, path, sep
         self.types: dict[str, Any] = {}  # the running schema, in order of first appearance
         self.mixed: set[str] = set()  # columns kept as strings
         self.filled: set[str] = set()  # columns with at least one non-null value
         self.rows = 0
-        self.parts: list[str] = []
+        self.parts: list[str] = []  # closed part files
         self.folder: str | None = None
         self.writer = None
+        self.writing: str | None = None  # the open part (renamed to its final name when closed)
         self.buffer: list = []
         self.buffered = 0
+        self.journal, self.pages, self.mark = journal, 0, None
+        self.checkpointed = time.monotonic()
+        if journal is not None:
+            self._resume(journal.start())
+
+    def _resume(self, state: dict) -> None:
+        """Start from a journal's saved parts: their rows, and the last part's schema as the running one."""
+        self.folder = self.journal.folder
+        self.parts = [os.path.join(self.folder, name) for name in state.get("parts", [])]
+        if self.parts:
+            self.types = {f.name: f.type for f in self.pq.read_schema(self.parts[-1])}
+        self.rows, self.pages, self.mark = state.get("rows", 0), state.get("pages", 0), state.get("next_url")
+        self.filled, self.mixed = set(state.get("filled", [])), set(state.get("mixed", []))
 
     def _table(self, chunk):
         """A chunk as an Arrow table (a column Arrow cannot type as one is kept as strings)."""
@@ -119,9 +144,11 @@ class _Writer:
             warn_user(f"to_parquet: column {name!r} holds values of different types across pages; "
                       "they are kept as strings.")
 
-    def add(self, chunk) -> None:
+    def add(self, chunk, mark: str | None = None) -> None:
+        """One page's chunk; ``mark``: the next URL after that page (journal only)."""
         table = self._table(chunk)
         if table is None or table.num_rows == 0:
+            self.pages, self.mark = self.pages + 1, mark
             return
         widened = False
         for field in table.schema:
@@ -142,8 +169,21 @@ class _Writer:
             self._close_part()
         if self.writer is None:
             self._open_part()
-        self._buffer(self._conform(table, self.writer.schema))
-        self.rows += table.num_rows
+        self.buffer.append(self._conform(table, self.writer.schema))
+        self.buffered += table.num_rows
+        self.rows, self.pages, self.mark = self.rows + table.num_rows, self.pages + 1, mark
+        if self.journal is not None and (self.buffered >= ROW_GROUP_ROWS or
+                                         time.monotonic() - self.checkpointed >= CHECKPOINT_SECONDS):
+            self.checkpoint()
+        elif self.buffered >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def checkpoint(self, **facts: Any) -> None:
+        """Close the open part and save what the parts hold (journal only)."""
+        self._close_part()
+        self.journal.commit(parts=[os.path.basename(p) for p in self.parts], rows=self.rows, pages=self.pages,
+                            next_url=self.mark, filled=sorted(self.filled), mixed=sorted(self.mixed), **facts)
+        self.checkpointed = time.monotonic()
 
     def _schema(self, types: dict[str, Any]):
         return self.pa.schema([(name, typ) for name, typ in types.items()])
@@ -152,9 +192,8 @@ class _Writer:
         if self.folder is None:
             parent = os.path.dirname(os.path.abspath(self.path))
             self.folder = tempfile.mkdtemp(prefix="." + os.path.basename(self.path) + ".parts-", dir=parent)
-        part = os.path.join(self.folder, f"part-{len(self.parts):05d}.parquet")
-        self.parts.append(part)
-        self.writer = self.pq.ParquetWriter(part, self._schema(self.types))
+        self.writing = os.path.join(self.folder, f"part-{len(self.parts):05d}.parquet")
+        self.writer = self.pq.ParquetWriter(self.writing + ".tmp", self._schema(self.types))
 
     def _buffer(self, table) -> None:
         self.buffer.append(table)
@@ -172,6 +211,10 @@ class _Writer:
             self._flush()
             self.writer.close()
             self.writer = None
+            if self.writing is not None:
+                os.replace(self.writing + ".tmp", self.writing)
+                self.parts.append(self.writing)
+                self.writing = None
 
     def _conform(self, table, schema):
         pa = self.pa
@@ -199,7 +242,8 @@ class _Writer:
             source = pq.ParquetFile(part)
             for group in range(source.num_row_groups):
                 self._buffer(self._conform(source.read_row_group(group), final))
-            os.remove(part)
+            if self.journal is None:  # a journal's parts stay until the file is in place
+                os.remove(part)
         self._close_part()
         os.replace(staged, self.path)
         return self.rows
@@ -208,20 +252,48 @@ class _Writer:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-        if self.folder is not None:
+        if self.folder is not None and self.journal is None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def save_on_failure(self) -> None:
+        """The pull stopped: keep every page added so far for the resume (best effort: on a failure here the
+        last checkpoint stands, and the half-written part is deleted when the pull resumes)."""
+        try:
+            if self.pages:
+                self.checkpoint()
+            else:
+                self.journal.clear()
+        except Exception:
+            pass
 
 
 def write_chunks(chunks: Iterable[Any], path: str, *, sep: str = ".",
-                 order: Callable[[list[str]], list[str]] | None = None) -> int:
+                 order: Callable[[list[str]], list[str]] | None = None, journal: Any = None) -> int:
     """Write every chunk to the Parquet file ``path``, widening the schema as columns drift; returns the
     number of rows written. ``order(names)`` gives the final column order (default: first appearance);
-    ``sep`` joins nested names (an all-null ``a`` beside ``a.b`` is dropped)."""
+    ``sep`` joins nested names (an all-null ``a`` beside ``a.b`` is dropped).
+
+    With a ``journal`` (:class:`nb_oauth2.frames.resume.Journal`) ``chunks`` yields ``(chunk, mark)``: the
+    write goes on from the journal's saved parts, checkpoints as it goes and on failure, and the journal
+    is cleared once the file is in place."""
     pa, pq = _pyarrow()
-    writer = _Writer(pa, pq, path, sep)
+    writer = _Writer(pa, pq, path, sep, journal)
+    atomic = journal.atomic if journal is not None else nullcontext
     try:
-        for chunk in chunks:
-            writer.add(chunk)
-        return writer.finish(order or list)
+        for item in chunks:
+            with atomic():
+                writer.add(*item) if journal is not None else writer.add(item)
+        if journal is not None:
+            with atomic():
+                writer.checkpoint(complete=True)  # a crash from here on only has the finish left
+        rows = writer.finish(order or list)
+    except BaseException:
+        if journal is not None:
+            with atomic():
+                writer.save_on_failure()
+        raise
     finally:
         writer.cleanup()
+    if journal is not None:
+        journal.clear()
+    return rows

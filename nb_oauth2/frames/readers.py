@@ -25,10 +25,11 @@ from requests.adapters import HTTPAdapter
 from ..core.errors import ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
 from .columns import _Columns, _parse_dates, extract_records, flatten_records
 from .fetch import Fetcher
-from .next_links import shown_url, url_problem
+from .next_links import check_next_url, shown_url, url_problem
 from .pagination import PageInfo, Paginator, make_paginator
 from .parquet import _pyarrow, write_chunks
 from .progress import ProgressBar
+from .resume import Journal, NextLinks
 from .walk import MAX_EMPTY_PAGES, follow
 from ..core.urls import checked_url
 from ..core.warn import warn_user
@@ -147,11 +148,13 @@ _COMMON = {option.name: option.default for option in fields(ReadOptions) if opti
 
 
 def _pages(url: Any, *, session: Any, options: ReadOptions, bar: ProgressBar,
-           columns: _Columns | None = None) -> Iterator[tuple[PageInfo, Any]]:
+           columns: _Columns | None = None, first_url: str | None = None) -> Iterator[tuple[PageInfo, Any]]:
     """Shared set-up for every public reader; yields (PageInfo, payload) in page order. The payload is
     the page's records as a column chunk of ``columns``, or without ``columns`` (records, fetch.Response).
-    ``bar`` is shown once the URL is checked; the caller closes it (its ``with`` knows whether it failed)."""
+    ``bar`` is shown once the URL is checked; the caller closes it (its ``with`` knows whether it failed).
+    ``first_url``: the walk starts there instead (a resumed pull; it must stay on the start URL's origin)."""
     start_url = _start_url(url, options.params)
+    walk_from = start_url if first_url is None else check_next_url(start_url, first_url)
     http = _session(session)
     checked_url(url)  # cases 46, 47: page 1 goes where requests sends it; a plain session has no other check
     concurrency = _concurrency_policy(options.concurrency)
@@ -177,7 +180,7 @@ def _pages(url: Any, *, session: Any, options: ReadOptions, bar: ProgressBar,
                         n_records=len(records), body_is_record=len(records) == 1 and records[0] is response.data)
         return info, (columns.convert(records, response.data) if columns is not None else (records, response))
 
-    for info, payload in follow(start_url, fetch_page, paginator=make_paginator(options.paginate),
+    for info, payload in follow(walk_from, fetch_page, paginator=make_paginator(options.paginate),
                                 concurrency=concurrency, max_pages=options.max_pages, on_total=bar.total,
                                 max_empty_pages=options.max_empty_pages):
         bar.page(info.n_records)
@@ -229,19 +232,29 @@ def iter_records(url: str, *, session: Any, **options: Any) -> Iterator[dict]:
         yield from page.records
 
 
+def _with_info(pages: Iterator[tuple[PageInfo, Any]]) -> Iterator[tuple[PageInfo, tuple[PageInfo, Any]]]:
+    """(info, (info, payload)): the payload keeps its page's PageInfo through :func:`_collect`."""
+    try:
+        for info, payload in pages:
+            yield info, (info, payload)
+    finally:
+        pages.close()  # type: ignore[attr-defined]
+
+
 def _chunks(url: str, *, session: Any, bar: ProgressBar, sep: str, max_level: int | None, meta: Any,
-            max_rows: int | None, partial: bool, use_arrow: bool = True,
-            **options: Any) -> Iterator[tuple[_Columns, Any]]:
-    """(the column builder, one page's column chunk) for every page, cut at ``max_rows``."""
+            max_rows: int | None, partial: bool, use_arrow: bool = True, first_url: str | None = None,
+            **options: Any) -> Iterator[tuple[_Columns, PageInfo, Any]]:
+    """(the column builder, the page, its column chunk) for every page, cut at ``max_rows``."""
     columns = _Columns(sep=sep, max_level=max_level, meta=meta, use_arrow=use_arrow,
                        record_path=options.get("record_path"))
-    pages = _pages(url, session=session, options=ReadOptions(**{**_COMMON, **options}), bar=bar, columns=columns)
-    for chunk, kept in _collect(pages, max_rows=max_rows, partial=partial):
+    pages = _pages(url, session=session, options=ReadOptions(**{**_COMMON, **options}), bar=bar, columns=columns,
+                   first_url=first_url)
+    for (info, chunk), kept in _collect(_with_info(pages), max_rows=max_rows, partial=partial):
         if isinstance(chunk, tuple) and kept < chunk[0]:
             chunk = (kept, {name: values[:kept] for name, values in chunk[1].items()})
         elif not isinstance(chunk, tuple) and kept < chunk.num_rows:
             chunk = chunk.slice(0, kept)
-        yield columns, chunk
+        yield columns, info, chunk
 
 
 def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None,
@@ -281,7 +294,7 @@ def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None
     chunks: list = []
     with _gc_paused():
         with ProgressBar(progress) as bar:
-            for columns, chunk in _chunks(url, session=session, bar=bar, sep=sep, max_level=max_level, meta=meta,
+            for columns, _, chunk in _chunks(url, session=session, bar=bar, sep=sep, max_level=max_level, meta=meta,
                                           max_rows=max_rows, partial=partial, params=params, record_path=record_path,
                                           paginate=paginate, max_pages=max_pages, max_page_bytes=max_page_bytes,
                                           concurrency=concurrency, timeout=timeout, retries=retries,
@@ -317,20 +330,49 @@ def _require(to: str) -> None:
         raise ConfigurationError(f"to={to!r} needs {module} (and pyarrow): pip install {module} pyarrow") from None
 
 
-def to_parquet(url: str, path: str, *, session: Any, **options: Any) -> int:
+def to_parquet(url: str, path: str, *, session: Any, resume: bool = False, **options: Any) -> int:
     """Stream every page into one Parquet file, batch by batch; columns that appear late, null-first
     columns and int/float drift widen the schema (the writer: :mod:`nb_oauth2.frames.parquet`).
-    Returns the number of rows written."""
+    Returns the number of rows written (with ``resume=True``, in the whole file).
+
+    ``resume=True``: an interrupted pull (Stop, a network error, a dead kernel) called again with the same
+    arguments goes on after the last page saved instead of starting over, each record once. Beside ``path``
+    it keeps the parts written and the next page's URL (:mod:`nb_oauth2.frames.resume`; never a token: a
+    URL carrying a secret is refused with SecretInResumeState); another URL or other options for the same
+    ``path`` raise ResumeMismatch. With no saved state it is a normal pull."""
     _pyarrow()  # before any request: ConfigurationError without pyarrow
     opts = {"sep": ".", "max_level": None, "meta": None, "max_rows": None, "partial": False, **options}
     opts.pop("to", None), opts.pop("parse_dates", None)
     builder: list[_Columns] = []  # _chunks makes it; the writer asks it for read_json's column order
+    journal, links, state = None, None, {}
+    if resume:
+        start = _start_url(url, opts.get("params"))
+        journal = Journal(path, start, {name: opts.get(name) for name in
+                                        ("record_path", "sep", "max_level", "meta", "paginate")})
+        state = journal.load() or {}
+        links = NextLinks(opts.get("paginate", "auto"), start)
+        if state.get("pages") and opts["max_rows"] is not None:
+            opts["max_rows"] = max(0, opts["max_rows"] - state["rows"])
+    resumed = bool(state.get("pages"))
 
     def chunks() -> Iterator[Any]:
-        for columns, chunk in _chunks(url, session=session, bar=bar, **opts):
+        if resumed and state.get("next_url") is None:
+            return  # every page is saved: only the file is left to write
+        for columns, info, chunk in _chunks(url, session=session, bar=bar,
+                                            first_url=state.get("next_url") if resumed else None, **opts):
             builder[:] = [columns]
-            yield chunk
+            if journal is None:
+                yield chunk
+                continue
+            if journal.state.get("order") is None and columns.order:
+                journal.state["order"] = columns.order  # page 1's column order, for the final file
+            yield chunk, links.after(info)  # type: ignore[union-attr]
+
+    def order(names: list[str]) -> list[str]:
+        columns = builder[0] if builder else _Columns(sep=opts["sep"], max_level=None, meta=None, use_arrow=False)
+        if journal is not None and journal.state.get("order"):
+            columns.order = journal.state["order"]
+        return columns._ordered(names)
 
     with ProgressBar(opts.pop("progress", True)) as bar:
-        return write_chunks(chunks(), path, sep=opts["sep"],
-                            order=lambda names: builder[0]._ordered(names) if builder else names)
+        return write_chunks(chunks(), path, sep=opts["sep"], order=order, journal=journal)
