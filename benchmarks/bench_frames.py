@@ -18,6 +18,10 @@ optional per-request latency) and times, each variant in a fresh subprocess
     python benchmarks/bench_frames.py --full     # 100k and 1M records, pages 100/1000, 0/50 ms
     python benchmarks/bench_frames.py --records 100000 --page-size 1000 --latency 0 --repeat 5
     python benchmarks/bench_frames.py --no-fast  # NB_OAUTH2_NO_FAST=1: read_json without orjson/pyarrow
+    python benchmarks/bench_frames.py --page-at both --page-size 100 1000  # page= last and mid-query
+
+``--page-at middle`` serves URLs whose page parameter sits mid-query, as GitLab's links and GitHub's
+with extra parameters do: ``?page=N&n=...&per_page=...&latency_ms=...&sort=id``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -99,7 +104,11 @@ class _Handler(BaseHTTPRequestHandler):
         blobs = self.store.blobs_for(n, size)
         base = (f"http://127.0.0.1:{self.server.server_port}{parts.path}"
                 f"?n={n}&per_page={size}&latency_ms={q.get('latency_ms', 0)}")
-        nxt = json.dumps(f"{base}&page={page + 1}" if page < total_pages else None)
+        if "sort" in q:  # --page-at middle: the page parameter first, another one after the rest
+            nxt_url = base.replace("?", f"?page={page + 1}&", 1) + f"&sort={q['sort']}"
+        else:
+            nxt_url = f"{base}&page={page + 1}"
+        nxt = json.dumps(nxt_url if page < total_pages else None)
         head = (f'{{"page":{page},"per_page":{size},"total":{n},"total_pages":{total_pages},'
                 f'"next":{nxt},"data":').encode()
         blob = blobs[(page - 1) % len(blobs)] if 1 <= page <= total_pages else b"[]"
@@ -214,6 +223,13 @@ def variant_s(url: str):
     return _Rows(_raw_loop(_nb_session(), url))
 
 
+def _page_url(url: str, page: int) -> str:
+    """``url`` asking for ``page``: its page parameter replaced where it is, else appended."""
+    if re.search(r"[?&]page=", url):
+        return re.sub(r"([?&])page=\d+", rf"\g<1>page={page}", url, count=1)
+    return f"{url}&page={page}"
+
+
 def variant_d(url: str):
     """Raw bytes (concurrently, count known from page 1) + the fastest parse we know."""
     from concurrent.futures import ThreadPoolExecutor
@@ -224,7 +240,7 @@ def variant_d(url: str):
     session.headers["Authorization"] = f"Bearer {TOKEN}"
     first = session.get(url, timeout=30).content
     pages = json.loads(first)["total_pages"]
-    urls = [f"{url}&page={p}" for p in range(2, pages + 1)]
+    urls = [_page_url(url, p) for p in range(2, pages + 1)]
     if os.environ.get("NB_OAUTH2_NO_FAST") == "1":
         import pandas as pd
 
@@ -273,11 +289,14 @@ def _run_variant(variant: str, url: str, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _case(port: int, n: int, size: int, latency: float, repeat: int, variants: str, env: dict) -> dict:
+def _case(port: int, n: int, size: int, latency: float, repeat: int, variants: str, env: dict,
+          page_at: str = "end") -> dict:
     import urllib.request
 
     urllib.request.urlopen(f"http://127.0.0.1:{port}/prepare?n={n}&per_page={size}").read()
     url = f"http://127.0.0.1:{port}/items?n={n}&per_page={size}&latency_ms={latency:g}"
+    if page_at == "middle":
+        url = url.replace("?", "?page=1&", 1) + "&sort=id"
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     for _ in range(repeat):
         for v in variants:
@@ -304,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-fast", action="store_true", help="NB_OAUTH2_NO_FAST=1 (no orjson/pyarrow)")
     p.add_argument("--concurrency", default="auto",
                    help='read_json(concurrency=...) for (c); "auto" (default) or a number, also used by (d)')
+    p.add_argument("--page-at", choices=("end", "middle", "both"), default="end",
+                   help="where the page parameter sits in the API's URLs: last (default), mid-query, or both rows")
     p.add_argument("--overhead", action="store_true",
                    help="per-request overhead of nb_oauth2's Session (s) vs a plain requests.Session (r)")
     args = p.parse_args(argv)
@@ -327,14 +348,16 @@ def main(argv: list[str] | None = None) -> None:
         port = int(server.stdout.readline())
         if args.overhead:
             return _overhead(port, args.repeat or 7, env)
-        print(f"| records | page | latency ms | {' | '.join(f'({v}) rows/s' for v in args.variants)} | "
+        print(f"| records | page | latency ms | page= at | {' | '.join(f'({v}) rows/s' for v in args.variants)} | "
               f"{' | '.join(f'({v}) MB' for v in args.variants)} | c/a rows/s | c/a RSS | c/d rows/s |")
-        print("|" + "---|" * (3 + 2 * len(args.variants) + 3))
-        for n, size, lat in cases:
+        print("|" + "---|" * (4 + 2 * len(args.variants) + 3))
+        places = ("end", "middle") if args.page_at == "both" else (args.page_at,)
+        for (n, size, lat), at in ((case, at) for case in cases for at in places):
             repeat = args.repeat or (3 if lat == 0 else 1)
-            r = _case(port, n, size, lat, repeat, args.variants, env)
+            r = _case(port, n, size, lat, repeat, args.variants, env, at)
             ratio = lambda x, y, k: f"{r[x][k] / r[y][k]:.2f}" if x in r and y in r else "-"  # noqa: E731
-            print(f"| {n:,} | {size} | {lat:g} | " + " | ".join(f"{r[v]['rows_s']:,.0f}" for v in args.variants)
+            print(f"| {n:,} | {size} | {lat:g} | {at} | "
+                  + " | ".join(f"{r[v]['rows_s']:,.0f}" for v in args.variants)
                   + " | " + " | ".join(f"{r[v]['rss_mb']:.0f}" for v in args.variants)
                   + f" | {ratio('c', 'a', 'rows_s')} | {ratio('c', 'a', 'rss_mb')} | {ratio('c', 'd', 'rows_s')} |",
                   flush=True)
