@@ -14,9 +14,9 @@ import warnings
 import pytest
 import requests
 
+from nb_oauth2.core.errors import ResumeMismatch, SecretInResumeState
 from nb_oauth2.core.redact import register_secret
 from nb_oauth2.frames import parquet, readers
-from nb_oauth2.frames.resume import ResumeMismatch, SecretInResumeState
 from tests.scripted_server import Reply, ScriptedServer, Seen
 
 pa = pytest.importorskip("pyarrow")
@@ -257,7 +257,6 @@ _KILLED_PULL = """
 import sys, requests
 from nb_oauth2.core.redact import register_secret
 from nb_oauth2.frames import parquet, readers
-from nb_oauth2.frames.resume import ResumeMismatch, SecretInResumeState
 parquet.CHECKPOINT_SECONDS = 0  # a checkpoint after every page
 readers.to_parquet(sys.argv[1], sys.argv[2], session=requests.Session(), progress=False, resume=True)
 """

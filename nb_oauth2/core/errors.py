@@ -52,6 +52,8 @@ __all__ = [
     "StoreError",
     "InsecureStoreError",
     "LoopbackPortBusy",
+    "ResumeMismatch",
+    "SecretInResumeState",
     "APIError",
     "InsufficientScope",
     "InvalidToken",
@@ -292,6 +294,17 @@ class InsecureStoreError(StoreError):
 
 class LoopbackPortBusy(ConfigurationError):
     """The fixed loopback port is taken: use port=0, or paste the redirect back."""
+
+
+# -- resumable Parquet pulls (to_parquet(resume=True)) ----------------------------
+
+
+class ResumeMismatch(ConfigurationError):
+    """``resume=True`` found a saved pull of another URL or other options for this target."""
+
+
+class SecretInResumeState(ConfigurationError):
+    """A URL to be saved for ``resume=True`` carries a token or another secret."""
 
 
 # -- protected resources ---------------------------------------------------------

@@ -4,8 +4,9 @@ Beside the target ``out.parquet`` live ``.out.parquet.parts/`` (part files alrea
 ``.out.parquet.resume.json``: the start URL, the URL of the page after the last page in those parts,
 the rows written and the writer's running schema facts. Never a token: a URL that carries a secret
 registered with :mod:`nb_oauth2.core.redact`, a password in its userinfo or a credential parameter
-(``access_token=``, ``api_key=`` ...) is refused with :class:`SecretInResumeState`, and the saved next
-URL must stay on the start URL's origin (a state file edited to point elsewhere never gets the token).
+(``access_token=``, ``api_key=`` ...) is refused with :class:`~nb_oauth2.core.errors.SecretInResumeState`,
+and the saved next URL must stay on the start URL's origin (a state file edited to point elsewhere never
+gets the token). Both errors live in :mod:`nb_oauth2.core.errors`, beside the other ConfigurationErrors.
 
 A checkpoint is a closed part file renamed into the folder, then the JSON replaced atomically; a part
 not named in the JSON (a crash between the two) is deleted on resume. :meth:`Journal.atomic` defers
@@ -25,12 +26,12 @@ import threading
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..core.errors import ConfigurationError, UnsafeNextLink
+from ..core.errors import ConfigurationError, ResumeMismatch, SecretInResumeState, UnsafeNextLink
 from ..core.redact import redact, redact_url
 from .next_links import check_next_url
 from .pagination import PageInfo, Paginator, make_paginator
 
-__all__ = ["Journal", "NextLinks", "ResumeMismatch", "SecretInResumeState", "check_storable", "STATE_VERSION"]
+__all__ = ["Journal", "NextLinks", "check_storable", "STATE_VERSION"]
 
 STATE_VERSION = 1
 
@@ -38,14 +39,6 @@ STATE_VERSION = 1
 _CREDENTIAL_PARAMS = frozenset({"access_token", "refresh_token", "id_token", "client_secret", "code_verifier",
                                 "client_assertion", "password", "passwd", "api_key", "apikey", "x_amz_signature",
                                 "x_amz_security_token", "x_amz_credential", "x_goog_signature", "x_goog_credential"})
-
-
-class ResumeMismatch(ConfigurationError):
-    """``resume=True`` found a saved pull of another URL or other options for this target."""
-
-
-class SecretInResumeState(ConfigurationError):
-    """A URL to be saved for ``resume=True`` carries a token or another secret."""
 
 
 def check_storable(url: str) -> str:
