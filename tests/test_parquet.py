@@ -14,9 +14,9 @@ import warnings
 import pytest
 import requests
 
-from nb_oauth2.core.errors import ResumeMismatch, SecretInResumeState
+from nb_oauth2.core.errors import ConfigurationError, ResumeMismatch, SecretInResumeState
 from nb_oauth2.core.redact import register_secret
-from nb_oauth2.frames import parquet, readers
+from nb_oauth2.frames import parquet, partitions, readers
 from tests.scripted_server import Reply, ScriptedServer, Seen
 
 pa = pytest.importorskip("pyarrow")
@@ -335,3 +335,160 @@ def test_resume_refuses_to_save_a_url_carrying_a_secret(pages_server, scripted, 
         readers.to_parquet(url, out, session=session, progress=False, resume=True)
     assert secret not in str(raised.value)
     assert all(secret not in p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
+
+
+# -- partition_by= ----------------------------------------------------------------------------------------
+
+#: the five drifting pages, then a record with no state (a null partition value) and one more "open"
+PARTITION_PAGES = RESUME_PAGES + [
+    [{"id": 7, "title": "Untriaged", "state": None, "score": 2, "milestone": None, "closed_at": None,
+      "labels": [BUG], "assignee": {"login": "bo"}},
+     {"id": 8, "title": "Retry", "state": "open", "score": 7, "milestone": {"id": 8, "title": "v1.1"},
+      "closed_at": None, "labels": [], "assignee": None}],
+]
+
+
+def read_dataset_four_ways(path: str) -> dict[str, list[dict]]:
+    """Rows (sorted by id) as pyarrow.dataset, polars, duckdb and pandas read a hive-partitioned folder."""
+    import duckdb
+    import pandas as pd
+    import polars as pl
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(path, format="parquet", partitioning="hive").to_table()
+    lazy = pl.scan_parquet(f"{path}/**/*.parquet", hive_partitioning=True).collect()
+    relation = duckdb.sql(f"SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning=true)")
+    # pandas' default (pyarrow's hive discovery with dictionary-typed values) raises "Cannot yet unify
+    # dictionaries with nulls" on a dataset with a null partition (pyarrow 26): plain strings instead
+    frame = pd.read_parquet(path, partitioning=ds.HivePartitioning.discover(infer_dictionary=False))
+    got = {
+        "pyarrow.dataset": table.to_pylist(),
+        "polars": lazy.to_dicts(),
+        "duckdb": [dict(zip(relation.columns, row)) for row in relation.fetchall()],
+        "pandas": frame.to_dict("records"),
+    }
+    return {reader: sorted(_rows(rows), key=lambda r: r["id"]) for reader, rows in got.items()}
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):  # polars parses a date-like folder value (try_parse_hive_dates): its instant
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def _as_text(rows: list[dict], column: str) -> list[dict]:
+    """The partition column's values as text (readers type folder names their own way); null stays None."""
+    return [{**r, column: _text(r[column])} for r in rows]
+
+
+def _assert_dataset_equals_read_json(out: str, url: str, session, column: str = "state") -> None:
+    expected = readers.read_json(url, session=session, progress=False)
+    want = _as_text(sorted(_rows(expected.to_dict("records")), key=lambda r: r["id"]), column)
+    assert [r["id"] for r in want] == [1, 2, 3, 4, 5, 6, 7, 8] and want[6][column] is None
+    for reader, rows in read_dataset_four_ways(out).items():
+        assert (reader, set(rows[0])) == (reader, set(expected.columns))
+        assert (reader, _as_text(rows, column)) == (reader, want)
+
+
+def test_partition_by_writes_a_hive_dataset_that_four_readers_read_as_read_json(pages_server, session, tmp_path):
+    """Drifting pages partitioned by a low-cardinality column: one folder per value, null in
+    __HIVE_DEFAULT_PARTITION__, one schema in every file (the 'open' rows of page 1 were written before
+    labels, milestone.* and assignee.login appeared), the partition column only in the folder names."""
+    url = pages_server(PARTITION_PAGES)
+    out = tmp_path / "issues"
+    assert readers.to_parquet(url, str(out), session=session, progress=False, partition_by="state") == 8
+    folders = sorted(p.name for p in out.iterdir())
+    assert folders == ["state=__HIVE_DEFAULT_PARTITION__", "state=closed", "state=open"]
+    files = sorted(out.rglob("*.parquet"))
+    schemas = [pa.parquet.read_schema(f) for f in files]
+    assert len(files) == 3 and all(s.equals(schemas[0]) for s in schemas)
+    assert "state" not in schemas[0].names and {"labels", "milestone.id", "assignee.login"} <= set(schemas[0].names)
+    assert pa.types.is_floating(schemas[0].field("score").type)
+    assert _beside(tmp_path) == ["issues"]  # no parts or state left beside it
+    _assert_dataset_equals_read_json(str(out), url, session)
+
+
+def test_a_timestamp_string_partitions_by_its_text_as_given(pages_server, session, tmp_path):
+    """closed_at (mostly null, then ISO timestamps): one folder per whole value, ':' percent-encoded in the
+    folder name, read back as the same text by all four readers."""
+    url = pages_server(PARTITION_PAGES)
+    out = tmp_path / "by_closed_at"
+    assert readers.to_parquet(url, str(out), session=session, progress=False, partition_by="closed_at") == 8
+    assert sorted(p.name for p in out.iterdir()) == [
+        "closed_at=2024-05-01T10%3A00%3A00Z", "closed_at=2024-06-01T09%3A00%3A00Z",
+        "closed_at=__HIVE_DEFAULT_PARTITION__"]
+    _assert_dataset_equals_read_json(str(out), url, session, column="closed_at")
+
+
+def test_partition_by_resumes_after_a_500(pages_server, scripted, session, tmp_path):
+    """partition_by with resume=True: the split happens when the pull ends, so a pull failing on page 3
+    resumes from page 3 and the dataset holds every record once."""
+    failing = {3}
+    url = pages_server(PARTITION_PAGES, lambda n: Reply(500, {"error": "boom"}) if n in failing else None)
+    out = str(tmp_path / "issues")
+    options = dict(session=session, progress=False, retries=0, resume=True, partition_by=["state"])
+    with pytest.raises(Exception) as raised:
+        readers.to_parquet(url, out, **options)
+    assert not isinstance(raised.value, AssertionError) and not os.path.exists(out)
+    failing.clear()
+    assert readers.to_parquet(url, out, **options) == 8
+    assert _fetches(scripted) == {1: 1, 2: 1, 3: 2, 4: 1, 5: 1, 6: 1}
+    assert _beside(tmp_path) == ["issues"]
+    _assert_dataset_equals_read_json(out, url, session)
+
+
+def test_partition_by_replaces_its_dataset_and_refuses_anything_else(pages_server, scripted, session, tmp_path):
+    url = pages_server(PARTITION_PAGES)
+    out = tmp_path / "issues"
+    assert readers.to_parquet(url, str(out), session=session, progress=False, partition_by="state") == 8
+    assert readers.to_parquet(url, str(out), session=session, progress=False, partition_by="state") == 8
+    assert len(read_dataset_four_ways(str(out))["duckdb"]) == 8 and _beside(tmp_path) == ["issues"]
+    before = len(scripted.seen)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    (tmp_path / "file.parquet").write_text("not a folder")
+    for taken in ("notes", "file.parquet"):
+        with pytest.raises(ConfigurationError, match="something else is there"):
+            readers.to_parquet(url, str(tmp_path / taken), session=session, progress=False, partition_by="state")
+    for bad in ([], ["state", "state"], [1]):
+        with pytest.raises(ConfigurationError, match="partition_by"):
+            readers.to_parquet(url, str(tmp_path / "x"), session=session, progress=False, partition_by=bad)
+    assert len(scripted.seen) == before and (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+    with pytest.raises(ConfigurationError, match="'nope' is not among the columns"):
+        readers.to_parquet(url, str(tmp_path / "y"), session=session, progress=False, partition_by="nope")
+    with pytest.raises(ConfigurationError, match="'labels' holds"):
+        readers.to_parquet(url, str(tmp_path / "z"), session=session, progress=False, partition_by="labels")
+    assert sorted(_beside(tmp_path)) == ["file.parquet", "issues", "notes"]
+
+
+def test_open_partition_files_are_capped(tmp_path, monkeypatch):
+    """More partitions than MAX_OPEN_PARTITIONS, rows interleaved: never more files open than the cap (the least
+    recently written is closed; a partition seen again gets another part file), and every row is read back."""
+    monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 6)
+    monkeypatch.setattr(partitions, "MAX_OPEN_PARTITIONS", 2)
+    opened, high = [], [0]
+    real = pa.parquet.ParquetWriter
+
+    class Counting(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+            high[0] = max(high[0], sum(1 for w in opened if w.is_open))
+
+    monkeypatch.setattr(pa.parquet, "ParquetWriter", Counting)
+    chunks = [pa.table({"id": list(range(i * 6, i * 6 + 6)), "day": [f"2024-06-0{d}" for d in (1, 2, 3, 4, 1, 2)]})
+              for i in range(4)]
+    out = tmp_path / "by_day"
+    assert parquet.write_chunks(iter(chunks), str(out), partition_by=["day"]) == 24
+    assert high[0] <= 3  # two partition files plus the one part being read
+    assert len(list((out / "day=2024-06-01").glob("*.parquet"))) > 1
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(str(out), format="parquet", partitioning="hive").to_table().sort_by("id")
+    assert table.column("id").to_pylist() == list(range(24))
+    assert [str(d) for d in table.column("day").to_pylist()][:6] == [f"2024-06-0{d}" for d in (1, 2, 3, 4, 1, 2)]
+    import pandas as pd  # no null partition: pandas' default read works too
+
+    assert sorted(pd.read_parquet(str(out))["id"].tolist()) == list(range(24))

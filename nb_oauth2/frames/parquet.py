@@ -15,6 +15,12 @@ at a time, into one file with the final schema. Memory: one page's chunk during 
 most ``ROW_GROUP_ROWS`` rows (or one page, if larger) buffered per row group; never the whole
 result. Disk: a drifting pull is written twice (parts, then the file).
 
+With ``partition_by`` the final pass splits the parts' row groups, conformed to the final schema, into a
+hive-partitioned folder instead of one file (:mod:`nb_oauth2.frames.partitions`: one schema in every
+file, the same widening, since the schema is decided here). The pull itself is the same; the final pass
+holds one part row group, its split copy and at most ``ROW_GROUP_ROWS`` rows buffered across all
+partitions, with at most ``MAX_OPEN_PARTITIONS`` files open. Disk: always written twice.
+
 With a ``journal`` (``resume=True``, :class:`nb_oauth2.frames.resume.Journal`) the parts folder sits at a
 fixed place beside the target and each chunk comes with its mark (the next URL after its page). A
 checkpoint closes the open part and saves the parts, rows and the last page's mark: every
@@ -34,10 +40,11 @@ import shutil
 import tempfile
 import time
 from contextlib import nullcontext
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ..core.errors import ConfigurationError
 from ..core.warn import warn_user
+from .partitions import PartitionedSink, install
 
 __all__ = ["write_chunks", "ROW_GROUP_ROWS", "CHECKPOINT_SECONDS"]
 
@@ -223,8 +230,9 @@ class _Writer:
                 for f in schema]
         return pa.Table.from_arrays(cols, schema=schema)
 
-    def finish(self, order) -> int:
-        """Close the parts and put one file with the final schema at ``path``."""
+    def finish(self, order, partition_by: list[str] | None = None) -> int:
+        """Close the parts and put one file with the final schema at ``path`` (with ``partition_by``: a
+        hive-partitioned folder of files with that schema, :mod:`nb_oauth2.frames.partitions`)."""
         pa, pq = self.pa, self.pq
         self._close_part()
         if not self.parts:
@@ -233,19 +241,41 @@ class _Writer:
         parents = {n for n in names for m in names if m.startswith(n + self.sep)}
         final = pa.schema([(n, pa.string() if pa.types.is_null(self.types[n]) else self.types[n])
                            for n in names if n in self.filled or n not in parents])
+        if partition_by:
+            return self._finish_partitioned(final, partition_by)
         if len(self.parts) == 1 and pq.read_schema(self.parts[0]).equals(final):
             os.replace(self.parts[0], self.path)
             return self.rows
         staged = os.path.join(self.folder, "final.parquet")
         self.writer = pq.ParquetWriter(staged, final)
-        for part in self.parts:
-            source = pq.ParquetFile(part)
-            for group in range(source.num_row_groups):
-                self._buffer(self._conform(source.read_row_group(group), final))
-            if self.journal is None:  # a journal's parts stay until the file is in place
-                os.remove(part)
+        for table in self._rewritten(final):
+            self._buffer(table)
         self._close_part()
         os.replace(staged, self.path)
+        return self.rows
+
+    def _rewritten(self, final) -> Iterator[Any]:
+        """Every row group of the parts, conformed to ``final``; a part is deleted once read (a journal's
+        parts stay until the result is in place)."""
+        for part in self.parts:
+            source = self.pq.ParquetFile(part)
+            for group in range(source.num_row_groups):
+                yield self._conform(source.read_row_group(group), final)
+            if self.journal is None:
+                os.remove(part)
+
+    def _finish_partitioned(self, final, partition_by: list[str]) -> int:
+        staged = os.path.join(self.folder, "dataset")
+        shutil.rmtree(staged, ignore_errors=True)
+        sink = PartitionedSink(self.pa, self.pq, staged, final, partition_by, ROW_GROUP_ROWS)
+        try:
+            for table in self._rewritten(final):
+                sink.write(table)
+            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        install(staged, self.path)
         return self.rows
 
     def cleanup(self) -> None:
@@ -268,14 +298,19 @@ class _Writer:
 
 
 def write_chunks(chunks: Iterable[Any], path: str, *, sep: str = ".",
-                 order: Callable[[list[str]], list[str]] | None = None, journal: Any = None) -> int:
+                 order: Callable[[list[str]], list[str]] | None = None, journal: Any = None,
+                 partition_by: list[str] | None = None) -> int:
     """Write every chunk to the Parquet file ``path``, widening the schema as columns drift; returns the
     number of rows written. ``order(names)`` gives the final column order (default: first appearance);
     ``sep`` joins nested names (an all-null ``a`` beside ``a.b`` is dropped).
 
     With a ``journal`` (:class:`nb_oauth2.frames.resume.Journal`) ``chunks`` yields ``(chunk, mark)``: the
     write goes on from the journal's saved parts, checkpoints as it goes and on failure, and the journal
-    is cleared once the file is in place."""
+    is cleared once the file is in place.
+
+    With ``partition_by`` (column names) ``path`` becomes a hive-partitioned dataset folder
+    (``path/col=value/part-NNNNN.parquet``, :mod:`nb_oauth2.frames.partitions`), every file with the final
+    schema minus the partition columns; the parts are split into it when the pull ends."""
     pa, pq = _pyarrow()
     writer = _Writer(pa, pq, path, sep, journal)
     atomic = journal.atomic if journal is not None else nullcontext
@@ -286,7 +321,7 @@ def write_chunks(chunks: Iterable[Any], path: str, *, sep: str = ".",
         if journal is not None:
             with atomic():
                 writer.checkpoint(complete=True)  # a crash from here on only has the finish left
-        rows = writer.finish(order or list)
+        rows = writer.finish(order or list, partition_by)
     except BaseException:
         if journal is not None:
             with atomic():

@@ -28,6 +28,7 @@ from .fetch import Fetcher
 from .next_links import check_next_url, shown_url, url_problem
 from .pagination import PageInfo, Paginator, make_paginator
 from .parquet import _pyarrow, write_chunks
+from .partitions import check_partition_by, check_target
 from .progress import ProgressBar
 from .resume import Journal, NextLinks
 from .walk import MAX_EMPTY_PAGES, follow
@@ -330,7 +331,8 @@ def _require(to: str) -> None:
         raise ConfigurationError(f"to={to!r} needs {module} (and pyarrow): pip install {module} pyarrow") from None
 
 
-def to_parquet(url: str, path: str, *, session: Any, resume: bool = False, **options: Any) -> int:
+def to_parquet(url: str, path: str, *, session: Any, resume: bool = False,
+               partition_by: str | Sequence[str] | None = None, **options: Any) -> int:
     """Stream every page into one Parquet file, batch by batch; columns that appear late, null-first
     columns and int/float drift widen the schema (the writer: :mod:`nb_oauth2.frames.parquet`).
     Returns the number of rows written (with ``resume=True``, in the whole file).
@@ -339,8 +341,18 @@ def to_parquet(url: str, path: str, *, session: Any, resume: bool = False, **opt
     arguments goes on after the last page saved instead of starting over, each record once. Beside ``path``
     it keeps the parts written and the next page's URL (:mod:`nb_oauth2.frames.resume`; never a token: a
     URL carrying a secret is refused with SecretInResumeState); another URL or other options for the same
-    ``path`` raise ResumeMismatch. With no saved state it is a normal pull."""
+    ``path`` raise ResumeMismatch. With no saved state it is a normal pull.
+
+    ``partition_by="column"`` (or a list of columns): ``path`` becomes a hive-partitioned dataset folder,
+    ``path/column=value/part-NNNNN.parquet`` (:mod:`nb_oauth2.frames.partitions`), every file with the same
+    schema (the partition columns live in the folder names); rows are partitioned by the column's value as
+    given (a timestamp string by its whole text, percent-encoded in the folder name); null goes to
+    ``__HIVE_DEFAULT_PARTITION__``. The split happens when the pull ends, so it works with ``resume=True``.
+    A dataset already at ``path`` is replaced when the pull completes; a file or another folder is refused."""
     _pyarrow()  # before any request: ConfigurationError without pyarrow
+    partitions = check_partition_by(partition_by)
+    if partitions:
+        check_target(path, partitions)
     opts = {"sep": ".", "max_level": None, "meta": None, "max_rows": None, "partial": False, **options}
     opts.pop("to", None), opts.pop("parse_dates", None)
     builder: list[_Columns] = []  # _chunks makes it; the writer asks it for read_json's column order
@@ -375,4 +387,5 @@ def to_parquet(url: str, path: str, *, session: Any, resume: bool = False, **opt
         return columns._ordered(names)
 
     with ProgressBar(opts.pop("progress", True)) as bar:
-        return write_chunks(chunks(), path, sep=opts["sep"], order=order, journal=journal)
+        return write_chunks(chunks(), path, sep=opts["sep"], order=order, journal=journal,
+                            partition_by=partitions)

@@ -130,8 +130,9 @@ class Journal:
         os.makedirs(self.folder, exist_ok=True)
         keep = set(self.state.get("parts", []))
         for name in os.listdir(self.folder):
-            if name not in keep:
-                os.remove(os.path.join(self.folder, name))
+            if name not in keep:  # a half-written part, or a partitioned pull's half-written dataset folder
+                place = os.path.join(self.folder, name)
+                shutil.rmtree(place) if os.path.isdir(place) and not os.path.islink(place) else os.remove(place)
         return self.state
 
     # -- writing -------------------------------------------------------------------------------
