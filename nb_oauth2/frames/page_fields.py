@@ -30,7 +30,12 @@ NEXT_URL_PATHS = (("@odata.nextLink",), ("links", "next"), ("paging", "next"), (
 #: cursor fields nb_oauth2 follows by itself, with the parameter the API expects them back in
 CURSOR_PATHS = ((("nextPageToken",), "pageToken"), (("next_page_token",), "page_token"),
                 (("response_metadata", "next_cursor"), "cursor"), (("next_cursor",), "cursor"),
-                (("meta", "next_cursor"), "cursor"), (("cursor", "next"), "cursor"))
+                (("meta", "next_cursor"), "cursor"), (("cursor", "next"), "cursor"),
+                (("meta", "next_token"), "pagination_token"),  # X API v2
+                (("paging", "next", "after"), "after"))  # HubSpot CRM v3
+#: cursors whose parameter depends on what else the page holds: (path, param, sibling key or None)
+_CURSOR_RULES = ((("nextPageToken",), "nextPageToken", "isLast"),  # Jira Cloud /search/jql, before Google's
+                 (("offset",), "offset", None))  # Airtable: an opaque offset token (a number is a counter)
 #: more fields that, when not empty, mean "there is another page" (followed only when named)
 _TOKEN_KEYS = ("next", "nextLink", "@odata.nextLink", "next_url", "next_page_url", "nextRecordsUrl", "next_page",
                "nextPage", "nextPageToken", "next_page_token", "next_cursor", "nextCursor", "next_token",
@@ -127,8 +132,17 @@ def body_next(body: Any) -> tuple[str, Any] | None:
     return None
 
 
+def _opaque(value: Any) -> bool:
+    """A token, not a number: a non-empty string that is not all digits."""
+    return isinstance(value, str) and bool(value.strip()) and not value.strip().isdigit()
+
+
 def body_cursor(body: Any) -> tuple[str, str, str | None] | None:
     """(field, param, cursor or None) of the first known cursor field present in ``body``."""
+    for path, param, sibling in _CURSOR_RULES:
+        present, value = get_path(body, path)
+        if present and (value is None or _opaque(value)) and (sibling is None or sibling in body):
+            return ".".join(path), param, (str(value) if _filled(value) else None)
     for path, param in CURSOR_PATHS:
         present, value = get_path(body, path)
         if present and not isinstance(value, (dict, list)):
@@ -185,8 +199,8 @@ def more_signal(body: Any, *, link_next: bool = False, body_is_record: bool = Fa
         for prefix, place in _places(body):
             for key in _TOKEN_KEYS:
                 value = place.get(key)
-                if isinstance(value, dict):
-                    value = value.get("href")
+                if isinstance(value, dict):  # {"href": ...} (HAL, JSON:API), {"after": ..., "link": ...} (HubSpot)
+                    value = value.get("href") or value.get("link") or value.get("after")
                 if _filled(value):
                     return prefix + key
         present, value = get_path(body, ("cursor", "next"))

@@ -221,7 +221,7 @@ class CursorPaginator(Paginator):
             return None
         if self.path is not None:
             value = get_path(page.body, self.path)[1]
-            param = self.param or dict((".".join(p), q) for p, q in CURSOR_PATHS).get(self.field, "cursor")
+            param = self.param or dict((".".join(p), q) for p, q in CURSOR_PATHS).get(self.field or "", "cursor")
         else:
             found = self._found(page.body)
             if found is None:
