@@ -300,7 +300,7 @@ class OffsetPaginator(Paginator):
         offset = as_int(query.get(self.param))
         if offset is None:
             offset = as_int(lookup(page.body, (self.param, "offset", "start"))) or 0
-        served = as_int(lookup(page.body, SIZE_KEYS))
+        served = as_int(lookup(page.body, (self.limit_param, *SIZE_KEYS)))
         step = served or page.n_records
         more = _flagged_more(page.body)
         if more is not None:
@@ -339,6 +339,8 @@ class AutoPaginator(Paginator):
                 lookup(page.body, TOTAL_PAGES_KEYS) is not None or lookup(page.body, TOTAL_KEYS) is not None):
             return PagePaginator()
         query = query_of(page.url)
+        if "startAt" in query or lookup(page.body, ("startAt",)) is not None:  # Jira (and its agile API)
+            return OffsetPaginator("startAt", "maxResults")
         if "offset" in query or (lookup(page.body, ("offset",)) is not None and
                                  lookup(page.body, TOTAL_KEYS + SIZE_KEYS) is not None):
             return OffsetPaginator()
