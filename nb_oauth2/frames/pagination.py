@@ -339,7 +339,7 @@ class AutoPaginator(Paginator):
                 lookup(page.body, TOTAL_PAGES_KEYS) is not None or lookup(page.body, TOTAL_KEYS) is not None):
             return PagePaginator()
         query = query_of(page.url)
-        if "startAt" in query or lookup(page.body, ("startAt",)) is not None:  # Jira (and its agile API)
+        if lookup(page.body, ("startAt",)) is not None and lookup(page.body, TOTAL_KEYS) is not None:  # Jira
             return OffsetPaginator("startAt", "maxResults")
         if "offset" in query or (lookup(page.body, ("offset",)) is not None and
                                  lookup(page.body, TOTAL_KEYS + SIZE_KEYS) is not None):
