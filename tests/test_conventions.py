@@ -15,7 +15,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from nb_oauth2.frames.readers import read_json
+from nb_oauth2.core.errors import PaginationError
+from nb_oauth2.frames.api_paginators import StartingAfterPaginator
+from nb_oauth2.frames.readers import iter_records, read_json
 from tests.scripted_server import Reply, Seen
 
 RECORDS, SIZE = 7, 3
@@ -267,7 +269,7 @@ CONVENTIONS = {  # name: (start path and query, fixture, the id column, the id o
 
 
 #: conventions read_json does not detect yet (each must fail: strict)
-NOT_YET = {"stripe", "gitlab-headers"}
+NOT_YET = {"stripe"}
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
@@ -280,3 +282,30 @@ def test_read_json_detects_the_convention(scripted, name, concurrency):
     frame = read_json(scripted.url + start, session=requests.Session(), progress=False, concurrency=concurrency)
     assert frame[column].tolist() == [record_id(i) for i in IDS]
     assert len(scripted.seen) == -(-RECORDS // SIZE)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_stripe_with_the_declarative_override(scripted, concurrency):
+    """Stripe, named: paginate=StartingAfterPaginator() asks starting_after=<last id> while has_more."""
+    start, fixture, column, record_id = CONVENTIONS["stripe"]
+    scripted.script("*", [lambda seen: fixture(seen, scripted.url)])
+    frame = read_json(scripted.url + start, session=requests.Session(), progress=False, concurrency=concurrency,
+                      paginate=StartingAfterPaginator())
+    assert frame[column].tolist() == [record_id(i) for i in IDS]
+    assert [s.query.get("starting_after") for s in scripted.seen] == [None, "cus_003", "cus_006"]
+
+
+def test_stripe_iter_records_and_the_python_path(scripted):
+    """The last id comes from the body when the records are in it (iter_records, no Arrow)."""
+    start, fixture, _, record_id = CONVENTIONS["stripe"]
+    scripted.script("*", [lambda seen: fixture(seen, scripted.url)])
+    rows = list(iter_records(scripted.url + start, session=requests.Session(), paginate=StartingAfterPaginator()))
+    assert [r["id"] for r in rows] == [record_id(i) for i in IDS]
+
+
+def test_stripe_without_ids_is_an_error_not_a_short_read(scripted):
+    """has_more with no id to start after: PaginationError naming has_more, never a silent page 1."""
+    scripted.script("*", [Reply(200, {"object": "list", "has_more": True, "data": [{"email": "a@example.com"}]})])
+    with pytest.raises(PaginationError, match="has_more"):
+        read_json(scripted.url + "/v1/customers", session=requests.Session(), progress=False,
+                  paginate=StartingAfterPaginator())

@@ -12,7 +12,10 @@ Every style answers two questions without any I/O:
 Styles: ``Link`` header (GitHub, GitLab), a next URL in the body (``next``,
 ``links.next``, ``paging.next``, ``@odata.nextLink``), a token/cursor in the
 body (``nextPageToken`` -> ``pageToken=``, ``next_cursor`` -> ``cursor=``),
-page/per_page and offset/limit counters. :func:`~nb_oauth2.frames.next_links.check_next_url` refuses a
+page/per_page and offset/limit counters (``startAt`` with a total: Jira), GitLab's ``X-Next-Page``
+header; :mod:`nb_oauth2.frames.api_paginators` holds the one-API styles (Stripe's ``starting_after``:
+``paginate=StartingAfterPaginator()``, not detected), :mod:`nb_oauth2.frames.paginator_base` the
+interface. :func:`~nb_oauth2.frames.next_links.check_next_url` refuses a
 next link to another origin or from https to http (the token would follow it).
 
 Never silently short (case 62): when a page says there is more (a non-empty
@@ -27,96 +30,22 @@ Only ``paginate="none"`` (:class:`NoPaginator`) reads one page on purpose.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 from urllib.parse import urljoin
 
 from ..core.errors import ConfigurationError
+from .api_paginators import NextPageHeaderPaginator, header
 from .next_links import check_link_syntax, check_next_url, join_link, parse_link_header, query_of, set_param
 from .next_links import url_problem, varying_counter
 from .page_fields import CURSOR_PATHS, LINK_NEXT, PAGE_KEYS, SIZE_KEYS, TOTAL_KEYS, TOTAL_PAGES_KEYS, body_cursor
-from .page_fields import as_int, body_next, field_path, flag, get_path, is_url, lookup, more_signal, page_count
+from .page_fields import as_int, body_next, field_path, flag, get_path, is_url, lookup, more_signal
+from .paginator_base import PageInfo, Paginator, plan_from_totals
 
 __all__ = [
     "PageInfo", "Paginator", "LinkPaginator", "BodyNextPaginator", "CursorPaginator", "PagePaginator",
     "OffsetPaginator", "NoPaginator", "AutoPaginator", "make_paginator", "check_next_url", "set_param",
     "parse_link_header", "plan_from_totals", "check_link_syntax", "url_problem",
 ]
-
-
-@dataclass(frozen=True)
-class PageInfo:
-    """What a paginator is shown of one response: enough to decide the next request, nothing more.
-
-    Not the :class:`nb_oauth2.frames.readers.Page` that ``iter_pages`` yields to users (which carries
-    the records and raw bytes), nor the :class:`nb_oauth2.frames.fetch.Response` a fetch returns.
-    ``body`` is the parsed body (on the Arrow fast path only its envelope, without the records);
-    ``n_records`` how many records the page held; ``body_is_record``: the body itself was the one
-    record, so its fields are data, not pagination.
-    """
-
-    url: str
-    status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: Any = None
-    n_records: int = 0
-    body_is_record: bool = False
-
-
-def plan_from_totals(page: PageInfo, next_url: str, max_planned: int = 100_000) -> list[str] | None:
-    """Remaining URLs when the next link only moves a page/offset counter and page 1 gives a total (a page
-    counter is planned from the first page only: from page k, ``total_pages`` would overshoot by k - 1)."""
-    varying = varying_counter(page.url, next_url)
-    if varying is None or page.n_records <= 0:
-        return None
-    name, cur, nxt = varying
-    step = nxt - cur
-    if step == 1 and cur > 1 and name in query_of(page.url):
-        return None  # a page count counts from the first page, and this page is not the first
-    total_pages = as_int(lookup(page.body, TOTAL_PAGES_KEYS))
-    total = as_int(lookup(page.body, TOTAL_KEYS))
-    if step == 1:
-        if total_pages is None and total is not None:
-            size = as_int(lookup(page.body, SIZE_KEYS)) or page.n_records
-            total_pages = math.ceil(total / size)
-        if total_pages is None:
-            return None
-        values = range(nxt, cur + total_pages)
-    elif total is not None and step in (page.n_records, as_int(lookup(page.body, SIZE_KEYS))):
-        values = range(nxt, total, step)
-    else:
-        return None
-    if len(values) > max_planned:
-        return None
-    return [set_param(next_url, name, v) for v in values]
-
-
-class Paginator:
-    """Base class: subclass and override ``next_url`` (and ``plan`` if the count can be known).
-
-    ``field`` names where the last next link came from (for messages). ``pending(page)`` names the
-    field by which a page says there is more; :func:`follow` raises when ``next_url`` gave None
-    while ``pending`` names one (override it to return None if your paginator stops on purpose).
-    """
-
-    name = "custom"
-    field: str | None = None
-
-    def next_url(self, page: PageInfo) -> str | None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
-        return plan_from_totals(page, next_url)
-
-    def total_pages(self, page: PageInfo, next_url: str | None) -> int | None:
-        """The page count page 1 tells (``total_pages``, ``X-Total-Pages``, ``total`` or ``X-Total-Count`` or
-        ``@odata.count`` over the page size), for the progress bar; None when it tells none."""
-        return page_count(None if page.body_is_record else page.body, page.headers, query_of(page.url),
-                          page.n_records)
-
-    def pending(self, page: PageInfo) -> str | None:
-        return more_signal(page.body, body_is_record=page.body_is_record,
-                           link_next="next" in parse_link_header(page.headers.get("Link")))
 
 
 class NoPaginator(Paginator):
@@ -331,6 +260,8 @@ class AutoPaginator(Paginator):
         links = parse_link_header(page.headers.get("Link"))
         if "next" in links or "last" in links:
             return LinkPaginator()
+        if header(page.headers, "X-Next-Page") is not None:  # GitLab without its Link header
+            return NextPageHeaderPaginator()
         if body_next(page.body) is not None:
             return BodyNextPaginator()
         if body_cursor(page.body) is not None:

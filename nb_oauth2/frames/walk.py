@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
+from .api_paginators import last_id_of
 from .next_links import url_problem
 from .pagination import PageInfo, Paginator
 from .walk_rules import MAX_EMPTY_PAGES, WalkRules, page_cap_error
@@ -45,6 +47,14 @@ def ordered_map(fetch: Callable[[str], Any], urls: list[str], workers: int) -> I
                 future.cancel()
 
 
+def _with_last_id(fetch_page: FetchPage, id_field: str) -> FetchPage:
+    """``fetch_page`` whose PageInfo carries the ``id_field`` of the page's last record."""
+    def fetch(url: str) -> tuple[PageInfo, Any]:
+        info, payload = fetch_page(url)
+        return replace(info, last_id=last_id_of(payload, id_field)), payload
+    return fetch
+
+
 def follow(url: str, fetch_page: FetchPage, *, paginator: Paginator,
            concurrency: int | Callable[[float], int] = 1,
            max_pages: int | None = None, on_total: Callable[[int], None] | None = None,
@@ -56,6 +66,9 @@ def follow(url: str, fetch_page: FetchPage, *, paginator: Paginator,
     link onwards, malformed or unsafe next links and pages that say there is more when the paginator
     cannot follow stop the walk (:class:`~nb_oauth2.frames.walk_rules.WalkRules`) with a PaginationError.
     ``concurrency`` may be a function of the seconds page 1 took (latency-bound APIs earn more threads)."""
+    id_field = getattr(paginator, "id_field", None)
+    if isinstance(id_field, str):  # the paginator reads the last record's id (Stripe): PageInfo.last_id
+        fetch_page = _with_last_id(fetch_page, id_field)
     rules = WalkRules(url, paginator, max_pages=max_pages, max_empty_pages=max_empty_pages)
     started = time.monotonic()
     info, payload = fetch_page(url)
