@@ -243,6 +243,11 @@ def spotify(seen: Seen, base: str) -> Reply:
     return Reply(200, _spotify_page(seen, base, "/v1/me/tracks?"))
 
 
+def spotify_search(seen: Seen, base: str) -> Reply:
+    """Spotify search: the paging object nested under the type searched for (``tracks``)."""
+    return Reply(200, {"tracks": _spotify_page(seen, base, "/v1/search?q=abba&type=track&")})
+
+
 CONVENTIONS = {  # name: (start path and query, fixture, the id column, the id of record i)
     "stripe": (f"/v1/customers?limit={SIZE}", stripe, "id", lambda i: f"cus_{i:03d}"),
     "slack": (f"/api/conversations.list?limit={SIZE}", slack, "id", lambda i: f"C{i:08d}"),
@@ -309,3 +314,28 @@ def test_stripe_without_ids_is_an_error_not_a_short_read(scripted):
     with pytest.raises(PaginationError, match="has_more"):
         read_json(scripted.url + "/v1/customers", session=requests.Session(), progress=False,
                   paginate=StartingAfterPaginator())
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_spotify_search_nested_under_its_type(scripted, concurrency):
+    """Spotify search nests its paging object under ``tracks``: with record_path=["tracks", "items"] the next
+    URL is found at tracks.next (the records themselves are not found without record_path)."""
+    scripted.script("*", [lambda seen: spotify_search(seen, scripted.url)])
+    frame = read_json(f"{scripted.url}/v1/search?q=abba&type=track&limit={SIZE}",  # no offset= (optional)
+                      session=requests.Session(), progress=False, concurrency=concurrency,
+                      record_path=["tracks", "items"])
+    assert frame["name"].tolist() == [f"track {i}" for i in IDS]
+    assert len(scripted.seen) == -(-RECORDS // SIZE)
+
+
+def test_strava_ends_at_an_empty_page(scripted):
+    """Strava's pages are full up to the end (6 records over pages of 3): the empty page 3 ends the read."""
+    def six(seen: Seen) -> Reply:
+        page = _index(seen, "page", default=1)
+        return _list([{"id": i, "name": f"Morning Run {i}"} for i in range(1, 7)][(page - 1) * SIZE:page * SIZE])
+
+    scripted.script("*", [six])
+    frame = read_json(f"{scripted.url}/api/v3/athlete/activities?page=1&per_page={SIZE}",
+                      session=requests.Session(), progress=False)
+    assert frame["id"].tolist() == list(range(1, 7))
+    assert [s.query["page"] for s in scripted.seen] == ["1", "2", "3"]

@@ -129,7 +129,19 @@ def body_next(body: Any) -> tuple[str, Any] | None:
         if isinstance(value, (list, dict, float)):
             continue
         return ".".join(path), (value if _filled(value) else None)
+    nested = _paging_object(body)
+    if nested is not None:  # Spotify search: {"tracks": {"items": [...], "next": ...}}
+        key, value = nested
+        return f"{key}.next", (value["next"] if _filled(value["next"]) else None)
     return None
+
+
+def _paging_object(body: Any) -> tuple[str, Mapping] | None:
+    """(key, object) of the one value of ``body`` that is itself a page (``items`` and ``next``)."""
+    if not isinstance(body, dict):
+        return None
+    found = [(k, v) for k, v in body.items() if isinstance(v, dict) and "next" in v and isinstance(v.get("items"), list)]
+    return found[0] if len(found) == 1 and len(body) == 1 else None
 
 
 def _opaque(value: Any) -> bool:
