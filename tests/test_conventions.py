@@ -122,6 +122,18 @@ def x_api(seen: Seen, base: str) -> Reply:
                                 for i in ids], "meta": meta})
 
 
+def x_search(seen: Seen, base: str) -> Reply:
+    """X API v2 recent search: the same ``meta.next_token``, sent back as ``next_token=``."""
+    if "pagination_token" in seen.query:
+        return _bad("search takes next_token")
+    start = _index(seen, "next_token", _untoken)
+    ids = _slice(start)
+    meta = {"newest_id": str(ids[0]), "oldest_id": str(ids[-1]), "result_count": len(ids)}
+    if start + SIZE < RECORDS:
+        meta["next_token"] = _token(start + SIZE)
+    return Reply(200, {"data": [{"id": str(i), "text": f"post {i}"} for i in ids], "meta": meta})
+
+
 def airtable(seen: Seen, base: str) -> Reply:
     """Airtable: an ``offset`` token in the body, sent back as ``offset=``."""
     value = seen.query.get("offset")
@@ -255,6 +267,8 @@ CONVENTIONS = {  # name: (start path and query, fixture, the id column, the id o
     "microsoft-graph": (f"/v1.0/users?$top={SIZE}", graph, "displayName", lambda i: f"User {i}"),
     "hubspot": (f"/crm/v3/objects/contacts?limit={SIZE}", hubspot, "id", str),
     "x-api-v2": (f"/2/users/2244994945/tweets?max_results={SIZE}", x_api, "id", str),
+    "x-api-v2-search": (f"/2/tweets/search/recent?query=from%3AXDevelopers&max_results={SIZE}", x_search, "id",
+                        str),
     "airtable": (f"/v0/appXXXXXXXXXXXXXX/Table%201?pageSize={SIZE}", airtable, "id", lambda i: f"rec{i:014d}"),
     "salesforce": ("/services/data/v59.0/query?q=SELECT+Id,Name+FROM+Account", salesforce, "Id",
                    lambda i: f"001{i}"),

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from typing import Any, Sequence
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from ..core.errors import ConfigurationError
 from .api_paginators import NextPageHeaderPaginator, header
@@ -156,6 +156,8 @@ class CursorPaginator(Paginator):
             if found is None:
                 return None
             self.field, param, value = found
+            if self.field == "meta.next_token" and "/tweets/search/" in urlsplit(page.url).path:
+                param = "next_token"  # X API v2 search takes next_token=, the timelines pagination_token=
             param = self.param or param
         cursor = _cursor_value(value)
         return set_param(page.url, param, cursor) if cursor is not None else None
