@@ -34,6 +34,8 @@ from .core.names import env_name
 from .core.providers import PRESETS, Provider, discover, preset
 from .core.redact import install_log_redaction
 from .core.token import Token
+from .frames.api_paginators import NextPageHeaderPaginator, StartingAfterPaginator
+from .frames.pagination import BodyNextPaginator, CursorPaginator, LinkPaginator, OffsetPaginator, PagePaginator
 from .jupyter.login_ui import login
 from .auth.attempt import LoginAttempt
 from .auth.config import define_profile, load_profile
@@ -59,6 +61,14 @@ __all__ = [
     "iter_pages",
     "iter_records",
     "to_parquet",
+    # paginate= when auto-detection cannot tell (e.g. Stripe's starting_after)
+    "LinkPaginator",
+    "BodyNextPaginator",
+    "CursorPaginator",
+    "PagePaginator",
+    "OffsetPaginator",
+    "StartingAfterPaginator",
+    "NextPageHeaderPaginator",
     # the values behind a login
     "Session",
     "Token",

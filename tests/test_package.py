@@ -11,6 +11,8 @@ import nb_oauth2
 EXPECTED_PUBLIC = {
     "login", "LoginAttempt", "session", "sessions", "set_default", "logout",
     "read_json", "iter_pages", "iter_records", "to_parquet",
+    "LinkPaginator", "BodyNextPaginator", "CursorPaginator", "PagePaginator", "OffsetPaginator",
+    "StartingAfterPaginator", "NextPageHeaderPaginator",
     "Session", "Token", "Provider", "Profile", "ClientAuth",
     "PRESETS", "preset", "discover", "load_profile", "define_profile", "env_name", "running_demo",
     "install_log_redaction", "load_ipython_extension",
