@@ -342,9 +342,10 @@ def test_status_of_a_session_without_a_known_user_shows_a_dash(ip):
 
 def test_store_choices_are_the_stores_that_exist(ip):
     """--store and OAuth2Magics.default_store offer exactly what make_store accepts (memory, file, keyring)."""
-    from nb_oauth2.auth.store import _KINDS, make_store
+    from nb_oauth2.auth.store import make_store
+    from nb_oauth2.core.names import STORE_CHOICES
 
-    assert magics.STORE_CHOICES == _KINDS
+    assert magics.STORE_CHOICES == STORE_CHOICES
     from nb_oauth2.core.errors import ConfigurationError
 
     for kind in magics.STORE_CHOICES:

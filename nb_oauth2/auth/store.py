@@ -17,6 +17,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+from ..core.names import STORE_CHOICES
 from ..core.errors import ConfigurationError, InsecureStoreError, StoreError
 from .file_store import FileStore
 from .keyring_store import KeyringStore
@@ -76,14 +77,11 @@ class MemoryStore:
         return f"MemoryStore(keys={len(self._data)})"
 
 
-_KINDS = ("memory", "file", "keyring")
-
-
 def make_store(kind: str | TokenStore = "memory") -> TokenStore:
     """``"memory"`` (default), ``"file"``, ``"keyring"``, or a store object passed through."""
     if not isinstance(kind, str):
         if not isinstance(kind, TokenStore):
-            raise ConfigurationError(f"store= takes one of {', '.join(_KINDS)} or a TokenStore object.")
+            raise ConfigurationError(f"store= takes one of {', '.join(STORE_CHOICES)} or a TokenStore object.")
         return kind
     name = kind.strip().lower()
     if name == "memory":
@@ -92,4 +90,4 @@ def make_store(kind: str | TokenStore = "memory") -> TokenStore:
         return FileStore()
     if name == "keyring":
         return KeyringStore()
-    raise ConfigurationError(f"Unknown token store {kind!r}; use one of: {', '.join(_KINDS)}.")
+    raise ConfigurationError(f"Unknown token store {kind!r}; use one of: {', '.join(STORE_CHOICES)}.")

@@ -6,7 +6,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["split_list", "env_name", "GRANT_ALIASES", "FLOW_CHOICES", "VIA_CHOICES", "grant_name"]
+__all__ = ["split_list", "env_name", "GRANT_ALIASES", "FLOW_CHOICES", "VIA_CHOICES", "STORE_CHOICES", "grant_name"]
 
 #: what may be typed as ``flow=`` -> the grant's name (RFC 6749, RFC 8628)
 GRANT_ALIASES = {
@@ -22,6 +22,8 @@ GRANT_ALIASES = {
 FLOW_CHOICES = ("code", "device", "implicit", "password", "client_credentials")
 #: how the redirect comes back: ``auto`` chooses one of the others
 VIA_CHOICES = ("auto", "loopback", "proxy", "paste", "device")
+#: where tokens are kept: ``store=``, ``--store``, ``OAuth2Magics.default_store``, ``NB_OAUTH2_STORE``
+STORE_CHOICES = ("memory", "file", "keyring")
 
 
 def split_list(value: Any) -> tuple[str, ...] | None:

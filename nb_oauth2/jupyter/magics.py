@@ -24,7 +24,7 @@ from traitlets import Bool, Enum, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from ..core.errors import OAuth2Error, SecretOnCommandLine
-from ..core.names import FLOW_CHOICES, VIA_CHOICES, env_name, split_list
+from ..core.names import FLOW_CHOICES, STORE_CHOICES, VIA_CHOICES, env_name, split_list
 from ..frames.pagination import PAGINATION_STYLES
 from ..core.redact import redact
 from . import error_display
@@ -35,10 +35,6 @@ __all__ = ["OAuth2Magics", "load_ipython_extension", "BROWSER_HOOK", "DEVICE_HOO
 BROWSER_HOOK: Callable[[str], str] | None = None
 #: ``Callable[[Step], None]`` told the user code of a device login (tests, headless runs)
 DEVICE_HOOK: Callable[[Any], None] | None = None
-
-#: the token stores ``store=`` takes (:func:`nb_oauth2.auth.store.make_store`): ``--store`` and
-#: ``OAuth2Magics.default_store`` offer exactly these
-STORE_CHOICES = ("memory", "file", "keyring")
 
 SECRET_OPTIONS = ("--client-secret", "--secret", "--password", "--token", "--access-token", "--refresh-token")
 #: an unknown option whose name holds one of these is taken for a (misspelled) secret option (case 59)
