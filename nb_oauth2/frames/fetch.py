@@ -197,10 +197,19 @@ class Fetcher:
 
         With ``parse=False`` only the raw bytes are read (``data`` stays None; call :meth:`parse`).
         """
+        return self.request("GET", url, parse=parse)
+
+    def post(self, url: str, json_body: Any, *, parse: bool = True) -> Response:
+        """POST ``json_body`` to a read-only query endpoint (GraphQL, Notion's database query) and
+        return its parsed JSON; retried like a GET, so only for requests that change nothing."""
+        return self.request("POST", url, json_body=json_body, parse=parse)
+
+    def request(self, method: str, url: str, *, json_body: Any = None, parse: bool = True) -> Response:
+        """One JSON request with retries, waits, the byte cap and the deadline (see :meth:`get`)."""
         attempt = 0
         while True:
             try:
-                outcome = self._attempt(url, attempt, parse=parse)
+                outcome = self._attempt(method, url, json_body, attempt, parse=parse)
             except TransportError as exc:  # mapped the same way for every session (case 50)
                 if not is_retryable(exc):
                     raise
@@ -219,10 +228,11 @@ class Fetcher:
 
     # -- steps ------------------------------------------------------------
 
-    def _attempt(self, url: str, attempt: int, *, parse: bool) -> Response | tuple[float, int]:
+    def _attempt(self, method: str, url: str, json_body: Any, attempt: int, *,
+                 parse: bool) -> Response | tuple[float, int]:
         """One exchange under the total deadline: the Response, or (seconds to wait, status) to retry."""
         started = time.monotonic()
-        resp = self._send(url, started)
+        resp = self._send(method, url, json_body, started)
         alarm = arm_deadline(started + self.deadline, resp) if self.deadline is not None else None
         try:
             wait = self._retry_wait(resp, url, attempt)
@@ -237,7 +247,7 @@ class Fetcher:
         resp.close()
         return self.parse(out) if parse and isinstance(out, Response) else out
 
-    def _send(self, url: str, started: float) -> requests.Response:
+    def _send(self, method: str, url: str, json_body: Any, started: float) -> requests.Response:
         headers = None
         if self.session.headers.get("Accept", "*/*") == "*/*":
             headers = {"Accept": "application/json"}
@@ -245,9 +255,13 @@ class Fetcher:
         self.requests_sent += 1
         try:
             with loopback_http_allowed():  # a plain OAuth2Session reaches loopback http as nb_oauth2's own does
-                resp = self.session.get(url, headers=headers, timeout=timeout, stream=True)
+                if method == "GET":
+                    resp = self.session.get(url, headers=headers, timeout=timeout, stream=True)
+                else:
+                    resp = self.session.request(method, url, json=json_body, headers=headers, timeout=timeout,
+                                                stream=True)
         except Exception as exc:
-            mapped = self._send_error(exc, url, started, timeout)
+            mapped = self._send_error(exc, url, started, timeout, method)
             if mapped is exc:
                 raise
             raise mapped from None
@@ -256,14 +270,15 @@ class Fetcher:
             raise self._deadline_error(url)
         return resp
 
-    def _send_error(self, exc: Exception, url: str, started: float, timeout: Any) -> Exception:
+    def _send_error(self, exc: Exception, url: str, started: float, timeout: Any,
+                    method: str = "GET") -> Exception:
         """What sending raised, typed: requests' failures mapped (past the deadline: the deadline's
         error), errors of the session's auth object (an nb_oauth2 error) as they are, oauthlib's
         errors from a stock OAuth2Session translated; anything else unchanged."""
         if isinstance(exc, (requests.RequestException, TransportError)) and self._past_deadline(started, slack=0.05):
             return self._deadline_error(url)  # the capped read timeout tripped
         if isinstance(exc, (OAuth2Error, requests.RequestException)):
-            return map_request_error(exc, url=url, what=f"GET {redact_url(url)}", timeout=timeout)
+            return map_request_error(exc, url=url, what=f"{method} {redact_url(url)}", timeout=timeout)
         return map_oauthlib_error(exc, url=url) or exc
 
     def _capped_timeout(self, started: float) -> Any:
