@@ -61,6 +61,8 @@ __all__ = [
     "iter_pages",
     "iter_records",
     "to_parquet",
+    "read_graphql",
+    "read_json_post",
     # paginate= when auto-detection cannot tell (e.g. Stripe's starting_after)
     "LinkPaginator",
     "BodyNextPaginator",
@@ -96,7 +98,7 @@ __all__ = [
 
 install_log_redaction()  # logger filters only; http.client is left alone unless asked (http_client=True)
 
-_LAZY = {"read_json", "iter_pages", "iter_records", "to_parquet"}
+_LAZY = {"read_json", "iter_pages", "iter_records", "to_parquet", "read_graphql", "read_json_post"}
 
 
 def __getattr__(name: str) -> Any:

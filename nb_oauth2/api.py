@@ -13,10 +13,10 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import requests
 
-from .frames import readers
+from .frames import graphql, post_pages, readers
 from .auth.registry import resolve_session
 
-__all__ = ["read_json", "iter_pages", "iter_records", "to_parquet"]
+__all__ = ["read_json", "iter_pages", "iter_records", "to_parquet", "read_graphql", "read_json_post"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -39,3 +39,5 @@ read_json = _by_name(readers.read_json)
 iter_pages: Callable[..., Iterator[readers.Page]] = _by_name(readers.iter_pages)
 iter_records: Callable[..., Iterator[dict]] = _by_name(readers.iter_records)
 to_parquet = _by_name(readers.to_parquet)
+read_graphql = _by_name(graphql.read_graphql)
+read_json_post = _by_name(post_pages.read_json_post)

@@ -10,7 +10,7 @@ import nb_oauth2
 
 EXPECTED_PUBLIC = {
     "login", "LoginAttempt", "session", "sessions", "set_default", "logout",
-    "read_json", "iter_pages", "iter_records", "to_parquet",
+    "read_json", "iter_pages", "iter_records", "to_parquet", "read_graphql", "read_json_post",
     "LinkPaginator", "BodyNextPaginator", "CursorPaginator", "PagePaginator", "OffsetPaginator",
     "StartingAfterPaginator", "NextPageHeaderPaginator",
     "Session", "Token", "Provider", "Profile", "ClientAuth",
