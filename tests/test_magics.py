@@ -427,3 +427,93 @@ def test_logout_says_how_to_sign_in_again(ip, capsys):
     ip.run_line_magic("oauth2", "login demo --name again")
     ip.run_line_magic("oauth2", "logout again")
     assert "Sign in again with %oauth2 login, or nb_oauth2.login('demo', name='again')." in capsys.readouterr().out
+
+
+# -- %%oauth2 graphql (issue 13 item 2) ----------------------------------------------------------------
+
+
+def _graphql_server(scripted, token: str) -> str:
+    from tests.test_graphql import github
+
+    scripted.script("/graphql", [github(token)])
+    return scripted.url + "/graphql"
+
+
+def test_graphql_cell_magic_returns_every_page_as_a_dataframe(ip, scripted):
+    """The cell is the query; the value is the DataFrame (displayed, in _, so df = _ works); --var values
+    are JSON when they parse (first=3 an int), text otherwise."""
+    from tests.test_graphql import QUERY, RECORDS, cursor
+
+    ip.run_line_magic("oauth2", "login demo")
+    url = _graphql_server(scripted, registry.session("demo").token_info.access_token)
+    result = ip.run_cell(f"%%oauth2 graphql {url} --session demo --path repository.issues --var owner=octocat "
+                         f"--var name=Hello-World --var first=3 --no-progress\n{QUERY}", store_history=True)
+    assert result.success and isinstance(result.result, pd.DataFrame) and len(result.result) == RECORDS
+    ip.run_cell("df = _")
+    assert ip.user_ns["df"] is result.result
+    assert {"number", "author.login", "labels.nodes"} <= set(result.result.columns)
+    import json
+
+    sent = [json.loads(s.body)["variables"] for s in scripted.seen]
+    assert sent[0] == {"owner": "octocat", "name": "Hello-World", "first": 3}
+    assert [v.get("after") for v in sent] == [None, cursor(3), cursor(6)]
+
+
+def test_graphql_cell_magic_takes_variables_from_a_notebook_dict(ip, scripted):
+    from tests.test_graphql import QUERY, RECORDS
+
+    ip.run_line_magic("oauth2", "login demo")
+    url = _graphql_server(scripted, registry.session("demo").token_info.access_token)
+    ip.user_ns["gh_vars"] = {"owner": "octocat", "name": "Hello-World", "first": 1}
+    frame = ip.run_cell_magic("oauth2", f"graphql {url} --variables gh_vars --var first=3 --no-progress", QUERY)
+    assert len(frame) == RECORDS and ip.user_ns["gh_vars"]["first"] == 1  # --var overrides, the dict is untouched
+
+
+@pytest.mark.parametrize("line, cell, match", [
+    ("graphql http://127.0.0.1:9/graphql", None, "is a cell magic"),
+    ("graphql http://127.0.0.1:9/graphql", "  \n", "the cell is empty"),
+    ("graphql http://127.0.0.1:9/graphql --var novalue", "{ viewer { login } }", "NAME=VALUE"),
+    ("graphql http://127.0.0.1:9/graphql --variables missing_dict", "{ viewer { login } }", "no dict named"),
+    ("graphql", "{ viewer { login } }", "required: url"),
+    ("status", "{ viewer { login } }", "only supports"),
+])
+def test_graphql_cell_magic_usage_errors(ip, line, cell, match):
+    with pytest.raises(UsageError, match=match):
+        if cell is None:
+            ip.run_line_magic("oauth2", line)
+        else:
+            ip.run_cell_magic("oauth2", line, cell)
+
+
+@pytest.mark.parametrize("line", [
+    f"graphql http://127.0.0.1:9/graphql --var token={SECRET}",
+    f"graphql http://127.0.0.1:9/graphql --var apiKey={SECRET}",
+    f"graphql http://127.0.0.1:9/graphql --token {SECRET}",
+])
+def test_graphql_cell_magic_refuses_secrets_without_echo(ip, capsys, line):
+    """Cases 35 and 59: a secret-named variable or option is refused; no value from the line is repeated."""
+    result = ip.run_cell(f"%%oauth2 {line}\n{{ viewer {{ login }} }}", store_history=True)
+    assert isinstance(result.error_in_exec, UsageError) and "SecretOnCommandLine" in str(result.error_in_exec)
+    shown = capsys.readouterr()
+    assert SECRET not in str(result.error_in_exec) and SECRET not in shown.out + shown.err
+
+
+def test_graphql_errors_in_the_answer_are_shown_short(ip, scripted, capsys):
+    from nb_oauth2.core.errors import APIError
+    from tests.scripted_server import Reply
+
+    scripted.script("/graphql", [Reply(200, {"errors": [{"type": "NOT_FOUND", "message": "Could not resolve to a "
+                                                          "Repository with the name 'octocat/nope'."}],
+                                             "data": {"repository": None}})])
+    ip.run_line_magic("oauth2", "login demo")
+    result = ip.run_cell(f"%%oauth2 graphql {scripted.url}/graphql --no-progress\n{{ repository {{ id }} }}")
+    assert isinstance(result.error_in_exec, APIError)
+    text = "".join(capsys.readouterr())
+    assert "Could not resolve to a Repository" in text and "Traceback" not in text
+
+
+def test_help_lists_the_graphql_cell_magic(ip, capsys):
+    ip.run_cell("%oauth2?")
+    shown = capsys.readouterr().out + (magics.OAuth2Magics.oauth2.__doc__ or "")
+    for word in ("graphql", "%%oauth2 graphql URL", "--var", "--variables", "--path", "--cursor-variable"):
+        assert word in shown

@@ -7,12 +7,14 @@ become a one-line ``UsageError`` with a redacted message, and no sub-command
 returns anything that shows a token. Secrets are refused on the line
 (SECURITY_CASES 35): IPython keeps every line in ``history.sqlite``; a
 misspelled secret option is refused too, and no error repeats a value typed
-on the line (case 59).
+on the line (case 59). ``%%oauth2 graphql URL`` runs the cell's GraphQL query
+(:func:`nb_oauth2.read_graphql`) and returns the DataFrame.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 import sys
@@ -110,7 +112,27 @@ def build_parser() -> _Parser:
     get.add_argument("--no-progress", action="store_true", help="no progress bar")
     profile = sub.add_parser("profile", help="%%%%oauth2 profile NAME: define a profile from a TOML cell body")
     profile.add_argument("name", help="profile name")
+    _add_graphql(sub)
     return parser
+
+
+def _add_graphql(sub: Any) -> None:
+    graphql = sub.add_parser("graphql", help="%%%%oauth2 graphql URL: the cell's GraphQL query into a DataFrame "
+                                             "(every page of one connection)")
+    graphql.add_argument("url", help="GraphQL endpoint URL ({...} and $ are not expanded)")
+    graphql.add_argument("--session", help="session name (default: the default session)")
+    graphql.add_argument("--path", help="the connection in data, dotted (e.g. repository.issues; default: the "
+                                        "one connection in the answer)")
+    graphql.add_argument("--var", action="append", metavar="NAME=VALUE",
+                         help="a query variable (repeatable); VALUE is read as JSON when it parses (3, true, "
+                              "null, [..], '\"text\"'), else as text")
+    graphql.add_argument("--variables", metavar="DICT",
+                         help="the name of a dict in the notebook holding the variables (--var adds to it)")
+    graphql.add_argument("--cursor-variable", default="after", metavar="NAME",
+                         help="the variable pageInfo.endCursor is sent back in (default after)")
+    graphql.add_argument("--max-pages", type=int, help="stop after N pages (default 10,000)")
+    graphql.add_argument("--partial", action="store_true", help="keep the pages read when a cap stops the read")
+    graphql.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def full_help() -> str:
@@ -182,7 +204,7 @@ def scrub_parse_error(error: _ParseError, argv: list[str], parser: argparse.Argu
 
 @magics_class
 class OAuth2Magics(Magics, Configurable):
-    """The ``%oauth2`` line magic and the ``%%oauth2 profile`` cell magic."""
+    """The ``%oauth2`` line magic and the ``%%oauth2 profile`` / ``%%oauth2 graphql`` cell magics."""
 
     default_profile = Unicode("demo", help="profile used by %oauth2 login without a name").tag(config=True)
     default_store = Enum(("", *STORE_CHOICES), default_value="",
@@ -226,10 +248,13 @@ class OAuth2Magics(Magics, Configurable):
             args = parser.parse_args(argv)
         except _ParseError as exc:
             raise UsageError(scrub_parse_error(exc, argv, parser)) from None
-        if cell is not None and args.command != "profile":
-            raise UsageError("%%oauth2 as a cell magic only supports: %%oauth2 profile NAME (TOML body).")
+        if cell is not None and args.command not in ("profile", "graphql"):
+            raise UsageError("%%oauth2 as a cell magic only supports: %%oauth2 profile NAME (TOML body) and "
+                             "%%oauth2 graphql URL (query body).")
         if args.command == "profile":
             return self._profile(args.name, cell)
+        if args.command == "graphql":
+            return self._graphql(args, cell)
         handler = getattr(self, "_cmd_" + args.command.replace("-", "_"))
         return handler(args)
 
@@ -309,6 +334,31 @@ class OAuth2Magics(Magics, Configurable):
         return api.read_json(args.url, session=args.session, record_path=args.record_path, max_pages=max_pages,
                                 paginate=args.paginate, partial=args.partial, progress=self.progress and not args.no_progress)
 
+    def _graphql(self, args: argparse.Namespace, query: str | None) -> Any:
+        from .. import api
+        from ..frames.post_pages import DEFAULT_MAX_PAGES
+
+        if query is None:
+            raise UsageError("%oauth2 graphql is a cell magic: %%oauth2 graphql URL [options], then the GraphQL "
+                             "query in the cell.")
+        if not query.strip():
+            raise UsageError("%%oauth2 graphql: the cell is empty; write the GraphQL query in it.")
+        variables = dict(self._notebook_dict(args.variables)) if args.variables else {}
+        variables.update(graphql_variables(args.var))
+        max_pages = DEFAULT_MAX_PAGES if args.max_pages is None else args.max_pages
+        return api.read_graphql(args.url, query, variables, session=args.session, path=args.path,
+                                cursor_variable=args.cursor_variable, max_pages=max_pages, partial=args.partial,
+                                progress=self.progress and not args.no_progress)
+
+    def _notebook_dict(self, name: str) -> dict:
+        """The dict called ``name`` in the notebook's namespace (--variables)."""
+        if not name.isidentifier():
+            raise UsageError("%%oauth2 graphql: --variables takes the name of a dict in the notebook.")
+        value = self.shell.user_ns.get(name) if self.shell is not None else None
+        if not isinstance(value, dict):
+            raise UsageError(f"%%oauth2 graphql: --variables {name}: there is no dict named {name} in the notebook.")
+        return value
+
     def _profile(self, name: str, body: str | None) -> None:
         from ..auth.config import check_no_secrets, define_profile
 
@@ -327,6 +377,30 @@ class OAuth2Magics(Magics, Configurable):
                 check_no_secrets(value, where="cell", profile=name)
         define_profile(name, mapping)
         print(f"Profile {name!r} defined for this kernel ({', '.join(sorted(mapping)) or 'no settings'}).")
+
+
+_GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
+
+
+def graphql_variables(items: list[str] | None) -> dict[str, Any]:
+    """``--var NAME=VALUE`` options as a dict; VALUE is JSON when it parses, else text. A variable named like a
+    secret is refused (case 59: the line is in history.sqlite); no error repeats a value."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        if not sep or not _GRAPHQL_NAME.match(name):
+            raise UsageError("%%oauth2 graphql: --var takes NAME=VALUE, NAME a GraphQL variable name (values from "
+                             "the line are not repeated).")
+        if _is_secret_option("--" + name):
+            raise SecretOnCommandLine(
+                f"--var {name}=... is refused on a magic line: a secret does not belong in a command. IPython has "
+                "already saved this line to its history (history.sqlite), so treat that value as exposed. Put the "
+                "variables in a dict in the notebook and pass --variables DICT.")
+        try:
+            out[name] = json.loads(text)
+        except ValueError:
+            out[name] = text
+    return out
 
 
 def signed_in_line(session: Any) -> str:
