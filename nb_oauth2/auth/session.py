@@ -8,7 +8,9 @@ session take the same path (renewal when due, single flight, the 401 retry: case
 as requests sends it (cases 46, 47), default connect/read timeouts, the client
 certificate on the hosts that need it (RFC 8705), and failures mapped once by
 :mod:`nb_oauth2.core.http_errors` (timeouts and dropped connections are retryable
-``TransportError``, case 50). ``revoke()`` follows RFC 7009 (case 23).
+``TransportError``, case 50). ``revoke()`` follows RFC 7009 (case 23). GETs revalidate what an
+earlier run read (ETag / Last-Modified, :mod:`nb_oauth2.auth.http_cache`): an unchanged page comes
+back 304 and its body from this session's cache (``http_cache=``; cleared by logout).
 
 Users who want requests-oauthlib's own refresh styles (TokenExpiredError,
 TokenUpdated, ``token_updater``) pass ``auto_refresh=False`` and the stock
@@ -17,6 +19,7 @@ keyword arguments; the stock code path then runs unchanged, reading the same tok
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
@@ -36,6 +39,7 @@ from ..core.transport import loopback_http_allowed
 from ..core.urls import checked_url
 from ..core.warn import warn_user
 from .bearer_auth import BearerAuth
+from .http_cache import HttpCache, make_http_cache, subject_of
 from .store import TokenStore
 
 __all__ = ["Session", "MaskedTokenDict"]
@@ -89,6 +93,7 @@ class Session(OAuth2Session):
         endpoints: Endpoints | None = None,
         verify: bool | str | None = None,
         cert_hosts: Sequence[str] = (),
+        http_cache: bool | str | os.PathLike | None = None,
         **oauth2session_kwargs: Any,
     ) -> None:
         self._bearer = BearerAuth(name=name, refresh=self._refresh_grant, refetch=self._refetch, store=store,
@@ -107,6 +112,11 @@ class Session(OAuth2Session):
         self.cert_hosts = tuple(cert_hosts)
         if verify is not None:
             self.verify = verify
+        self._subject: tuple[Token | None, str] = (None, "")
+        #: revalidation of GETs (None: off); ``http_cache=`` True/"memory" (default, or $NB_OAUTH2_HTTP_CACHE),
+        #: "disk", a directory, or False
+        self.http_cache: HttpCache | None = make_http_cache(http_cache, partition=self._cache_partition,
+                                                            secrets=self._cache_secrets)
         if token is not None:
             self._bearer.set_token(token)
 
@@ -172,6 +182,8 @@ class Session(OAuth2Session):
         with self._bearer.lock:
             self._bearer.forget()
             self._sync_oauthlib_client()
+            if self.http_cache is not None:
+                self.http_cache.clear()  # cached bodies are the user's data
             if self.flow is not None and hasattr(self.flow, "forget_password"):
                 self.flow.forget_password()
 
@@ -188,6 +200,35 @@ class Session(OAuth2Session):
 
     def _refetch(self) -> Token | None:
         return self.flow.refetch() if self.flow is not None else None
+
+    # -- the revalidation cache ----------------------------------------------------------
+
+    def _cache_partition(self) -> str:
+        """Whose cached data this is: provider, client, profile and the id_token's subject (the last one
+        seen: a refreshed token without an id_token is the same user)."""
+        token = self._bearer.token
+        seen, subject = self._subject
+        if token is not seen and token is not None and token.id_token:
+            subject = subject_of(token.id_token) or subject
+            self._subject = (token, subject)
+        return "\n".join((self.provider.name, self.provider.token_endpoint or "", self.client_auth.client_id or "",
+                          self.store_key or "", subject))
+
+    def _cache_secrets(self) -> tuple[str, ...]:
+        token = self._bearer.token
+        return tuple(s for s in (token.access_token, token.refresh_token) if s) if token else ()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """requests' send, through the revalidation cache for GETs (requests calls it for every hop)."""
+        cache = self.http_cache
+        if cache is None or request.method != "GET":
+            return super().send(request, **kwargs)
+        return cache.send(request, lambda prepared: requests.Session.send(self, prepared, **kwargs), **kwargs)
+
+    def close(self) -> None:
+        super().close()
+        if self.http_cache is not None:
+            self.http_cache.close()
 
     # -- requests --------------------------------------------------------------------
 
