@@ -287,3 +287,10 @@ def test_the_public_face_resolves_session_names(scripted, demo_session):
     frame = nb_oauth2.read_graphql(scripted.url + "/graphql", QUERY, VARIABLES, path="repository.issues",
                                    session=demo_session.name, progress=False)
     assert len(frame) == RECORDS
+
+
+def test_the_progress_bar_counts_pages_and_rows(scripted, plain, capsys):
+    scripted.script("/graphql", [github()])
+    read_graphql(scripted.url + "/graphql", QUERY, VARIABLES, path="repository.issues", session=plain)
+    shown = capsys.readouterr().err
+    assert "3/3" in shown and "rows=7" in shown and TOKEN not in shown

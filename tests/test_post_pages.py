@@ -237,8 +237,8 @@ def test_a_declared_post_cursor_api_algolia_browse(scripted):
     scripted.script("/1/indexes/products/browse", [algolia(key)])
     frame = read_json_post(scripted.url + "/1/indexes/products/browse", {"hitsPerPage": SIZE},
                            session=requests.Session(), cursor_field="cursor", more_field=None, cursor_param="cursor",
-                           record_path="hits", headers={"X-Algolia-API-Key": key, "X-Algolia-Application-Id": "LATENCY"},
-                           progress=False)
+                           record_path="hits", progress=False,
+                           headers={"X-Algolia-API-Key": key, "X-Algolia-Application-Id": "LATENCY"})
     assert frame["objectID"].tolist() == [str(i) for i in range(1, RECORDS + 1)]
     assert [json.loads(s.body).get("cursor") for s in scripted.seen] == [None, "AkA3", "AkA6"]
 
@@ -284,3 +284,13 @@ def test_bad_arguments_are_configuration_errors_before_any_request(scripted, cal
     with pytest.raises(ConfigurationError, match=match):
         call(scripted.url + PATH, requests.Session())
     assert scripted.seen == []
+
+
+def test_the_public_face_resolves_session_names(scripted, demo_session):
+    """nb_oauth2.read_json_post takes a session's name, as read_json does."""
+    import nb_oauth2
+
+    scripted.script(PATH, [notion(demo_session.token_info.access_token)])
+    frame = nb_oauth2.read_json_post(scripted.url + PATH, QUERY, session=demo_session.name,
+                                     headers={"Notion-Version": VERSION}, progress=False)
+    assert len(frame) == RECORDS

@@ -179,10 +179,11 @@ def frame_of(pages: Iterator[PostPage], *, bar: ProgressBar, sep: str = ".", max
     pagination error returns the rows read so far with a warning."""
     columns = _Columns(sep=sep, max_level=max_level, meta=meta)
     chunks: list = []
-    rows = 0
+    rows = read = 0
     try:
         for page in pages:
             records = page.records
+            read += 1
             if page.total_pages:
                 bar.total(page.total_pages)
             bar.page(len(records))
@@ -196,6 +197,8 @@ def frame_of(pages: Iterator[PostPage], *, bar: ProgressBar, sep: str = ".", max
                 break
             rows += len(records)
             chunks.append(columns.convert(records, page.body))
+        else:
+            bar.total(read)  # complete: the count is known now, whatever page 1 said
     except (PaginationError, ResultTooLarge) as exc:
         if not partial or rows == 0:
             raise
