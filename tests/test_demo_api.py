@@ -224,3 +224,47 @@ def test_five_thousand_records_over_fifty_pages(fresh_demo_provider):
     records = _walk_link(p, token, f"{p.url}/api/events?per_page=100")
     elapsed = time.perf_counter() - started
     assert len(records) == 5000 and elapsed > 0
+
+
+def test_pages_carry_an_etag_and_if_none_match_gets_304_without_a_body(api):
+    p, token = api
+    first = _get(p, "/api/events?per_page=10", token)
+    etag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    again = requests.get(p.url + "/api/events?per_page=10", timeout=5,
+                         headers={"Authorization": f"Bearer {token}", "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
+    other = requests.get(p.url + "/api/events?per_page=10&page=2", timeout=5,
+                         headers={"Authorization": f"Bearer {token}", "If-None-Match": etag})
+    assert other.status_code == 200 and other.headers["ETag"] != etag
+    unknown = requests.get(p.url + "/api/events?per_page=10", timeout=5,
+                           headers={"Authorization": "Bearer nope", "If-None-Match": etag})
+    assert unknown.status_code == 401  # the token is checked before anything is revalidated
+
+
+def test_a_rerun_through_a_demo_session_is_answered_304(fresh_demo_provider):
+    """The tutorial's figure: the second read_json of 20 pages downloads no page body."""
+    import nb_oauth2 as oa
+
+    p = fresh_demo_provider
+    client = p.clients["public"]
+    session = oa.login("etag-demo", issuer=p.issuer, client_id=client.client_id, browser=p.driver.authorize,
+                       scope=["read:events"])
+    url = f"{p.url}/api/events?per_page=250"
+    first = oa.read_json(url, session=session, progress=False)
+    assert p.api.not_modified == 0
+    second = oa.read_json(url, session=session, progress=False)
+    assert p.api.not_modified == 20 and second.equals(first)
+
+
+def test_rate_limit_headers_count_down(fresh_demo_provider):
+    p = fresh_demo_provider
+    token = _token(p)
+    p.set_rate_limit(3, window=60, retry_after=3)
+    remaining = [_get(p, "/api/events?per_page=1", token).headers["X-RateLimit-Remaining"] for _ in range(3)]
+    assert remaining == ["2", "1", "0"]
+    limited = _get(p, "/api/events?per_page=1", token)
+    assert limited.status_code == 429 and limited.headers["X-RateLimit-Limit"] == "3"
+    assert 0 < int(limited.headers["X-RateLimit-Reset"]) - time.time() <= 61
+    p.set_rate_limit(None)
+    assert "X-RateLimit-Remaining" not in _get(p, "/api/events?per_page=1", token).headers

@@ -4,6 +4,11 @@
 ``/api/<style>/<resource>`` serves the same records in another style:
 ``next`` (body next URL), ``cursor``, ``pages``, ``offset`` and ``odata``.
 Resources are ``events`` (scope ``read:events``) and ``users`` (``read:users``).
+
+Pages carry an ``ETag`` (a hash of the body) and ``Cache-Control: private, no-cache``; a request
+whose ``If-None-Match`` names the current one gets ``304 Not Modified`` without a body (after the
+token check), as GitHub's API does. With a rate limit configured, every answer carries GitHub's
+``X-RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` (epoch seconds).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import hashlib
 import json
 import math
 import threading
@@ -68,6 +74,17 @@ class RateLimiter:
             self._hits.append(now)
             return True
 
+    def headers(self) -> dict[str, str]:
+        """GitHub's rate-limit headers for the window as it stands (none when the limit is off)."""
+        with self._lock:
+            if self.limit is None:
+                return {}
+            now = time.monotonic()
+            frees_in = self.window - (now - self._hits[0]) if self._hits else self.window
+            return {"X-RateLimit-Limit": str(self.limit),
+                    "X-RateLimit-Remaining": str(max(0, self.limit - len(self._hits))),
+                    "X-RateLimit-Reset": str(math.ceil(time.time() + max(0.0, frees_in)))}
+
 
 def _int_arg(req: Request, name: str, default: int, *, low: int, high: int | None = None) -> int:
     raw = req.args.get(name)
@@ -108,6 +125,7 @@ class DemoAPI:
         self._profiles = profiles
         self.rate = RateLimiter()
         self.requests_without_auth = 0
+        self.not_modified = 0  # 304 answers to If-None-Match (a re-run that downloaded nothing)
         self._count_lock = threading.Lock()
 
     # -- auth --------------------------------------------------------------------
@@ -138,6 +156,12 @@ class DemoAPI:
     # -- routing -------------------------------------------------------------------
 
     def handle(self, req: Request) -> Response:
+        response = self._route(req)
+        for key, value in self.rate.headers().items():
+            response.headers[key] = value
+        return response
+
+    def _route(self, req: Request) -> Response:
         if req.method not in ("GET", "HEAD"):
             return json_response({"error": "method_not_allowed"}, 405, {"Allow": "GET, HEAD"})
         if not self.rate.allow():
@@ -157,9 +181,26 @@ class DemoAPI:
             return denied
         records = getattr(self._dataset(), resource)
         try:
-            return handler(req, records)
+            return self._validated(req, handler(req, records))
         except BadParameter as exc:
             return json_response({"error": "invalid_request", "error_description": str(exc)}, 400)
+
+    def _validated(self, req: Request, response: Response) -> Response:
+        """An ETag on a 200 page; 304 without a body when the request's If-None-Match names it."""
+        if response.status_code != 200:
+            return response
+        etag = '"' + hashlib.sha256(response.get_data()).hexdigest()[:32] + '"'
+        response.headers["ETag"] = etag
+        response.headers["Cache-Control"] = "private, no-cache"
+        response.headers["Vary"] = "Accept, Authorization"
+        asked = [tag.strip() for tag in req.headers.get("If-None-Match", "").split(",")]
+        if etag in asked or f"W/{etag}" in asked:
+            with self._count_lock:
+                self.not_modified += 1
+            headers = {k: v for k, v in response.headers.items()
+                       if k in ("ETag", "Cache-Control", "Vary", "Link", "X-Total-Count")}
+            return Response(status=304, headers=headers)
+        return response
 
     def _userinfo(self, oreq: Any) -> Response:
         rec = oreq.nb_token
