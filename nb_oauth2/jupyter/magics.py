@@ -14,7 +14,6 @@ on the line (case 59). ``%%oauth2 graphql URL`` runs the cell's GraphQL query
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shlex
 import sys
@@ -29,7 +28,7 @@ from ..core.errors import OAuth2Error, SecretOnCommandLine
 from ..core.names import FLOW_CHOICES, STORE_CHOICES, VIA_CHOICES, env_name, split_list
 from ..frames.pagination import PAGINATION_STYLES
 from ..core.redact import redact
-from . import error_display
+from . import error_display, graphql_cell
 
 __all__ = ["OAuth2Magics", "load_ipython_extension", "BROWSER_HOOK", "DEVICE_HOOK", "SECRET_OPTIONS", "STORE_CHOICES"]
 
@@ -112,27 +111,8 @@ def build_parser() -> _Parser:
     get.add_argument("--no-progress", action="store_true", help="no progress bar")
     profile = sub.add_parser("profile", help="%%%%oauth2 profile NAME: define a profile from a TOML cell body")
     profile.add_argument("name", help="profile name")
-    _add_graphql(sub)
+    graphql_cell.add_parser(sub)
     return parser
-
-
-def _add_graphql(sub: Any) -> None:
-    graphql = sub.add_parser("graphql", help="%%%%oauth2 graphql URL: the cell's GraphQL query into a DataFrame "
-                                             "(every page of one connection)")
-    graphql.add_argument("url", help="GraphQL endpoint URL ({...} and $ are not expanded)")
-    graphql.add_argument("--session", help="session name (default: the default session)")
-    graphql.add_argument("--path", help="the connection in data, dotted (e.g. repository.issues; default: the "
-                                        "one connection in the answer)")
-    graphql.add_argument("--var", action="append", metavar="NAME=VALUE",
-                         help="a query variable (repeatable); VALUE is read as JSON when it parses (3, true, "
-                              "null, [..], '\"text\"'), else as text")
-    graphql.add_argument("--variables", metavar="DICT",
-                         help="the name of a dict in the notebook holding the variables (--var adds to it)")
-    graphql.add_argument("--cursor-variable", default="after", metavar="NAME",
-                         help="the variable pageInfo.endCursor is sent back in (default after)")
-    graphql.add_argument("--max-pages", type=int, help="stop after N pages (default 10,000)")
-    graphql.add_argument("--partial", action="store_true", help="keep the pages read when a cap stops the read")
-    graphql.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def full_help() -> str:
@@ -335,29 +315,8 @@ class OAuth2Magics(Magics, Configurable):
                                 paginate=args.paginate, partial=args.partial, progress=self.progress and not args.no_progress)
 
     def _graphql(self, args: argparse.Namespace, query: str | None) -> Any:
-        from .. import api
-        from ..frames.post_pages import DEFAULT_MAX_PAGES
-
-        if query is None:
-            raise UsageError("%oauth2 graphql is a cell magic: %%oauth2 graphql URL [options], then the GraphQL "
-                             "query in the cell.")
-        if not query.strip():
-            raise UsageError("%%oauth2 graphql: the cell is empty; write the GraphQL query in it.")
-        variables = dict(self._notebook_dict(args.variables)) if args.variables else {}
-        variables.update(graphql_variables(args.var))
-        max_pages = DEFAULT_MAX_PAGES if args.max_pages is None else args.max_pages
-        return api.read_graphql(args.url, query, variables, session=args.session, path=args.path,
-                                cursor_variable=args.cursor_variable, max_pages=max_pages, partial=args.partial,
-                                progress=self.progress and not args.no_progress)
-
-    def _notebook_dict(self, name: str) -> dict:
-        """The dict called ``name`` in the notebook's namespace (--variables)."""
-        if not name.isidentifier():
-            raise UsageError("%%oauth2 graphql: --variables takes the name of a dict in the notebook.")
-        value = self.shell.user_ns.get(name) if self.shell is not None else None
-        if not isinstance(value, dict):
-            raise UsageError(f"%%oauth2 graphql: --variables {name}: there is no dict named {name} in the notebook.")
-        return value
+        user_ns = self.shell.user_ns if self.shell is not None else {}
+        return graphql_cell.run(args, query, user_ns=user_ns, progress=self.progress, is_secret=_is_secret_option)
 
     def _profile(self, name: str, body: str | None) -> None:
         from ..auth.config import check_no_secrets, define_profile
@@ -377,30 +336,6 @@ class OAuth2Magics(Magics, Configurable):
                 check_no_secrets(value, where="cell", profile=name)
         define_profile(name, mapping)
         print(f"Profile {name!r} defined for this kernel ({', '.join(sorted(mapping)) or 'no settings'}).")
-
-
-_GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
-
-
-def graphql_variables(items: list[str] | None) -> dict[str, Any]:
-    """``--var NAME=VALUE`` options as a dict; VALUE is JSON when it parses, else text. A variable named like a
-    secret is refused (case 59: the line is in history.sqlite); no error repeats a value."""
-    out: dict[str, Any] = {}
-    for item in items or ():
-        name, sep, text = item.partition("=")
-        if not sep or not _GRAPHQL_NAME.match(name):
-            raise UsageError("%%oauth2 graphql: --var takes NAME=VALUE, NAME a GraphQL variable name (values from "
-                             "the line are not repeated).")
-        if _is_secret_option("--" + name):
-            raise SecretOnCommandLine(
-                f"--var {name}=... is refused on a magic line: a secret does not belong in a command. IPython has "
-                "already saved this line to its history (history.sqlite), so treat that value as exposed. Put the "
-                "variables in a dict in the notebook and pass --variables DICT.")
-        try:
-            out[name] = json.loads(text)
-        except ValueError:
-            out[name] = text
-    return out
 
 
 def signed_in_line(session: Any) -> str:
