@@ -32,7 +32,7 @@ __all__ = ["read_graphql", "graphql_error", "find_connection"]
 
 #: an error's ``type`` (GitHub) or ``extensions.code`` (Apollo, Shopify, ...) -> the error class
 _ERROR_CLASSES: Mapping[str, type[APIError]] = {
-    "RATE_LIMITED": RateLimited, "THROTTLED": RateLimited, "MAX_COST_EXCEEDED": RateLimited,
+    "RATE_LIMITED": RateLimited, "THROTTLED": RateLimited,
     "INSUFFICIENT_SCOPES": InsufficientScope, "FORBIDDEN": APIError,
     "UNAUTHENTICATED": InvalidToken, "UNAUTHORIZED": InvalidToken,
 }
