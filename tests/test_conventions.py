@@ -9,16 +9,18 @@ and request the next page the way the API expects it (the server answers a wrong
 from __future__ import annotations
 
 import json
+import threading
 from typing import Callable
 from urllib.parse import quote
 
 import pytest
 import requests
 
-from nb_oauth2.core.errors import PaginationError
+import nb_oauth2 as oa
+from nb_oauth2.core.errors import ConfigurationError, PaginationError, UnsafeNextLink
 from nb_oauth2.frames.api_paginators import StartingAfterPaginator
 from nb_oauth2.frames.readers import iter_records, read_json
-from tests.scripted_server import Reply, Seen
+from tests.scripted_server import Reply, ScriptedServer, Seen
 
 RECORDS, SIZE = 7, 3
 IDS = list(range(1, RECORDS + 1))
@@ -260,8 +262,108 @@ def spotify_search(seen: Seen, base: str) -> Reply:
     return Reply(200, {"tracks": _spotify_page(seen, base, "/v1/search?q=abba&type=track&")})
 
 
+def _article(i: int) -> dict:
+    """A JSON:API resource object (jsonapi.org's own example): type, id, attributes, relationships, links."""
+    return {"type": "articles", "id": str(i),
+            "attributes": {"title": f"JSON:API paints my bikeshed {i}", "body": "The shortest article. Ever.",
+                           "created": "2015-05-22T14:56:29.000Z"},
+            "relationships": {"author": {"links": {"related": f"/articles/{i}/author"},
+                                         "data": {"type": "people", "id": str(40 + i % 2)}},
+                              "comments": {"data": [{"type": "comments", "id": str(100 + i)}]}},
+            "links": {"self": f"/articles/{i}"}}
+
+
+def jsonapi_pages(seen: Seen, base: str) -> Reply:
+    """JSON:API page-based strategy: ``page[number]``/``page[size]`` (brackets percent-encoded in the links,
+    as most servers send them), absolute links self/first/prev/next/last; no ``next`` on the last page."""
+    number, size = _index(seen, "page[number]", default=1), _index(seen, "page[size]", default=10)
+    pages = -(-RECORDS // size)
+
+    def url(n: int) -> str:
+        return f"{base}/articles?page%5Bnumber%5D={n}&page%5Bsize%5D={size}&sort=-created"
+
+    links = {"self": url(number), "first": url(1), "last": url(pages)}
+    if number > 1:
+        links["prev"] = url(number - 1)
+    if number < pages:
+        links["next"] = url(number + 1)
+    return Reply(200, {"jsonapi": {"version": "1.1"}, "meta": {"totalPages": pages}, "links": links,
+                       "data": [_article(i) for i in IDS[(number - 1) * size:number * size]]},
+                 {"Content-Type": "application/vnd.api+json"})
+
+
+def jsonapi_cursor(seen: Seen, base: str) -> Reply:
+    """JSON:API cursor pagination profile: ``page[after]``/``page[size]``, brackets as is, links relative to the
+    server (``/articles?...``); ``next`` is null on the last page."""
+    after, size = seen.query.get("page[after]"), _index(seen, "page[size]", default=10)
+    start = 0 if after is None else _untoken(after)
+
+    def url(cursor: str) -> str:
+        return f"/articles?sort=-created&page[size]={size}&page[after]={cursor}"
+
+    ids = IDS[start:start + size]
+    return Reply(200, {"data": [_article(i) for i in ids],
+                       "links": {"prev": None if not start else url(_token(start - size)),
+                                 "next": url(_token(start + size)) if start + size < RECORDS else None},
+                       "meta": {"page": {"estimatedTotal": {"bestGuess": RECORDS}}}},
+                 {"Content-Type": "application/vnd.api+json"})
+
+
+def _person(i: int) -> dict:
+    return {"UserName": f"user{i}", "FirstName": f"First{i}", "LastName": f"Last{i}",
+            "Emails": [f"user{i}@example.com"], "AddressInfo": [{"Address": f"{i} Main St", "City": {"Name": "Boise"}}]}
+
+
+def odata_skip(seen: Seen, base: str) -> Reply:
+    """OData v4 client-driven paging (TripPin ``People?$top=3&$count=true``): ``@odata.count``, no next link;
+    the client asks ``$skip=``."""
+    if seen.query.get("$count") != "true" or seen.query.get("$top") != str(SIZE):
+        return _bad("$top and $count expected on every page")
+    skip = _index(seen, "$skip")
+    return Reply(200, {"@odata.context": f"{base}/TripPinRESTierService/$metadata#People", "@odata.count": RECORDS,
+                       "value": [_person(i) for i in IDS[skip:skip + SIZE]]},
+                 {"Content-Type": "application/json;odata.metadata=minimal;odata.streaming=true",
+                  "OData-Version": "4.0"})
+
+
+def odata_next_skip(seen: Seen, base: str) -> Reply:
+    """OData v4 server-driven paging: ``@odata.nextLink`` moving ``$skip`` (ASP.NET Core OData's page size),
+    with ``@odata.count``."""
+    skip = _index(seen, "$skip")
+    body = {"@odata.context": f"{base}/odata/$metadata#Products", "@odata.count": RECORDS,
+            "value": [{"Id": i, "Name": f"product {i}", "Price": 1.5 * i} for i in IDS[skip:skip + SIZE]]}
+    if skip + SIZE < RECORDS:
+        body["@odata.nextLink"] = f"{base}/odata/Products?$count=true&$orderby=Id&$skip={skip + SIZE}"
+    return Reply(200, body, {"OData-Version": "4.0"})
+
+
+def odata_v3(seen: Seen, base: str) -> Reply:
+    """OData v3 JSON light: ``odata.count`` (a string) and ``odata.nextLink`` relative to the service root
+    (``Products?$inlinecount=allpages&$skip=3``), records in ``value``."""
+    skip = _index(seen, "$skip")
+    body = {"odata.metadata": f"{base}/V3/OData/OData.svc/$metadata#Products", "odata.count": str(RECORDS),
+            "value": [{"ID": i, "Name": f"product {i}", "Rating": i % 5} for i in IDS[skip:skip + SIZE]]}
+    if skip + SIZE < RECORDS:
+        body["odata.nextLink"] = f"Products?$inlinecount=allpages&$skip={skip + SIZE}"
+    return Reply(200, body, {"DataServiceVersion": "3.0"})
+
+
+def odata_v2(seen: Seen, base: str) -> Reply:
+    """OData v2 verbose JSON (SAP Gateway style): ``{"d": {"results": [...], "__count": "7", "__next": ...}}``,
+    ``__next`` relative with a ``$skiptoken``, each record with its ``__metadata``."""
+    start = int(seen.query.get("$skiptoken", "0"))
+    d: dict = {"__count": str(RECORDS), "results": [
+        {"__metadata": {"id": f"{base}/sap/opu/odata/sap/API_BP/A_BusinessPartner('{i}')",
+                        "uri": f"{base}/sap/opu/odata/sap/API_BP/A_BusinessPartner('{i}')",
+                        "type": "API_BP.A_BusinessPartnerType"},
+         "BusinessPartner": str(i), "BusinessPartnerFullName": f"Partner {i}"} for i in IDS[start:start + SIZE]]}
+    if start + SIZE < RECORDS:
+        d["__next"] = f"A_BusinessPartner?$inlinecount=allpages&$skiptoken={start + SIZE}"
+    return Reply(200, {"d": d}, {"DataServiceVersion": "2.0"})
+
+
 CONVENTIONS = {  # name: (start path and query, fixture, the id column, the id of record i)
-    "stripe": (f"/v1/customers?limit={SIZE}", stripe, "id", lambda i: f"cus_{i:03d}"),
+    "stripe": (f"/v1/customers?limit={SIZE}&created%5Bgte%5D=1700000000", stripe, "id", lambda i: f"cus_{i:03d}"),
     "slack": (f"/api/conversations.list?limit={SIZE}", slack, "id", lambda i: f"C{i:08d}"),
     "google": (f"/drive/v3/files?pageSize={SIZE}", google, "id", lambda i: f"1a{i}"),
     "microsoft-graph": (f"/v1.0/users?$top={SIZE}", graph, "displayName", lambda i: f"User {i}"),
@@ -284,23 +386,56 @@ CONVENTIONS = {  # name: (start path and query, fixture, the id column, the id o
     "shopify": (f"/admin/api/2024-01/products.json?limit={SIZE}", shopify, "title", lambda i: f"product {i}"),
     "strava": (f"/api/v3/athlete/activities?page=1&per_page={SIZE}", strava, "id", int),
     "spotify": (f"/v1/me/tracks?offset=0&limit={SIZE}", spotify, "name", lambda i: f"track {i}"),
+    "spotify-search": (f"/v1/search?q=abba&type=track&limit={SIZE}", spotify_search, "name", lambda i: f"track {i}"),
+    "jsonapi-page-number": (f"/articles?sort=-created&page%5Bsize%5D={SIZE}", jsonapi_pages, "attributes.title",
+                            lambda i: f"JSON:API paints my bikeshed {i}"),
+    "jsonapi-cursor": (f"/articles?sort=-created&page[size]={SIZE}", jsonapi_cursor, "attributes.title",
+                       lambda i: f"JSON:API paints my bikeshed {i}"),
+    "odata-v4-skip": (f"/TripPinRESTierService/People?$top={SIZE}&$count=true", odata_skip, "UserName",
+                      lambda i: f"user{i}"),
+    "odata-v4-nextLink-skip": ("/odata/Products?$count=true&$orderby=Id", odata_next_skip, "Name",
+                               lambda i: f"product {i}"),
+    "odata-v3": ("/V3/OData/OData.svc/Products?$inlinecount=allpages", odata_v3, "Name", lambda i: f"product {i}"),
+    "odata-v2": ("/sap/opu/odata/sap/API_BP/A_BusinessPartner?$inlinecount=allpages&$format=json", odata_v2,
+                 "BusinessPartnerFullName", lambda i: f"Partner {i}"),
 }
 
 
-#: conventions read_json does not detect yet (each must fail: strict)
-NOT_YET = {"stripe"}
+@pytest.fixture
+def signed_in(demo_provider):
+    """nb_oauth2's own Session, signed in at the demo provider (its token goes to the scripted API)."""
+    p = demo_provider
+    s = oa.login("conventions", issuer=p.issuer, client_id=p.clients["public"].client_id, browser=p.driver.authorize)
+    yield s
+    s.forget()
 
 
+@pytest.fixture(params=["requests", "nb_oauth2"])
+def session(request):
+    """A plain requests.Session, or nb_oauth2's signed-in Session (its bearer token on every page)."""
+    return requests.Session() if request.param == "requests" else request.getfixturevalue("signed_in")
+
+
+def _reordered(path: str) -> str:
+    """``path`` with its query parameters in the reverse order (the page parameter moves)."""
+    route, _, query = path.partition("?")
+    return route + ("?" + "&".join(reversed(query.split("&"))) if query else "")
+
+
+@pytest.mark.parametrize("order", ["documented", "reversed"])
 @pytest.mark.parametrize("concurrency", [1, 4])
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="not detected yet"))
-                                  if n in NOT_YET else n for n in CONVENTIONS])
-def test_read_json_detects_the_convention(scripted, name, concurrency):
-    """No paginate=: every record once, in order, each page requested once, none refused."""
+@pytest.mark.parametrize("name", list(CONVENTIONS))
+def test_read_json_detects_the_convention(scripted, session, name, concurrency, order):
+    """No paginate=: every record once, in order, each page requested once, none refused, through a plain
+    requests.Session and nb_oauth2's Session alike, whatever the order of the start URL's query."""
     start, fixture, column, record_id = CONVENTIONS[name]
     scripted.script("*", [lambda seen: fixture(seen, scripted.url)])
-    frame = read_json(scripted.url + start, session=requests.Session(), progress=False, concurrency=concurrency)
+    start = start if order == "documented" else _reordered(start)
+    frame = read_json(scripted.url + start, session=session, progress=False, concurrency=concurrency)
     assert frame[column].tolist() == [record_id(i) for i in IDS]
     assert len(scripted.seen) == -(-RECORDS // SIZE)
+    bearer = {s.auth.startswith("Bearer ") if s.auth else False for s in scripted.seen}
+    assert bearer == {isinstance(session, oa.Session)}
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
@@ -332,8 +467,8 @@ def test_stripe_without_ids_is_an_error_not_a_short_read(scripted):
 
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_spotify_search_nested_under_its_type(scripted, concurrency):
-    """Spotify search nests its paging object under ``tracks``: with record_path=["tracks", "items"] the next
-    URL is found at tracks.next (the records themselves are not found without record_path)."""
+    """Spotify search nests its paging object under ``tracks``: record_path=["tracks", "items"] still works
+    (without it, the records are found too: the "spotify-search" convention above)."""
     scripted.script("*", [lambda seen: spotify_search(seen, scripted.url)])
     frame = read_json(f"{scripted.url}/v1/search?q=abba&type=track&limit={SIZE}",  # no offset= (optional)
                       session=requests.Session(), progress=False, concurrency=concurrency,
@@ -353,3 +488,138 @@ def test_strava_ends_at_an_empty_page(scripted):
                       session=requests.Session(), progress=False)
     assert frame["id"].tolist() == list(range(1, 7))
     assert [s.query["page"] for s in scripted.seen] == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize("fast", ["0", "1"])
+def test_stripe_detected_on_the_arrow_and_the_python_paths(scripted, monkeypatch, fast):
+    """Detected Stripe asks starting_after=<last id> whether the records were read by Arrow (the walk hands the
+    last id over) or as Python objects (the id is in the body)."""
+    monkeypatch.setenv("NB_OAUTH2_NO_FAST", fast)
+    start, fixture, column, record_id = CONVENTIONS["stripe"]
+    scripted.script("*", [lambda seen: fixture(seen, scripted.url)])
+    frame = read_json(scripted.url + start, session=requests.Session(), progress=False)
+    assert frame[column].tolist() == [record_id(i) for i in IDS]
+    assert [s.query.get("starting_after") for s in scripted.seen] == [None, "cus_003", "cus_006"]
+    assert list(scripted.seen[1].query) == ["limit", "created[gte]", "starting_after"]  # the API's order kept
+
+
+@pytest.mark.parametrize("fast", ["0", "1"])
+def test_stripe_detected_without_ids_is_an_error_not_a_short_read(scripted, session, monkeypatch, fast):
+    """Case 62: a Stripe list whose records carry no id, has_more true: PaginationError naming has_more and the
+    id, after one request (never a silent page 1); partial=True keeps page 1 with a warning."""
+    monkeypatch.setenv("NB_OAUTH2_NO_FAST", fast)
+    scripted.script("*", [Reply(200, {"object": "list", "url": "/v1/balance_transactions", "has_more": True,
+                                      "data": [{"object": "balance_transaction", "amount": 100}]})])
+    with pytest.raises(PaginationError, match="'has_more'.*no 'id'"):
+        read_json(scripted.url + "/v1/balance_transactions", session=session, progress=False)
+    assert len(scripted.seen) == 1
+    with pytest.warns(UserWarning, match="has_more"):
+        frame = read_json(scripted.url + "/v1/balance_transactions", session=session, progress=False, partial=True)
+    assert frame["amount"].tolist() == [100]
+
+
+def spotify_two_types(seen: Seen, base: str) -> Reply:
+    """Spotify search for two types: a paging object each, one offset for both, the same next URL while either
+    has more (7 tracks, 4 artists)."""
+    start, limit = _index(seen, "offset"), _index(seen, "limit", default=20)
+
+    def paging(kind: str, total: int) -> dict:
+        def url(offset: int) -> str:
+            return f"{base}/v1/search?q=abba&type=track,artist&offset={offset}&limit={limit}"
+
+        more = start + limit < max(RECORDS, 4)
+        return {"href": url(start), "limit": limit, "offset": start, "total": total,
+                "next": url(start + limit) if more else None, "previous": url(max(start - limit, 0)) if start else None,
+                "items": [{"id": f"{kind}{i}", "name": f"{kind} {i}", "type": kind}
+                          for i in range(1, total + 1)][start:start + limit]}
+
+    return Reply(200, {"tracks": paging("track", RECORDS), "artists": paging("artist", 4)})
+
+
+def test_spotify_search_for_two_types_names_the_record_path_to_pass(scripted, session):
+    """Two paging objects (tracks and artists): no silent pick; a ConfigurationError names
+    record_path=['tracks', 'items']; with it, every track once (the shared next URL followed to the end)."""
+    scripted.script("*", [lambda seen: spotify_two_types(seen, scripted.url)])
+    url = f"{scripted.url}/v1/search?q=abba&type=track,artist&limit={SIZE}"
+    with pytest.raises(ConfigurationError, match=r"record_path=\['tracks', 'items'\]"):
+        read_json(url, session=session, progress=False)
+    scripted.reset()
+    scripted.script("*", [lambda seen: spotify_two_types(seen, scripted.url)])
+    frame = read_json(url, session=session, progress=False, record_path=["tracks", "items"])
+    assert frame["name"].tolist() == [f"track {i}" for i in IDS]
+    assert len(scripted.seen) == -(-RECORDS // SIZE)
+
+
+@pytest.mark.parametrize("fast", ["0", "1"])
+def test_jsonapi_resource_objects_become_columns(scripted, monkeypatch, fast):
+    """JSON:API records, decided: the columns pd.json_normalize would make, so nothing is renamed or lost --
+    ``id``, ``type``, ``attributes.<name>`` (not bare names: an attribute may itself be called ``id`` or
+    ``type``, and 0.1 already read ``attributes.title``), ``relationships.<name>.data.id`` for a to-one
+    relationship, ``relationships.<name>.data`` (a list of identifiers) for a to-many one; ``included``
+    stays out of the rows (read it with record_path="included")."""
+    monkeypatch.setenv("NB_OAUTH2_NO_FAST", fast)
+    scripted.script("*", [lambda seen: jsonapi_pages(seen, scripted.url)])
+    frame = read_json(f"{scripted.url}/articles?page[size]={SIZE}", session=requests.Session(), progress=False)
+    assert {"id", "type", "attributes.title", "attributes.created", "relationships.author.data.id",
+            "relationships.author.data.type", "relationships.comments.data", "links.self"} <= set(frame.columns)
+    assert frame["id"].tolist() == [str(i) for i in IDS] and set(frame["type"]) == {"articles"}
+    assert frame["relationships.author.data.id"].tolist() == [str(40 + i % 2) for i in IDS]
+    assert list(frame["relationships.comments.data"].iloc[0]) == [{"type": "comments", "id": "101"}]
+
+
+@pytest.mark.parametrize("where", ["links.next", "odata.nextLink", "@odata.nextLink", "d.__next"])
+def test_case_34_jsonapi_and_odata_next_links_to_another_host_never_get_the_token(scripted, signed_in, where):
+    """Case 34: a JSON:API or OData next link to another origin (absolute, or protocol-relative where the field
+    is always a URL) -> UnsafeNextLink; the other server gets no request, so never the token."""
+    foreign = ScriptedServer()
+    try:
+        foreign.script("*", [Reply(200, {"data": [{"stolen": True}]})])
+        elsewhere = foreign.url + "/articles?page%5Bnumber%5D=2"
+        bodies = {"links.next": {"data": [{"type": "a", "id": "1"}], "links": {"next": elsewhere}},
+                  "odata.nextLink": {"odata.count": "7", "value": [{"ID": 1}],
+                                     "odata.nextLink": "//" + elsewhere.split("://", 1)[1]},
+                  "@odata.nextLink": {"@odata.count": 7, "value": [{"ID": 1}], "@odata.nextLink": elsewhere},
+                  "d.__next": {"d": {"__count": "7", "results": [{"ID": 1}], "__next": elsewhere}}}
+        scripted.script("*", [Reply(200, bodies[where])])
+        with pytest.raises(UnsafeNextLink):
+            read_json(scripted.url + "/start?$top=1", session=signed_in, progress=False, concurrency=4)
+        assert foreign.seen == [] and scripted.seen[0].auth.startswith("Bearer ")
+    finally:
+        foreign.close()
+
+
+class _InFlight:
+    """Wraps a fixture: counts the requests in flight at once; a request after the first waits (up to 0.5 s)
+    for a second one, so a concurrent reader always shows an overlap and a sequential one never can."""
+
+    def __init__(self, fixture: Callable[[Seen, str], Reply], base: str) -> None:
+        self.fixture, self.base = fixture, base
+        self.now = self.most = self.served = 0
+        self.cond = threading.Condition()
+
+    def __call__(self, seen: Seen) -> Reply:
+        with self.cond:
+            self.now += 1
+            self.served += 1
+            self.most = max(self.most, self.now)
+            self.cond.notify_all()
+            if self.served > 1:
+                self.cond.wait_for(lambda: self.most > 1, timeout=0.5)
+        try:
+            return self.fixture(seen, self.base)
+        finally:
+            with self.cond:
+                self.now -= 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize("name", ["odata-v4-skip", "odata-v4-nextLink-skip", "odata-v3", "jsonapi-page-number"])
+def test_counted_conventions_fetch_the_rest_concurrently(scripted, name, concurrency):
+    """Page 1 tells the count (@odata.count, odata.count, JSON:API meta.totalPages): pages 2.. are planned and
+    fetched concurrently (OData's client-driven $skip too); with concurrency=1, one at a time."""
+    start, fixture, column, record_id = CONVENTIONS[name]
+    counter = _InFlight(fixture, scripted.url)
+    scripted.script("*", [counter])
+    frame = read_json(scripted.url + start, session=requests.Session(), progress=False, concurrency=concurrency)
+    assert frame[column].tolist() == [record_id(i) for i in IDS]
+    assert (counter.most > 1) == (concurrency > 1) and counter.served == -(-RECORDS // SIZE)

@@ -510,8 +510,10 @@ def test_case_62_relay_page_info_with_named_end_cursor(scripted, session):
 
 
 SIGNALS = {  # name: (paginate, body, headers, field named in the error)
-    "has_more without a cursor (Stripe)": ("auto", {"object": "list", "data": [{"id": 1}], "has_more": True,
-                                                     "url": "/v1/customers"}, {}, "has_more"),
+    "has_more without a cursor": ("auto", {"results": [{"name": "a"}, {"name": "b"}], "has_more": True}, {},
+                                  "has_more"),
+    "has_more, a Stripe list without ids": ("auto", {"object": "list", "data": [{"email": "a@example.com"}],
+                                                     "has_more": True, "url": "/v1/customers"}, {}, "has_more"),
     "done false (Salesforce)": ("auto", {"totalSize": 9, "done": False, "records": [{"id": 1}]}, {}, "done"),
     "isLast false (Jira)": ("auto", {"startAt": 0, "maxResults": 1, "isLast": False, "values": [{"id": 1}]}, {},
                             "isLast"),

@@ -296,3 +296,88 @@ def test_total_pages_from_link_rel_last(first, nxt, last, expected):
     paginator = AutoPaginator()
     assert paginator.next_url(page) == BASE + nxt
     assert paginator.total_pages(page, BASE + nxt) == expected
+
+
+# -- conventions of one API family, detected (issue 13 item 2) ------------------------------------------
+
+
+def _query(url: str | None) -> dict:
+    return dict(parse_qsl(urlsplit(url or "").query))
+
+
+def test_stripe_list_is_detected_and_a_plain_has_more_is_not():
+    """Stripe's list object -> starting_after=<last id>; has_more alone (no "object": "list") stays pending."""
+    stripe = PageInfo(url=f"{BASE}/v1/customers?limit=3", n_records=2,
+                      body={"object": "list", "url": "/v1/customers", "has_more": True,
+                            "data": [{"id": "cus_1"}, {"id": "cus_2"}]})
+    auto = AutoPaginator()
+    assert _query(auto.next_url(stripe)) == {"limit": "3", "starting_after": "cus_2"}
+    assert auto.name == "auto:starting_after" and auto.plan(stripe, auto.next_url(stripe)) is None
+    envelope = PageInfo(url=stripe.url, body={"object": "list", "has_more": True}, n_records=2, last_id="cus_9")
+    assert _query(AutoPaginator().next_url(envelope))["starting_after"] == "cus_9"  # Arrow: the walk's last_id
+    last = PageInfo(url=stripe.url, body={**stripe.body, "has_more": False}, n_records=2)
+    assert AutoPaginator().next_url(last) is None
+    no_ids = PageInfo(url=stripe.url, body={"object": "list", "has_more": True, "data": [{"email": "a@b"}]},
+                      n_records=1)
+    with pytest.raises(PaginationError, match="'has_more'.*no 'id'"):
+        AutoPaginator().next_url(no_ids)
+
+
+def test_odata_client_driven_skip_is_planned_from_the_count():
+    """OData v4 with @odata.count and no next link: $skip by the records served, planned up to the count."""
+    first = PageInfo(url=f"{BASE}/People?$top=3&$count=true", body={"@odata.count": 7, "value": [{}] * 3},
+                     n_records=3)
+    auto = AutoPaginator()
+    nxt = auto.next_url(first)
+    assert auto.name == "auto:skip" and _query(nxt) == {"$top": "3", "$count": "true", "$skip": "3"}
+    assert [_query(u)["$skip"] for u in auto.plan(first, nxt)] == ["3", "6"]
+    last = PageInfo(url=f"{BASE}/People?$top=3&$count=true&$skip=6", body={"@odata.count": 7, "value": [{}]},
+                    n_records=1)
+    assert auto.next_url(last) is None
+    empty = PageInfo(url=f"{BASE}/People?$skip=3", body={"@odata.count": 7, "value": []}, n_records=0)
+    assert auto.next_url(empty) is None  # the count went stale: an empty page ends the read
+    capped = PageInfo(url=f"{BASE}/People?$top=1000", body={"odata.count": "250", "value": [{}] * 100},
+                      n_records=100)  # v3's count, a string; the server served 100 of the 1000 asked
+    assert [_query(u)["$skip"] for u in AutoPaginator().plan(capped, f"{BASE}/People?$top=1000&$skip=100")] \
+        == ["100", "200"]
+
+
+def test_odata_next_link_moving_skip_is_planned_from_the_count():
+    """Server-driven paging whose @odata.nextLink only moves $skip: the rest planned from @odata.count."""
+    first = PageInfo(url=f"{BASE}/Products?$count=true", n_records=3,
+                     body={"@odata.count": 7, "value": [{}] * 3,
+                           "@odata.nextLink": f"{BASE}/Products?$count=true&$skip=3"})
+    auto = AutoPaginator()
+    nxt = auto.next_url(first)
+    assert auto.name == "auto:next" and [_query(u)["$skip"] for u in auto.plan(first, nxt)] == ["3", "6"]
+    token = PageInfo(url=first.url, n_records=3, body={"@odata.count": 7, "value": [{}] * 3,
+                                                       "@odata.nextLink": f"{BASE}/Products?$skiptoken=X3"})
+    assert AutoPaginator().plan(token, f"{BASE}/Products?$skiptoken=X3") is None  # an opaque token: in turn
+
+
+@pytest.mark.parametrize("body, expected", [
+    ({"odata.count": "7", "value": [{}], "odata.nextLink": "Products?$skip=3"},
+     f"{BASE}/odata/Products?$skip=3"),  # v3: relative to the service root, never a cursor
+    ({"d": {"__count": "7", "results": [{}], "__next": "Products?$skiptoken=3"}},
+     f"{BASE}/odata/Products?$skiptoken=3"),  # v2 verbose
+    ({"d": {"results": [{}], "__next": None}}, None),
+])
+def test_odata_v3_and_v2_next_links(body, expected):
+    page = PageInfo(url=f"{BASE}/odata/Products?$inlinecount=allpages", body=body, n_records=1)
+    assert AutoPaginator().next_url(page) == expected
+
+
+def test_spotify_search_with_two_types_follows_one_next_only_when_they_agree():
+    """{"tracks": {...}, "artists": {...}}: Spotify gives both the same next URL (one offset for all types);
+    two different next links are not followed by guess: the page says there is more, naming one."""
+    def paging(nxt):
+        return {"href": f"{BASE}/v1/search", "items": [{}], "limit": 3, "offset": 0, "next": nxt, "total": 7}
+
+    same = {"tracks": paging(f"{BASE}/v1/search?offset=3"), "artists": paging(f"{BASE}/v1/search?offset=3")}
+    page = PageInfo(url=f"{BASE}/v1/search?q=a&type=track,artist", body=same, n_records=1)
+    assert AutoPaginator().next_url(page) == f"{BASE}/v1/search?offset=3"
+    one_left = {"tracks": paging(f"{BASE}/v1/search?offset=3"), "artists": paging(None)}
+    assert AutoPaginator().next_url(PageInfo(url=page.url, body=one_left, n_records=1)) == f"{BASE}/v1/search?offset=3"
+    differ = {"tracks": paging(f"{BASE}/v1/search?offset=3"), "artists": paging(f"{BASE}/v1/search?offset=6")}
+    auto, odd = AutoPaginator(), PageInfo(url=page.url, body=differ, n_records=1)
+    assert auto.next_url(odd) is None and auto.pending(odd) == "tracks.next"

@@ -4,20 +4,26 @@
   ``starting_after=<id of the last record>``. The id comes from the page body (``data``) or, on the
   Arrow fast path where the body is only the envelope, from :attr:`PageInfo.last_id`, which
   :func:`nb_oauth2.frames.walk.follow` fills from the page's records (:func:`last_id_of`) for a
-  paginator that names an ``id_field``.
+  paginator that names an ``id_field``. Detected by "auto" on a Stripe list object
+  (:func:`is_stripe_list`); has_more with no id to start after is a PaginationError.
 * :class:`NextPageHeaderPaginator` -- GitLab's offset pagination headers: ``X-Next-Page`` (empty on the
   last page) sent back as ``page=``, ``X-Page`` and ``X-Total-Pages`` to plan the rest.
+* :class:`SkipPaginator` -- OData client-driven paging: no ``@odata.nextLink``, a count of every record
+  (``@odata.count``, ``odata.count``, ``d.__count``); ``$skip`` moves by the records served, up to the
+  count, and page 1 plans the rest.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .next_links import set_param
-from .page_fields import as_int, flag
+from ..core.errors import PaginationError
+from .next_links import query_of, set_param, shown_url
+from .page_fields import as_int, flag, odata_count
 from .paginator_base import PageInfo, Paginator
 
-__all__ = ["StartingAfterPaginator", "NextPageHeaderPaginator", "last_id_of", "header"]
+__all__ = ["StartingAfterPaginator", "NextPageHeaderPaginator", "SkipPaginator", "last_id_of", "header",
+           "is_stripe_list"]
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -44,6 +50,11 @@ def last_id_of(payload: Any, key: str = "id") -> Any:
     return None
 
 
+def is_stripe_list(body: Any) -> bool:
+    """A Stripe list object: ``{"object": "list", "data": [...], "has_more": bool, "url": ...}``."""
+    return isinstance(body, dict) and body.get("object") == "list" and isinstance(body.get("has_more"), bool)
+
+
 class StartingAfterPaginator(Paginator):
     """Stripe-style lists: while ``has_more`` is true, ask for ``param=<last record's id_field>``
     (``starting_after=cus_...``). ``records`` names the body's list of records (Stripe: ``data``)."""
@@ -60,7 +71,11 @@ class StartingAfterPaginator(Paginator):
             return None
         last = self._last_id(page)
         if isinstance(last, bool) or not isinstance(last, (str, int)) or last == "":
-            return None  # has_more stays pending: the walk raises a PaginationError naming it
+            raise PaginationError(
+                f"The page {shown_url(page.url)} says there is more ('has_more') but its last record has no "
+                f"{self.id_field!r} to send back as {self.param}=, so the result would be silently short. Pass "
+                f"record_path= if the records are not in {self.records!r}, or StartingAfterPaginator(id_field=...) "
+                "naming the records' id; partial=True keeps the rows read so far.", url=shown_url(page.url))
         return set_param(page.url, self.param, last)
 
     def _last_id(self, page: PageInfo) -> Any:
@@ -98,3 +113,33 @@ class NextPageHeaderPaginator(Paginator):
         if (header(page.headers, "X-Next-Page") or "").strip():
             return "X-Next-Page"
         return super().pending(page)
+
+
+class SkipPaginator(Paginator):
+    """OData client-driven paging (``$top``/``$skip`` with ``$count=true``): the body has no next link but
+    counts every record (``@odata.count``; v3 ``odata.count``; v2 ``d.__count``). The next page is
+    ``$skip=<skip + records served>`` until the count is reached or a page is empty; page 1 plans the rest
+    (the server's page size as served, so a server that caps ``$top`` loses no rows)."""
+
+    name = "skip"
+
+    def __init__(self, param: str = "$skip") -> None:
+        self.param = param
+        self.field = f"the {param}= counter"
+
+    def _next_skip(self, page: PageInfo) -> int | None:
+        count = odata_count(page.body)
+        skip = as_int(query_of(page.url).get(self.param)) or 0
+        if count is None or page.n_records <= 0 or skip + page.n_records >= count:
+            return None
+        return skip + page.n_records
+
+    def next_url(self, page: PageInfo) -> str | None:
+        skip = self._next_skip(page)
+        return None if skip is None else set_param(page.url, self.param, skip)
+
+    def plan(self, page: PageInfo, next_url: str) -> list[str] | None:
+        skip, count = self._next_skip(page), odata_count(page.body)
+        if skip is None or count is None:
+            return None
+        return [set_param(next_url, self.param, v) for v in range(skip, count, page.n_records)]

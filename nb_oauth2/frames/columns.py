@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from ..core.errors import APIError, ConfigurationError
 from .fetch import fast_enabled
+from .page_fields import paging_objects
 
 __all__ = ["ENVELOPES", "extract_records", "flatten_records"]
 
@@ -20,7 +21,12 @@ ENVELOPES = ("data", "items", "results", "value", "records", "entries")
 
 
 def extract_records(body: Any, record_path: str | Sequence[str] | None = None) -> list:
-    """The list of records in a page body (``record_path`` or a common envelope)."""
+    """The list of records in a page body (``record_path`` or a common envelope).
+
+    Also found without ``record_path``: OData v2's ``{"d": {"results": [...]}}`` (and v1's ``{"d": [...]}``),
+    and the ``items`` of a body whose one value is a paging object (Spotify search: ``{"tracks": {"items":
+    [...], "next": ...}}``); a body with several (``tracks`` and ``artists``) is a ConfigurationError naming
+    the ``record_path`` to pass."""
     if record_path is not None:
         value = body
         for key in [record_path] if isinstance(record_path, str) else record_path:
@@ -39,6 +45,18 @@ def extract_records(body: Any, record_path: str | Sequence[str] | None = None) -
     lists = [v for v in body.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
     if len(lists) == 1:
         return lists[0]
+    odata_v2 = body.get("d") if len(body) == 1 else None
+    if isinstance(odata_v2, dict) and isinstance(odata_v2.get("results"), list):
+        return odata_v2["results"]
+    pages = paging_objects(body)
+    if len(pages) == 1 and len(body) == 1:
+        return pages[0][1]["items"]
+    if len(pages) > 1:
+        keys = [key for key, _ in pages]
+        raise ConfigurationError(
+            f"The answer holds {len(keys)} lists of records ({', '.join(repr(k) for k in keys)}: one per type "
+            f"searched for); say which one to read, e.g. record_path={[keys[0], 'items']!r} (or search one type "
+            "at a time).")
     if isinstance(body.get("data"), dict):
         return [body["data"]]
     return [body]

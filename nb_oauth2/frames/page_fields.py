@@ -14,8 +14,8 @@ import re
 from typing import Any, Mapping, Sequence
 
 __all__ = ["CONTAINERS", "TOTAL_PAGES_KEYS", "TOTAL_KEYS", "PAGE_KEYS", "SIZE_KEYS", "NEXT_URL_PATHS",
-           "CURSOR_PATHS", "LINK_NEXT", "lookup", "as_int", "is_url", "field_path", "get_path", "body_next",
-           "body_cursor", "flag", "more_signal", "page_count"]
+           "URL_FIELDS", "CURSOR_PATHS", "LINK_NEXT", "lookup", "as_int", "is_url", "field_path", "get_path",
+           "body_next", "body_cursor", "flag", "more_signal", "page_count", "odata_count", "paging_objects"]
 
 CONTAINERS = ("meta", "pagination", "paging", "page_info", "pageInfo", "response_metadata", "links", "_links")
 TOTAL_PAGES_KEYS = ("total_pages", "totalPages", "last_page", "lastPage", "page_count", "pageCount", "num_pages")
@@ -24,9 +24,12 @@ PAGE_KEYS = ("page", "current_page", "currentPage", "page_number", "pageNumber")
 SIZE_KEYS = ("per_page", "perPage", "page_size", "pageSize", "limit", "size")
 
 #: where a next-page link lives; a value that is not a URL is a cursor (sent back as ``cursor=``)
-NEXT_URL_PATHS = (("@odata.nextLink",), ("links", "next"), ("paging", "next"), ("_links", "next"), ("next",),
-                  ("next_page_url",), ("nextLink",), ("meta", "next"), ("pagination", "next_url"),
-                  ("nextRecordsUrl",))
+NEXT_URL_PATHS = (("@odata.nextLink",), ("odata.nextLink",), ("d", "__next"), ("links", "next"),
+                  ("paging", "next"), ("_links", "next"), ("next",), ("next_page_url",), ("nextLink",),
+                  ("meta", "next"), ("pagination", "next_url"), ("nextRecordsUrl",))
+#: next-link fields whose value is always a URL, relative to the page when it is not absolute (OData v3's
+#: ``"odata.nextLink": "Products?$skip=20"``, Salesforce's ``nextRecordsUrl``): never read as a cursor
+URL_FIELDS = frozenset({"@odata.nextLink", "odata.nextLink", "d.__next", "nextRecordsUrl"})
 #: cursor fields nb_oauth2 follows by itself, with the parameter the API expects them back in
 CURSOR_PATHS = ((("nextPageToken",), "pageToken"), (("next_page_token",), "page_token"),
                 (("response_metadata", "next_cursor"), "cursor"), (("next_cursor",), "cursor"),
@@ -37,8 +40,8 @@ CURSOR_PATHS = ((("nextPageToken",), "pageToken"), (("next_page_token",), "page_
 _CURSOR_RULES = ((("nextPageToken",), "nextPageToken", "isLast"),  # Jira Cloud /search/jql, before Google's
                  (("offset",), "offset", None))  # Airtable: an opaque offset token (a number is a counter)
 #: more fields that, when not empty, mean "there is another page" (followed only when named)
-_TOKEN_KEYS = ("next", "nextLink", "@odata.nextLink", "next_url", "next_page_url", "nextRecordsUrl", "next_page",
-               "nextPage", "nextPageToken", "next_page_token", "next_cursor", "nextCursor", "next_token",
+_TOKEN_KEYS = ("next", "nextLink", "@odata.nextLink", "odata.nextLink", "next_url", "next_page_url", "nextRecordsUrl",
+               "next_page", "nextPage", "nextPageToken", "next_page_token", "next_cursor", "nextCursor", "next_token",
                "nextToken", "NextToken", "continuationToken", "NextContinuationToken", "NextMarker")
 #: booleans: True means more (``has_more``), or True means this was the last page (``done``, ``isLast``)
 _MORE_FLAGS = ("has_more", "hasMore", "has_next", "hasNext", "has_next_page", "hasNextPage", "more_available")
@@ -48,7 +51,8 @@ LINK_NEXT = 'Link rel="next"'
 _PAGES_HEADERS = ("X-Total-Pages", "X-Page-Count", "Total-Pages")
 _TOTAL_HEADERS = ("X-Total-Count", "X-Total", "Total-Count")
 _SIZE_HEADERS = ("X-Per-Page", "X-Page-Size")
-#: an OData count (v4, v3) of every record: a total, but never one the counters stop at
+#: an OData count (v4, v3; v2's is ``d.__count``) of every record: a total the page/offset counters never stop
+#: at, but OData's own ``$skip`` does (:func:`odata_count`)
 _ODATA_COUNTS = ("@odata.count", "odata.count")
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -129,19 +133,34 @@ def body_next(body: Any) -> tuple[str, Any] | None:
         if isinstance(value, (list, dict, float)):
             continue
         return ".".join(path), (value if _filled(value) else None)
-    nested = _paging_object(body)
-    if nested is not None:  # Spotify search: {"tracks": {"items": [...], "next": ...}}
-        key, value = nested
-        return f"{key}.next", (value["next"] if _filled(value["next"]) else None)
+    nested = paging_objects(body)
+    if nested and len(nested) == len(body):  # Spotify search: {"tracks": {"items": [...], "next": ...}}
+        filled = {str(v["next"]) for _, v in nested if _filled(v["next"])}
+        if len(filled) > 1:
+            return None  # two next links (pending names them): none is followed by guess
+        key = next((k for k, v in nested if _filled(v["next"])), nested[0][0])
+        return f"{key}.next", (filled.pop() if filled else None)
     return None
 
 
-def _paging_object(body: Any) -> tuple[str, Mapping] | None:
-    """(key, object) of the one value of ``body`` that is itself a page (``items`` and ``next``)."""
+def paging_objects(body: Any) -> list[tuple[str, Mapping]]:
+    """(key, object) of each value of ``body`` that is itself a page (``items`` and ``next``): Spotify's
+    search answers ``{"tracks": {...}, "artists": {...}}``, one per type searched for."""
+    if not isinstance(body, dict):
+        return []
+    return [(key, value) for key, value in body.items()
+            if isinstance(value, dict) and "next" in value and isinstance(value.get("items"), list)]
+
+
+def odata_count(body: Any) -> int | None:
+    """The OData count of every record: ``@odata.count`` (v4), ``odata.count`` (v3), ``d.__count`` (v2)."""
     if not isinstance(body, dict):
         return None
-    found = [(k, v) for k, v in body.items() if isinstance(v, dict) and "next" in v and isinstance(v.get("items"), list)]
-    return found[0] if len(found) == 1 and len(body) == 1 else None
+    for path in (("@odata.count",), ("odata.count",), ("d", "__count")):
+        value = as_int(get_path(body, path)[1])
+        if value is not None:
+            return value
+    return None
 
 
 def _opaque(value: Any) -> bool:
@@ -215,9 +234,13 @@ def more_signal(body: Any, *, link_next: bool = False, body_is_record: bool = Fa
                     value = value.get("href") or value.get("link") or value.get("after")
                 if _filled(value):
                     return prefix + key
-        present, value = get_path(body, ("cursor", "next"))
-        if present and _filled(value):
-            return "cursor.next"
+        for path in (("cursor", "next"), ("d", "__next")):
+            present, value = get_path(body, path)
+            if present and _filled(value):
+                return ".".join(path)
+        for key, value in paging_objects(body):  # Spotify search: tracks.next
+            if _filled(value["next"]):
+                return f"{key}.next"
         counted = _counter(body) if counters else None
         if counted:
             return counted
@@ -249,7 +272,7 @@ def page_count(body: Any, headers: Mapping[str, str], query: Mapping[str, str], 
         return pages if pages > 0 else None
     total = _header(headers, _TOTAL_HEADERS)
     if total is None and isinstance(body, dict):
-        total = as_int(lookup(body, TOTAL_KEYS + _ODATA_COUNTS))
+        total = as_int(lookup(body, TOTAL_KEYS)) or odata_count(body)
     if total is None:
         return None
     size = (as_int(lookup(body, SIZE_KEYS)) if isinstance(body, dict) else None) or _header(headers, _SIZE_HEADERS) \

@@ -9,14 +9,14 @@ Every style answers two questions without any I/O:
 * ``total_pages(page, next_url)`` -> how many pages there are, when page 1 says
   so (also in headers and OData counts), for the progress bar alone.
 
-Styles: ``Link`` header (GitHub, GitLab), a next URL in the body (``next``,
-``links.next``, ``paging.next``, ``@odata.nextLink``), a token/cursor in the
-body (``nextPageToken`` -> ``pageToken=``, ``next_cursor`` -> ``cursor=``),
-page/per_page and offset/limit counters (``startAt`` with a total: Jira), GitLab's ``X-Next-Page``
-header; :mod:`nb_oauth2.frames.api_paginators` holds the one-API styles (Stripe's ``starting_after``:
-``paginate=StartingAfterPaginator()``, not detected), :mod:`nb_oauth2.frames.paginator_base` the
-interface. :func:`~nb_oauth2.frames.next_links.check_next_url` refuses a
-next link to another origin or from https to http (the token would follow it).
+Styles: ``Link`` header (GitHub, GitLab), a next URL in the body (``next``, ``links.next`` (JSON:API),
+``paging.next``, ``@odata.nextLink``, Spotify search's ``tracks.next``), a token/cursor in the body
+(``nextPageToken`` -> ``pageToken=``, ``next_cursor`` -> ``cursor=``), page/per_page and offset/limit
+counters (``startAt`` with a total: Jira), GitLab's ``X-Next-Page`` header, OData's ``$skip`` up to
+``@odata.count``; :mod:`nb_oauth2.frames.api_paginators` holds the one-API styles (Stripe's
+``starting_after``, detected on ``"object": "list"``; OData's ``$skip``), :mod:`nb_oauth2.frames.paginator_base`
+the interface. :func:`~nb_oauth2.frames.next_links.check_next_url`
+refuses a next link to another origin or from https to http (the token would follow it).
 
 Never silently short (case 62): when a page says there is more (a non-empty
 next link, cursor or token, ``has_more: true``, ``done: false``, ``isLast:
@@ -34,11 +34,12 @@ from typing import Any, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from ..core.errors import ConfigurationError
-from .api_paginators import NextPageHeaderPaginator, header
+from .api_paginators import NextPageHeaderPaginator, SkipPaginator, StartingAfterPaginator, header, is_stripe_list
 from .next_links import check_link_syntax, check_next_url, join_link, parse_link_header, query_of, set_param
 from .next_links import url_problem, varying_counter
 from .page_fields import CURSOR_PATHS, LINK_NEXT, PAGE_KEYS, SIZE_KEYS, TOTAL_KEYS, TOTAL_PAGES_KEYS, body_cursor
-from .page_fields import as_int, body_next, field_path, flag, get_path, is_url, lookup, more_signal
+from .page_fields import URL_FIELDS, as_int, body_next, field_path, flag, get_path, is_url, lookup, more_signal
+from .page_fields import odata_count
 from .paginator_base import PageInfo, Paginator, plan_from_totals
 
 __all__ = [
@@ -112,8 +113,9 @@ def _cursor_value(value: Any) -> str | None:
 
 
 class BodyNextPaginator(Paginator):
-    """A next URL in the body: ``next``, ``links.next``, ``paging.next``, ``@odata.nextLink``,
-    ``nextRecordsUrl``. A value that is not a URL is a cursor, sent back as ``cursor=``."""
+    """A next URL in the body: ``next``, ``links.next`` (JSON:API), ``paging.next``, ``@odata.nextLink``
+    (OData v4; v3 ``odata.nextLink``, v2 ``d.__next``), ``nextRecordsUrl``. A value that is not a URL is a
+    cursor, sent back as ``cursor=`` (the OData and Salesforce fields always hold URLs, maybe relative)."""
 
     name = "next"
 
@@ -122,7 +124,7 @@ class BodyNextPaginator(Paginator):
         if found is None or found[1] is None or _stops(page.body):
             return None
         self.field, value = found
-        if is_url(value):
+        if is_url(value) or (self.field in URL_FIELDS and isinstance(value, str)):
             return join_link(page.url, value, self.field)
         cursor = _cursor_value(value)
         return set_param(page.url, "cursor", cursor) if cursor is not None else None
@@ -254,6 +256,8 @@ class AutoPaginator(Paginator):
     (``has_more``, ``isLast: false`` ...) stops with a PaginationError naming the field."""
 
     name = "auto"
+    #: the walk gives every page's last record ``id`` (PageInfo.last_id), in case the API is Stripe's
+    id_field = "id"
 
     def __init__(self) -> None:
         self.chosen: Paginator | None = None
@@ -268,6 +272,10 @@ class AutoPaginator(Paginator):
             return BodyNextPaginator()
         if body_cursor(page.body) is not None:
             return CursorPaginator()
+        if is_stripe_list(page.body):  # has_more -> starting_after=<last id>
+            return StartingAfterPaginator()
+        if odata_count(page.body) is not None:  # OData without a next link: the client moves $skip
+            return SkipPaginator()
         if lookup(page.body, PAGE_KEYS) is not None and (
                 lookup(page.body, TOTAL_PAGES_KEYS) is not None or lookup(page.body, TOTAL_KEYS) is not None):
             return PagePaginator()

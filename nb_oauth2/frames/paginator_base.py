@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .next_links import parse_link_header, query_of, set_param, varying_counter
-from .page_fields import SIZE_KEYS, TOTAL_KEYS, TOTAL_PAGES_KEYS, as_int, lookup, more_signal, page_count
+from .page_fields import SIZE_KEYS, TOTAL_KEYS, TOTAL_PAGES_KEYS, as_int, lookup, more_signal, odata_count
+from .page_fields import page_count
 
 __all__ = ["PageInfo", "Paginator", "plan_from_totals"]
 
@@ -41,7 +42,8 @@ class PageInfo:
 
 def plan_from_totals(page: PageInfo, next_url: str, max_planned: int = 100_000) -> list[str] | None:
     """Remaining URLs when the next link only moves a page/offset counter and page 1 gives a total (a page
-    counter is planned from the first page only: from page k, ``total_pages`` would overshoot by k - 1)."""
+    counter is planned from the first page only: from page k, ``total_pages`` would overshoot by k - 1).
+    OData's ``$skip`` in an ``@odata.nextLink`` is planned from the OData count of every record."""
     varying = varying_counter(page.url, next_url)
     if varying is None or page.n_records <= 0:
         return None
@@ -51,6 +53,8 @@ def plan_from_totals(page: PageInfo, next_url: str, max_planned: int = 100_000) 
         return None  # a page count counts from the first page, and this page is not the first
     total_pages = as_int(lookup(page.body, TOTAL_PAGES_KEYS))
     total = as_int(lookup(page.body, TOTAL_KEYS))
+    if total is None and name.lower() in ("$skip", "skip"):
+        total = odata_count(page.body)
     if step == 1:
         if total_pages is None and total is not None:
             size = as_int(lookup(page.body, SIZE_KEYS)) or page.n_records
