@@ -22,7 +22,7 @@ from typing import Any
 FIRST = ("tests/test_hub_quickstart.py", "tests/test_browser.py", "tests/test_run_all.py", "tests/test_notebooks.py",
          "tests/test_unattended.py", "tests/test_headless.py", "tests/test_cli.py")
 #: Modules whose tests all run on one worker (their module-scoped fixtures start once).
-WHOLE = FIRST + ("tests/test_lifetimes.py", "tests/test_hostile_pages.py", "tests/test_demo_api.py",
+WHOLE = FIRST + ("tests/test_hub_service.py", "tests/test_lifetimes.py", "tests/test_hostile_pages.py", "tests/test_demo_api.py",
                  "tests/test_tls.py")
 
 

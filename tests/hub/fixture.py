@@ -71,9 +71,14 @@ def hub_skip_reason() -> str | None:
 class Hub:
     """One JupyterHub under ``root``; :meth:`start`, :meth:`start_server`, :meth:`login`, :meth:`stop`."""
 
-    def __init__(self, root: Path, users: tuple[str, ...] = USERS) -> None:
+    def __init__(self, root: Path, users: tuple[str, ...] = USERS, *, extra_config: str = "",
+                 extra_env: dict[str, str] | None = None) -> None:
         self.root = root
         self.users = users
+        #: appended to the generated jupyterhub_config.py (e.g. the nb-oauth2 service's snippet)
+        self.extra_config = extra_config
+        #: added to the hub's environment (after the NB_OAUTH2_/JUPYTERHUB_ variables are dropped)
+        self.extra_env = dict(extra_env or {})
         self.port, self.hub_port, self.proxy_api_port = free_port(), free_port(), free_port()
         self.password = "hub-" + os.urandom(6).hex()
         self.api_token = os.urandom(24).hex()
@@ -129,7 +134,9 @@ class Hub:
             "c.Spawner.start_timeout = 120",
             f"c.JupyterHub.services = [{{'name': 'tests', 'api_token': {self.api_token!r}}}]",
             "c.JupyterHub.load_roles = [{'name': 'tests', 'services': ['tests'], 'scopes': "
-            "['admin:users', 'admin:servers', 'admin:server_state', 'list:users']}]",
+            "['admin:users', 'admin:servers', 'admin:server_state', 'list:users', 'tokens']}]",
+            "",
+            self.extra_config,
             "",
         ])
 
@@ -140,6 +147,7 @@ class Hub:
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")  # kept by Spawner.env_keep
         for name in ("SSH_CONNECTION", "SSH_CLIENT"):
             env.pop(name, None)
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 60) -> "Hub":
@@ -148,7 +156,7 @@ class Hub:
             self.home(user)
         config = self.root / "jupyterhub_config.py"
         config.write_text(self._config())
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self._log = open(self.log_path, "ab")  # noqa: SIM115  (a restart appends)
         self.proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=self.root,
                                      env=self._environment(), stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -169,6 +177,19 @@ class Hub:
         headers = {"Authorization": f"token {self.api_token}", **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.url}/hub/api/{path.lstrip('/')}", headers=headers,
                                 timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def token(self, user: str, scopes: list[str], note: str = "tests") -> str:
+        """A new API token of ``user`` with ``scopes`` (created by the ``tests`` service)."""
+        resp = self.api("POST", f"users/{user}/tokens", json={"scopes": scopes, "note": note, "expires_in": 3600})
+        if resp.status_code != 201:
+            raise RuntimeError(f"token for {user}: HTTP {resp.status_code} {resp.text[:200]}")
+        return resp.json()["token"]
+
+    def server_environ(self, user: str) -> dict[str, str]:
+        """The environment of ``user``'s running server process (its JUPYTERHUB_API_TOKEN included)."""
+        pid = self._server_pids[user]
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+        return dict(item.split("=", 1) for item in raw.decode("utf-8", "replace").split("\0") if "=" in item)
 
     def start_server(self, user: str, timeout: float = 120) -> None:
         """Spawn ``user``'s server and wait until the hub routes to it."""

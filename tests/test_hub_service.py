@@ -1,0 +1,294 @@
+"""Issue 14: the nb-oauth2 JupyterHub service, for real.
+
+A real JupyterHub (tests/hub/fixture.py: configurable-http-proxy, DummyAuthenticator, alice and bob,
+SimpleLocalProcessSpawner) runs ``python -m nb_oauth2.hub`` as a managed service, configured with
+exactly the lines of examples/jupyterhub_config.py (the README's "On JupyterHub" snippet). The demo
+provider is the authorization server; everything listens on 127.0.0.1. Browsers are requests
+sessions signed in to the hub (the demo driver plays the provider's login and consent pages);
+kernels are hub API tokens: alice's real server token, and more tokens of alice with the one scope
+the service needs (what a second kernel, or a second server, holds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import pytest
+import requests
+
+from nb_oauth2 import demo
+from nb_oauth2.core.errors import ReauthRequired
+from tests.hub import Hub, hub_skip_reason
+
+pytestmark = pytest.mark.skipif(hub_skip_reason() is not None, reason=hub_skip_reason() or "")
+
+REPO = Path(__file__).resolve().parent.parent
+SNIPPET = REPO / "examples" / "jupyterhub_config.py"
+PREFIX = "/services/nb-oauth2/"
+ACCESS = "access:services!service=nb-oauth2"
+#: the demo's access tokens live this long: the service refreshes them during the module
+TTL = 8
+#: test-only: the ``tests`` service may use the admin API (the snippet's custom scope)
+TEST_ADMIN_ROLE = ("\nc.JupyterHub.load_roles.append({'name': 'nb-oauth2-admin-tests', 'services': ['tests'], "
+                   "'scopes': ['custom:nb-oauth2:admin']})\n")
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class Stack:
+    """The hub with the service, the demo provider, and the secrets the logs must not hold."""
+
+    def __init__(self, hub: Hub, provider, key: str, state: Path, service_url: str) -> None:
+        self.hub, self.provider, self.key, self.state, self.service_url = hub, provider, key, state, service_url
+        self.canaries: set[str] = {provider.clients["web"].client_secret, key}
+
+    def wait_for_service(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.hub.url}{PREFIX}health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the nb-oauth2 service did not come up: {self.hub.log_tail()}")
+
+    def kernel(self, user: str, token: str | None = None):
+        """A kernel of ``user``: the service client as a server's environment detects it."""
+        from nb_oauth2.hub.client import HubService
+
+        token = token or self.hub.token(user, [ACCESS], note="kernel")
+        self.canaries.add(token)
+        return HubService.detect({"JUPYTERHUB_API_TOKEN": token, "JUPYTERHUB_API_URL": f"{self.hub.url}/hub/api",
+                                  "NB_OAUTH2_HUB_URL": self.service_url})
+
+    def api(self, method: str, path: str, token: str, **kwargs) -> requests.Response:
+        return requests.request(method, f"{self.service_url}{path}", headers={"Authorization": f"token {token}"},
+                                timeout=30, **kwargs)
+
+    def browse(self, browser: requests.Session, url: str, *, demo_user: str | None = None):
+        """Follow redirects as a browser would; on the provider, sign in and consent with the demo driver.
+
+        Returns (the last response, the callback URL the provider sent the browser to, or None).
+        """
+        url = urljoin(self.hub.url, url)
+        for _ in range(12):
+            if url.startswith(self.provider.url):
+                callback = self.provider.driver.authorize(url, username=demo_user or "alice")
+                self.note_callback(callback)
+                return None, callback
+            response = browser.get(url, allow_redirects=False, timeout=30)
+            if response.status_code not in _REDIRECTS:
+                return response, None
+            url = urljoin(url, response.headers["Location"])
+        raise AssertionError("too many redirects")
+
+    def note_callback(self, url: str) -> None:
+        params = dict(parse_qsl(urlsplit(url).query))
+        self.canaries.update(v for k, v in params.items() if k in ("code", "state"))
+
+    def sign_in(self, kernel, user: str = "alice"):
+        """The whole login: the kernel starts it, the user's browser completes it; the kernel's session."""
+        login = kernel.start_login("demo")
+        browser = self.hub.session(user)
+        _, callback = self.browse(browser, login.url, demo_user=user)
+        page = browser.get(callback, allow_redirects=False, timeout=30)
+        assert page.status_code == 200 and "return to your notebook" in page.text, page.text[:300]
+        kernel.wait(login, timeout=30)
+        session = kernel.session("demo", token=kernel.token("demo"))
+        self.canaries.add(session.access_token)
+        return session
+
+    def vault_tokens(self) -> list[dict]:
+        from cryptography.fernet import Fernet
+
+        out = []
+        for path in (self.state / "vault").glob("*.vault"):
+            out += json.loads(Fernet(self.key.encode()).decrypt(path.read_bytes()))["profiles"].values()
+        return out
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from cryptography.fernet import Fernet
+
+    provider = demo.start(access_token_ttl=TTL)
+    root = tmp_path_factory.mktemp("hub-service")
+    web = provider.clients["web"]
+    profiles = root / "nb_oauth2.toml"
+    profiles.write_text(f'[profiles.demo]\nissuer = "{provider.url}"\nclient_id = "{web.client_id}"\n'
+                        f'client_secret = "{web.client_secret}"\nscopes = ["read:events", "openid"]\n')
+    profiles.chmod(0o600)
+    key = Fernet.generate_key().decode()
+    state = root / "state"
+    from tests.browser_helpers import free_port
+
+    service_url = f"http://127.0.0.1:{free_port()}"
+    hub = Hub(root / "hub", extra_config=SNIPPET.read_text() + TEST_ADMIN_ROLE, extra_env={
+        "NB_OAUTH2_HUB_KEY": key, "NB_OAUTH2_HUB_CONFIG": str(profiles), "NB_OAUTH2_HUB_STATE": str(state),
+        "NB_OAUTH2_HUB_SERVICE_URL": service_url})
+    stack = Stack(hub, provider, key, state, f"{service_url}{PREFIX}")
+    try:
+        hub.start()
+        stack.wait_for_service()
+        yield stack
+    finally:
+        hub.stop()
+        provider.stop()
+
+
+def test_the_service_refuses_to_start_without_a_key(tmp_path):
+    """No NB_OAUTH2_HUB_KEY (or a malformed one): exit 2 with one clear line, nothing created."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NB_OAUTH2_", "JUPYTERHUB_"))}
+    env["NB_OAUTH2_HUB_STATE"] = str(tmp_path / "state")
+    for key in (None, "not-a-fernet-key"):
+        if key:
+            env["NB_OAUTH2_HUB_KEY"] = key
+        done = subprocess.run([sys.executable, "-m", "nb_oauth2.hub"], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert "NB_OAUTH2_HUB_KEY" in done.stderr and "--new-key" in done.stderr
+        assert "Traceback" not in done.stderr and (not key or key not in done.stderr)
+    assert not (tmp_path / "state").exists()
+
+
+def test_alice_signs_in_once_and_her_second_kernel_is_signed_in_at_once(stack):
+    """Her real server's token (the snippet's roles and Spawner.environment), then another kernel's."""
+    hub = stack.hub
+    hub.start_server("alice")
+    env = hub.server_environ("alice")
+    assert env["NB_OAUTH2_HUB_URL"] == stack.service_url
+    stack.canaries.add(env["JUPYTERHUB_API_TOKEN"])
+    first = stack.kernel("alice", env["JUPYTERHUB_API_TOKEN"])
+    session = stack.sign_in(first)
+    assert session.get(f"{stack.provider.url}/userinfo").json()["sub"] == "alice"
+    assert session.token_info.refresh_token is None  # kernels never hold the refresh token
+
+    second = stack.kernel("alice")
+    shown = []
+    again = second.login("demo", show=shown.append)
+    assert shown == []  # no link: signed in at once
+    assert again.get(f"{stack.provider.url}/userinfo").json()["sub"] == "alice"
+
+
+def test_a_kernel_renews_through_the_service_and_refresh_is_single_flight(stack):
+    """Many kernels ask across the expiry: exactly one refresh grant at the provider, one new token for all."""
+    kernels = [stack.kernel("alice") for _ in range(4)]
+    session = stack.sign_in(kernels[0])
+    first = session.token_info
+    time.sleep(max(0.0, first.expires_in() - TTL / 2 + 0.5))  # inside the service's renewal margin
+    before = stack.provider.token_requests
+    with ThreadPoolExecutor(16) as pool:
+        tokens = list(pool.map(lambda i: kernels[i % 4].token("demo"), range(16)))
+    assert stack.provider.token_requests - before == 1
+    assert len({t.access_token for t in tokens}) == 1 and tokens[0].access_token != first.access_token
+    stack.canaries.add(tokens[0].access_token)
+    # the kernel's own session renews by asking the service (its token has no refresh token)
+    time.sleep(max(0.0, session.token_info.expires_in() - TTL / 2 + 0.5))
+    assert session.get(f"{stack.provider.url}/userinfo").status_code == 200
+    assert session.access_token != first.access_token
+    stack.canaries.add(session.access_token)
+
+
+def test_bob_gets_403_on_alice_and_cannot_complete_her_login_with_her_state(stack):
+    """Isolation: bob's kernel, bob's browser, and alice's state in bob's browser."""
+    alice, bob = stack.kernel("alice"), stack.kernel("bob")
+    login = alice.start_login("demo")
+    bob_token = bob.api_token
+    assert stack.api("GET", f"api/logins/{login.id}", bob_token).status_code == 403
+    bob_tokens = stack.api("GET", "api/tokens/demo", bob_token)
+    assert bob_tokens.status_code == 404 and bob_tokens.json()["error"] == "not_signed_in"  # his own: none
+    no_scope = stack.hub.token("alice", ["read:users:name!user"], note="no service access")
+    assert stack.api("GET", "api/tokens/demo", no_scope).status_code == 403
+    assert stack.api("GET", "api/tokens/demo", "not-a-token").status_code == 401
+
+    bob_browser = stack.hub.session("bob")
+    page, _ = stack.browse(bob_browser, login.url)
+    assert page.status_code == 403  # bob opened alice's link
+    alice_browser = stack.hub.session("alice")
+    _, callback = stack.browse(alice_browser, login.url)  # alice signs in at the provider ...
+    stolen = bob_browser.get(callback, allow_redirects=False, timeout=30)  # ... bob replays her redirect
+    assert stolen.status_code == 403 and "another hub user" in stolen.text
+    assert alice.status(login.id)["status"] == "pending"
+    assert stack.api("GET", "api/tokens/demo", bob_token).status_code == 404
+    elsewhere = stack.hub.session("alice").get(callback, allow_redirects=False, timeout=30)
+    assert elsewhere.status_code == 403  # a browser without the service's hub-OAuth cookie: no redirect, no use
+    page = alice_browser.get(callback, allow_redirects=False, timeout=30)
+    assert page.status_code == 200  # her login was untouched by bob's attempt
+    assert alice.status(login.id)["status"] == "done"
+    again = alice_browser.get(callback, allow_redirects=False, timeout=30)
+    assert again.status_code == 400  # the state is single use
+
+
+def test_logout_with_revoke_signs_every_kernel_out(stack):
+    """One kernel's revoke(): revoked at the provider (RFC 7009), forgotten; the other kernel is signed out."""
+    one, two = stack.kernel("alice"), stack.kernel("alice")
+    first = stack.sign_in(one)
+    second = two.login("demo", show=lambda link: pytest.fail("the second kernel was shown a link"))
+    assert second.get(f"{stack.provider.url}/userinfo").status_code == 200
+    assert first.revoke() is True
+    with pytest.raises(ReauthRequired):
+        second.get(f"{stack.provider.url}/userinfo")  # 401 at the API, then the service: not signed in
+    assert stack.api("GET", "api/tokens/demo", two.api_token).json()["error"] == "not_signed_in"
+
+
+def test_admin_lists_fingerprints_and_revokes_a_user(stack):
+    """Admin API: fingerprints and expiry, never a token; only with the admin scope."""
+    kernel = stack.kernel("alice")
+    session = stack.sign_in(kernel)
+    assert stack.api("GET", "admin/sessions", kernel.api_token).status_code == 403
+    listing = stack.api("GET", "admin/sessions", stack.hub.api_token)
+    assert listing.status_code == 200, listing.text
+    rows = [row for row in listing.json()["sessions"] if row["user"] == "alice"]
+    assert rows and rows[0]["fingerprint"] == session.token_info.fingerprint and rows[0]["refreshable"]
+    assert session.access_token not in listing.text and "refresh_token" not in listing.text
+    assert stack.api("DELETE", "admin/sessions/alice", stack.hub.api_token).json()["revoked"] == ["demo"]
+    assert stack.api("GET", "api/tokens/demo", kernel.api_token).status_code == 404
+
+
+def test_vault_is_encrypted_and_the_logs_hold_no_secret(stack):
+    """Vault files 0600 in a 0700 directory, no token in clear; hub and service logs: no secret at all."""
+    kernel = stack.kernel("alice")
+    stack.sign_in(kernel)
+    vault = stack.state / "vault"
+    assert stat.S_IMODE(vault.stat().st_mode) == 0o700
+    records = stack.vault_tokens()
+    assert records
+    for path in vault.glob("*.vault"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        raw = path.read_bytes()
+        assert all(r["access_token"].encode() not in raw and r["refresh_token"].encode() not in raw for r in records)
+    validator = stack.provider.validator
+    secrets = stack.canaries | set(validator.access) | set(validator.refresh) | set(validator.codes)
+    secrets |= {r["refresh_token"] for r in records}
+    log = stack.hub.log_path.read_text(errors="replace")
+    assert "nb-oauth2" in log and "/services/nb-oauth2/callback" in log  # the service's log is in there
+    leaked = sorted(s[:6] + "..." for s in secrets if s and len(s) >= 8 and s in log)
+    assert not leaked, f"secrets in the hub/service log: {leaked}"
+
+
+def test_a_restart_keeps_the_tokens_and_forget_on_restart_drops_them(stack):
+    """The hub (and its service) restart: the vault survives; with forget_on_restart it is wiped."""
+    hub = stack.hub
+    kernel = stack.kernel("alice")
+    stack.sign_in(kernel)
+    hub.stop()
+    hub.start()
+    stack.wait_for_service()
+    assert kernel.token("demo").access_token  # read back from the encrypted vault (refreshed if due)
+    hub.stop()
+    hub.extra_env["NB_OAUTH2_HUB_FORGET_ON_RESTART"] = "1"
+    try:
+        hub.start()
+        stack.wait_for_service()
+        with pytest.raises(ReauthRequired):
+            kernel.token("demo")
+    finally:
+        hub.extra_env.pop("NB_OAUTH2_HUB_FORGET_ON_RESTART")
