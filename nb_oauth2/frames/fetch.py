@@ -6,7 +6,11 @@ anything else) on 502/503/504, timeouts and dropped connections with
 exponential backoff and jitter; it waits out 429 (``Retry-After`` in seconds
 or as an HTTP date, or ``X-RateLimit-Reset``) without ever sending early, and
 gives up with :class:`~nb_oauth2.core.errors.RateLimited` when the server asks for
-a wait longer than ``max_wait``. The body is read in chunks and abandoned as
+a wait longer than ``max_wait``. Before a 429, it paces: the rate-limit headers
+of each answer (:mod:`nb_oauth2.frames.rate_limits`) feed one budget shared by the
+read's threads, which holds requests back until the reset when the quota is spent,
+and spaces them out when fewer remain than pages are left (``pages_left``);
+``on_rate`` hears each reading (the progress bar shows it). The body is read in chunks and abandoned as
 soon as it passes ``max_bytes``. Sleeping and the clock are injectable so
 tests never really wait.
 
@@ -45,6 +49,7 @@ from ..core.errors import (
 from ..core.deadline import arm_deadline
 from ..core.http_errors import is_retryable, map_oauthlib_error, map_request_error, timeout_parts, transport_error
 from .nesting import check_nesting
+from .rate_limits import RateBudget, RateLimit, seconds_until_reset
 from ..core.challenges import parse_www_authenticate
 from ..core.redact import redact_url, snippet
 from ..core.transport import loopback_http_allowed
@@ -135,18 +140,6 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def _reset_wait(headers: Mapping[str, str], *, now: float) -> float | None:
-    """Seconds until ``X-RateLimit-Reset`` (epoch seconds, or a delta when small)."""
-    value = headers.get("X-RateLimit-Reset") or headers.get("RateLimit-Reset")
-    if not value:
-        return None
-    try:
-        reset = float(value)
-    except ValueError:
-        return None
-    return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
-
-
 def _is_json_type(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media in ("application/json", "text/json", "text/javascript", "application/javascript") or \
@@ -159,7 +152,9 @@ class Fetcher:
     ``deadline``: seconds one exchange (waiting for headers and reading the body) may
     take in all (None: no limit; requests' own timeouts are per read). ``sleep``,
     ``clock`` and ``rng`` are injectable; ``on_wait(seconds, reason)`` is called
-    before each wait (the progress bar shows it).
+    before each wait (the progress bar shows it). ``on_rate(reading)`` hears the quota
+    after each answer that tells it; ``pages_left()`` (None: unknown) lets the pacing
+    start as soon as fewer requests remain than pages.
     """
 
     def __init__(
@@ -176,6 +171,8 @@ class Fetcher:
         rng: Callable[[], float] = random.random,
         on_wait: Callable[[float, str], None] | None = None,
         deadline: float | None = DEFAULT_DEADLINE,
+        on_rate: Callable[[RateLimit], None] | None = None,
+        pages_left: Callable[[], int | None] | None = None,
     ) -> None:
         self.session = session
         self.timeout = timeout
@@ -188,6 +185,9 @@ class Fetcher:
         self.clock = clock
         self.rng = rng
         self.on_wait = on_wait
+        self.on_rate = on_rate
+        self.pages_left = pages_left
+        self.rate_budget = RateBudget(clock)  # one per read: shared by its threads
         self.requests_sent = 0
 
     # -- public -----------------------------------------------------------
@@ -231,8 +231,13 @@ class Fetcher:
     def _attempt(self, method: str, url: str, json_body: Any, attempt: int, *,
                  parse: bool) -> Response | tuple[float, int]:
         """One exchange under the total deadline: the Response, or (seconds to wait, status) to retry."""
+        self._pace(method, url)
         started = time.monotonic()
         resp = self._send(method, url, json_body, started)
+        if self.rate_budget.observe(resp.headers) is not None and self.on_rate is not None:
+            reading = self.rate_budget.reading()
+            if reading is not None:
+                self.on_rate(reading)
         alarm = arm_deadline(started + self.deadline, resp) if self.deadline is not None else None
         try:
             wait = self._retry_wait(resp, url, attempt)
@@ -246,6 +251,18 @@ class Fetcher:
             raise self._deadline_error(url)
         resp.close()
         return self.parse(out) if parse and isinstance(out, Response) else out
+
+    def _pace(self, method: str, url: str) -> None:
+        """Wait for this request's slot in the rate-limit budget (said in the bar; never past max_wait)."""
+        wait, why = self.rate_budget.acquire(self.pages_left() if self.pages_left is not None else None)
+        if wait <= 0:
+            return
+        if wait > self.max_wait:
+            raise RateLimited(
+                f"{method} {redact_url(url)} would wait {wait:.0f} s for the rate limit to reset ({why}), longer "
+                f"than max_wait={self.max_wait}.", hint="Try again later or pass a larger max_wait=.",
+                url=redact_url(url), status=None)
+        self._wait(wait, why)
 
     def _send(self, method: str, url: str, json_body: Any, started: float) -> requests.Response:
         headers = None
@@ -318,7 +335,7 @@ class Fetcher:
             now = self.clock()
             wait = parse_retry_after(headers.get("Retry-After"), now=now)
             if wait is None:
-                wait = _reset_wait(headers, now=now)
+                wait = seconds_until_reset(headers, now=now)
             if wait is None:
                 wait = self._backoff(attempt)
             if wait > self.max_wait:

@@ -1,10 +1,12 @@
-"""The progress bar of one read (tqdm): pages and rows, the page total as soon as the API tells it."""
+"""The progress bar of one read (tqdm): pages and rows, the page total as soon as the API tells it,
+the rate-limit quota ("42/5000 left, resets in 120 s") and every wait with its reason."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..core.redact import redact_url
+from .rate_limits import RateLimit
 
 __all__ = ["ProgressBar"]
 
@@ -18,6 +20,13 @@ class ProgressBar:
         self.enabled = enabled
         self.bar = None
         self.rows = 0
+        self.pages = 0
+        self.pages_total: int | None = None
+        self.quota = ""  # the last rate-limit reading, as shown
+
+    def pages_left(self) -> int | None:
+        """Pages still to read (None while the total is unknown): the Fetcher paces to it."""
+        return None if self.pages_total is None else max(0, self.pages_total - self.pages)
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -34,6 +43,7 @@ class ProgressBar:
             self.bar = tqdm(desc=redact_url(url)[:60], unit="page", leave=True)
 
     def total(self, pages: int) -> None:
+        self.pages_total = pages or self.pages_total
         bar = self.bar
         if bar is None or not pages or pages == bar.total:
             return
@@ -44,13 +54,23 @@ class ProgressBar:
 
     def page(self, rows: int) -> None:
         self.rows += rows
+        self.pages += 1
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(rows=self.rows, refresh=False)
+            self.bar.set_postfix_str(self._postfix(), refresh=False)
+
+    def rate(self, reading: RateLimit) -> None:
+        """The quota an answer told (Fetcher's ``on_rate``): shown until the next page or reading."""
+        self.quota = f"quota {reading.describe()}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(), refresh=False)
 
     def wait(self, seconds: float, reason: str) -> None:
         if self.bar is not None:
             self.bar.set_postfix_str(f"rows={self.rows}, {reason}: waiting {seconds:.1f}s")
+
+    def _postfix(self) -> str:
+        return f"rows={self.rows}, {self.quota}" if self.quota else f"rows={self.rows}"
 
     def close(self, failed: bool = False) -> None:
         bar, self.bar = self.bar, None
