@@ -179,7 +179,8 @@ def test_alice_signs_in_once_and_her_second_kernel_is_signed_in_at_once(stack):
 
 
 def test_a_kernel_renews_through_the_service_and_refresh_is_single_flight(stack):
-    """Many kernels ask across the expiry: exactly one refresh grant at the provider, one new token for all."""
+    """Case 49 across kernels: 16 requests from 4 kernels across the expiry -> exactly one refresh grant at
+    the provider, one new token for all; a kernel's own session renews by asking the service."""
     kernels = [stack.kernel("alice") for _ in range(4)]
     session = stack.sign_in(kernels[0])
     first = session.token_info
@@ -198,7 +199,10 @@ def test_a_kernel_renews_through_the_service_and_refresh_is_single_flight(stack)
 
 
 def test_bob_gets_403_on_alice_and_cannot_complete_her_login_with_her_state(stack):
-    """Isolation: bob's kernel, bob's browser, and alice's state in bob's browser."""
+    """Isolation: bob's kernel, bob's browser, and alice's state in bob's browser.
+
+    Case 53 (a wrong ``iss`` is refused before the token request; the login stays usable) and case 9
+    (the same redirect twice: no matching login), through the service's callback."""
     alice, bob = stack.kernel("alice"), stack.kernel("bob")
     login = alice.start_login("demo")
     bob_token = bob.api_token
@@ -218,6 +222,10 @@ def test_bob_gets_403_on_alice_and_cannot_complete_her_login_with_her_state(stac
     assert stolen.status_code == 403 and "another hub user" in stolen.text
     assert alice.status(login.id)["status"] == "pending"
     assert stack.api("GET", "api/tokens/demo", bob_token).status_code == 404
+    mixed_up = alice_browser.get(callback.replace("iss=", "iss=https%3A%2F%2Fevil.example&was="),
+                                 allow_redirects=False, timeout=30)
+    assert mixed_up.status_code == 400 and "refused" in mixed_up.text  # case 53: wrong iss, before any token call
+    assert alice.status(login.id)["status"] == "pending"
     elsewhere = stack.hub.session("alice").get(callback, allow_redirects=False, timeout=30)
     assert elsewhere.status_code == 403  # a browser without the service's hub-OAuth cookie: no redirect, no use
     page = alice_browser.get(callback, allow_redirects=False, timeout=30)
@@ -254,7 +262,8 @@ def test_admin_lists_fingerprints_and_revokes_a_user(stack):
 
 
 def test_vault_is_encrypted_and_the_logs_hold_no_secret(stack):
-    """Vault files 0600 in a 0700 directory, no token in clear; hub and service logs: no secret at all."""
+    """Vault files 0600 in a 0700 directory, no token in clear; hub and service logs: no access or refresh
+    token, code, state, client secret, vault key or hub token (case 38, for the service's process)."""
     kernel = stack.kernel("alice")
     stack.sign_in(kernel)
     vault = stack.state / "vault"

@@ -250,7 +250,11 @@ class CallbackHandler(_Browser):
         except AuthorizationDenied as exc:
             login.finish("failed", exc.summary)
             return self.show(400, "Sign-in denied", exc.summary)
-        except (CallbackError, OAuth2Error) as exc:
+        except CallbackError as exc:  # checked before any token request: the login stays usable
+            self.service.logins.give_back(login, state)
+            log.warning("nb_oauth2.hub: a callback for %s failed its checks (%s)", login.user, type(exc).__name__)
+            return self.show(400, "Sign-in response refused", exc.summary)
+        except OAuth2Error as exc:
             login.finish("failed", exc.summary)
             return self.show(400, "Sign-in failed", exc.summary)
         login.finish("done")

@@ -125,6 +125,13 @@ class Logins:
             login.status = "completing"
             return login
 
+    def give_back(self, login: Login, state: str) -> None:
+        """A callback that failed its checks (wrong iss, forged error) leaves the login usable (case 53)."""
+        with self._lock:
+            if login.status == "completing" and login.flow is not None and login.flow.expected_state == state:
+                self._by_state[_state_key(state)] = login.id
+                login.status = "pending"
+
     def _purge(self) -> None:
         now = time.time()
         with self._lock:
