@@ -68,6 +68,19 @@ def stripe(seen: Seen, base: str) -> Reply:
                                  "created": 1700000000 + i, "livemode": False} for i in ids]})
 
 
+def stripe_search(seen: Seen, base: str) -> Reply:
+    """Stripe search (``/v1/customers/search``): ``object: search_result``, ``next_page`` back as ``page=``,
+    null on the last page."""
+    if "query" not in seen.query or "starting_after" in seen.query:
+        return _bad("search takes query= and page=")
+    start = _index(seen, "page", _untoken)
+    more = start + SIZE < RECORDS
+    return Reply(200, {"object": "search_result", "url": "/v1/customers/search", "has_more": more,
+                       "next_page": _token(start + SIZE) if more else None, "total_count": RECORDS,
+                       "data": [{"id": f"cus_{i:03d}", "object": "customer", "email": f"c{i}@example.com"}
+                                for i in _slice(start)]})
+
+
 def slack(seen: Seen, base: str) -> Reply:
     """Slack: ``response_metadata.next_cursor`` back as ``cursor=``; an empty string on the last page."""
     start = _index(seen, "cursor", _untoken)
@@ -364,6 +377,8 @@ def odata_v2(seen: Seen, base: str) -> Reply:
 
 CONVENTIONS = {  # name: (start path and query, fixture, the id column, the id of record i)
     "stripe": (f"/v1/customers?limit={SIZE}&created%5Bgte%5D=1700000000", stripe, "id", lambda i: f"cus_{i:03d}"),
+    "stripe-search": (f"/v1/customers/search?query=email%7E%27example%27&limit={SIZE}", stripe_search, "id",
+                      lambda i: f"cus_{i:03d}"),
     "slack": (f"/api/conversations.list?limit={SIZE}", slack, "id", lambda i: f"C{i:08d}"),
     "google": (f"/drive/v3/files?pageSize={SIZE}", google, "id", lambda i: f"1a{i}"),
     "microsoft-graph": (f"/v1.0/users?$top={SIZE}", graph, "displayName", lambda i: f"User {i}"),

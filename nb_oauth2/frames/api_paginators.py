@@ -5,7 +5,8 @@
   Arrow fast path where the body is only the envelope, from :attr:`PageInfo.last_id`, which
   :func:`nb_oauth2.frames.walk.follow` fills from the page's records (:func:`last_id_of`) for a
   paginator that names an ``id_field``. Detected by "auto" on a Stripe list object
-  (:func:`is_stripe_list`); has_more with no id to start after is a PaginationError.
+  (:func:`is_stripe_list`); has_more with no id to start after is a PaginationError. (Stripe's search
+  results carry a ``next_page`` token instead, sent back as ``page=``: :func:`is_stripe_search`.)
 * :class:`NextPageHeaderPaginator` -- GitLab's offset pagination headers: ``X-Next-Page`` (empty on the
   last page) sent back as ``page=``, ``X-Page`` and ``X-Total-Pages`` to plan the rest.
 * :class:`SkipPaginator` -- OData client-driven paging: no ``@odata.nextLink``, a count of every record
@@ -23,7 +24,7 @@ from .page_fields import as_int, flag, odata_count
 from .paginator_base import PageInfo, Paginator
 
 __all__ = ["StartingAfterPaginator", "NextPageHeaderPaginator", "SkipPaginator", "last_id_of", "header",
-           "is_stripe_list"]
+           "is_stripe_list", "is_stripe_search"]
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -53,6 +54,11 @@ def last_id_of(payload: Any, key: str = "id") -> Any:
 def is_stripe_list(body: Any) -> bool:
     """A Stripe list object: ``{"object": "list", "data": [...], "has_more": bool, "url": ...}``."""
     return isinstance(body, dict) and body.get("object") == "list" and isinstance(body.get("has_more"), bool)
+
+
+def is_stripe_search(body: Any) -> bool:
+    """A Stripe search result: ``{"object": "search_result", "has_more": bool, "next_page": token | null}``."""
+    return isinstance(body, dict) and body.get("object") == "search_result" and "next_page" in body
 
 
 class StartingAfterPaginator(Paginator):

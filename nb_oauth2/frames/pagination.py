@@ -35,6 +35,7 @@ from urllib.parse import urljoin, urlsplit
 
 from ..core.errors import ConfigurationError
 from .api_paginators import NextPageHeaderPaginator, SkipPaginator, StartingAfterPaginator, header, is_stripe_list
+from .api_paginators import is_stripe_search
 from .next_links import check_link_syntax, check_next_url, join_link, parse_link_header, query_of, set_param
 from .next_links import url_problem, varying_counter
 from .page_fields import CURSOR_PATHS, LINK_NEXT, PAGE_KEYS, SIZE_KEYS, TOTAL_KEYS, TOTAL_PAGES_KEYS, body_cursor
@@ -274,6 +275,8 @@ class AutoPaginator(Paginator):
             return CursorPaginator()
         if is_stripe_list(page.body):  # has_more -> starting_after=<last id>
             return StartingAfterPaginator()
+        if is_stripe_search(page.body):  # Stripe's search: next_page -> page=
+            return CursorPaginator("page", field="next_page")
         if odata_count(page.body) is not None:  # OData without a next link: the client moves $skip
             return SkipPaginator()
         if lookup(page.body, PAGE_KEYS) is not None and (
