@@ -34,7 +34,7 @@ from .core.names import env_name
 from .core.providers import PRESETS, Provider, discover, preset
 from .core.redact import install_log_redaction
 from .core.token import Token
-from .frames.api_paginators import NextPageHeaderPaginator, StartingAfterPaginator
+from .frames.api_paginators import NextPageHeaderPaginator, SkipPaginator, StartingAfterPaginator
 from .frames.pagination import BodyNextPaginator, CursorPaginator, LinkPaginator, OffsetPaginator, PagePaginator
 from .jupyter.login_ui import login
 from .auth.attempt import LoginAttempt
@@ -70,6 +70,7 @@ __all__ = [
     "PagePaginator",
     "OffsetPaginator",
     "StartingAfterPaginator",
+    "SkipPaginator",
     "NextPageHeaderPaginator",
     # the values behind a login
     "Session",

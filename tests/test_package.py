@@ -12,7 +12,7 @@ EXPECTED_PUBLIC = {
     "login", "LoginAttempt", "session", "sessions", "set_default", "logout",
     "read_json", "iter_pages", "iter_records", "to_parquet", "read_graphql", "read_json_post",
     "LinkPaginator", "BodyNextPaginator", "CursorPaginator", "PagePaginator", "OffsetPaginator",
-    "StartingAfterPaginator", "NextPageHeaderPaginator",
+    "StartingAfterPaginator", "NextPageHeaderPaginator", "SkipPaginator",
     "Session", "Token", "Provider", "Profile", "ClientAuth",
     "PRESETS", "preset", "discover", "load_profile", "define_profile", "env_name", "running_demo",
     "install_log_redaction", "load_ipython_extension",
