@@ -157,6 +157,9 @@ def test_the_service_refuses_to_start_without_a_key(tmp_path):
         assert "NB_OAUTH2_HUB_KEY" in done.stderr and "--new-key" in done.stderr
         assert "Traceback" not in done.stderr and (not key or key not in done.stderr)
     assert not (tmp_path / "state").exists()
+    env["NB_OAUTH2_HUB_KEY"] = "x" * 43 + "="  # a well-formed key, but not run by a hub
+    done = subprocess.run([sys.executable, "-m", "nb_oauth2.hub"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "managed service" in done.stderr, done.stderr
 
 
 def test_alice_signs_in_once_and_her_second_kernel_is_signed_in_at_once(stack):
@@ -196,6 +199,23 @@ def test_a_kernel_renews_through_the_service_and_refresh_is_single_flight(stack)
     assert session.get(f"{stack.provider.url}/userinfo").status_code == 200
     assert session.access_token != first.access_token
     stack.canaries.add(session.access_token)
+
+
+def test_a_token_the_api_refuses_is_renewed_once_through_the_service(stack):
+    """Case 28 behind the hub: a 401 invalid_token -> the kernel names the refused token, the service
+    refreshes it once (another kernel then gets the new one without a second refresh), one retry."""
+    one, two = stack.kernel("alice"), stack.kernel("alice")
+    assert list(one.profiles()) == ["demo"]
+    first = stack.sign_in(one)
+    assert one.profiles() == {"demo": True}
+    second = two.login("demo", show=lambda link: pytest.fail("the second kernel was shown a link"))
+    stack.provider.expire_access_tokens()  # the API refuses them; the service still thinks they are fresh
+    before = stack.provider.token_requests
+    assert first.get(f"{stack.provider.url}/userinfo").status_code == 200
+    assert second.get(f"{stack.provider.url}/userinfo").status_code == 200
+    assert stack.provider.token_requests - before == 1
+    assert first.access_token == second.access_token
+    stack.canaries.add(first.access_token)
 
 
 def test_bob_gets_403_on_alice_and_cannot_complete_her_login_with_her_state(stack):

@@ -124,10 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(logging.DEBUG if args.debug else logging.INFO)
     try:
         config = load_config()
+        if not os.environ.get("JUPYTERHUB_API_TOKEN"):
+            raise ConfigurationError("nb_oauth2.hub runs as a JupyterHub managed service (JUPYTERHUB_API_TOKEN is "
+                                     "not set): add it to c.JupyterHub.services, see examples/jupyterhub_config.py.")
         service = Service(config, prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", DEFAULT_PREFIX))
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if not config.profiles:
+        log.warning("nb_oauth2.hub: no profiles configured (NB_OAUTH2_HUB_CONFIG); kernels cannot sign in")
     url = urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
     asyncio.run(_serve(service, url.hostname or "127.0.0.1", url.port or 10101))
     return 0

@@ -133,9 +133,17 @@ class HubService:
                 message = str(data.get("error") or "The sign-in failed.")
                 raise (AuthorizationDenied if "denied" in message.lower() else OAuth2Error)(message)
 
-    def token(self, profile: str) -> Token:
-        """A fresh access token of this user for ``profile`` (the service refreshes when due)."""
-        data = self._call("GET", f"api/tokens/{quote(profile, safe='')}")
+    def profiles(self) -> dict[str, bool]:
+        """The profiles the hub signs users in to -> whether this user is signed in to it."""
+        return {str(p["name"]): bool(p.get("signed_in")) for p in self._call("GET", "api/profiles")["profiles"]}
+
+    def token(self, profile: str, *, stale: Token | None = None) -> Token:
+        """A fresh access token of this user for ``profile`` (the service refreshes when due).
+
+        ``stale``: a token the API refused (401); the service renews it unless it already did.
+        """
+        params = {"stale": stale.fingerprint} if stale is not None else None
+        data = self._call("GET", f"api/tokens/{quote(profile, safe='')}", params=params)
         return Token.from_response({k: data.get(k) for k in ("access_token", "token_type", "expires_in", "scope")})
 
     def logout(self, profile: str, *, revoke: bool = True) -> dict[str, Any]:
@@ -147,7 +155,8 @@ class HubService:
     def session(self, profile: str, *, name: str | None = None, token: Token | None = None) -> "HubSession":
         """A session for ``profile`` that renews through the service (signed in when ``token`` is given)."""
         flow = HubFlow(self, profile)
-        return HubSession(name=name or profile, provider=flow.provider, client=flow.client, flow=flow, token=token)
+        return HubSession(name=name or profile, provider=flow.provider, client=flow.client, flow=flow,
+                          token=flow.remember(token))
 
     def login(self, profile: str, scope: Sequence[str] | None = None, *, name: str | None = None,
               timeout: float = 600, show: Callable[[HubLogin], None] | None = None) -> "HubSession":
@@ -171,12 +180,22 @@ class HubFlow(Flow):
         super().__init__(Provider(name=profile), ClientAuth(client_id=SERVICE_NAME), scope=())
         self.service = service
         self.profile = profile
+        self._last: Token | None = None
 
     def start(self) -> Step:
         return Step(kind="none")
 
     def refetch(self) -> Token | None:
-        return self.service.token(self.profile)
+        """The service's current token; a renewal asked for while ours still looks fresh is a 401's, so
+        the service is told which token the API refused (it renews that one once, for every kernel)."""
+        last = self._last
+        stale = last if last is not None and not last.is_expired() else None
+        self._last = self.service.token(self.profile, stale=stale)
+        return self._last
+
+    def remember(self, token: Token | None) -> Token | None:
+        self._last = token
+        return token
 
 
 class HubSession(Session):

@@ -85,15 +85,19 @@ class Custody:
 
     # -- kernels' tokens ------------------------------------------------------------------
 
-    async def access(self, user: str, profile: str) -> Token:
-        """A valid access token of ``user`` for ``profile``, refreshed first when due (single flight)."""
+    async def access(self, user: str, profile: str, *, stale: str | None = None) -> Token:
+        """A valid access token of ``user`` for ``profile``, refreshed first when due (single flight).
+
+        ``stale``: the fingerprint of a token the API refused (a 401); when it is still the current
+        token, it is refreshed now; when another kernel already replaced it, the new one is returned.
+        """
         self.profile(profile)
         async with self._lock(user, profile):
             data = self.vault.get(user, profile)
             if not data:
                 raise ReauthRequired(f"{user} is not signed in to profile {profile!r} on this hub.")
             token = Token.from_dict(data)
-            if not token.is_expired(self.leeway):
+            if not token.is_expired(self.leeway) and (not stale or stale != token.fingerprint):
                 return token
             if not token.refresh_token:
                 if token.is_valid():

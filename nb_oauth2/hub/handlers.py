@@ -102,6 +102,16 @@ class _API(_Base):
         self.finish({"error": "server_error" if status_code >= 500 else "error", "message": self._reason})
 
 
+class ProfilesHandler(_API):
+    """GET api/profiles: the profiles this hub signs users in to, and whether this user is signed in."""
+
+    async def get(self) -> None:
+        user = self.user()
+        stored = self.service.vault.load(user)
+        self.finish({"profiles": [{"name": name, "signed_in": name in stored}
+                                  for name in sorted(self.service.config.profiles)]})
+
+
 class LoginsHandler(_API):
     """POST api/logins {profile, scope} -> {id, url, status}: a kernel starts a sign-in."""
 
@@ -139,12 +149,13 @@ class LoginHandler(_API):
 
 
 class TokensHandler(_API):
-    """GET api/tokens/<profile>: a short-lived access token; DELETE (?revoke=1): sign every kernel out."""
+    """GET api/tokens/<profile>[?stale=<fingerprint>]: a short-lived access token (``stale``: the API refused
+    that one, renew it unless another kernel already did); DELETE (?revoke=1): sign every kernel out."""
 
     async def get(self, profile: str) -> None:
         user = self.user()
         try:
-            token = await self.service.custody.access(user, profile)
+            token = await self.service.custody.access(user, profile, stale=self.get_query_argument("stale", None))
         except ConfigurationError as exc:
             self.fail(404, "unknown_profile", str(exc))
         except ReauthRequired as exc:
@@ -278,6 +289,7 @@ def handlers(prefix: str, service: Any) -> list[tuple[str, type, dict[str, Any]]
         (prefix + "oauth_callback", HubOAuthCallbackHandler),
         (prefix, HealthHandler),
         (prefix + "health", HealthHandler),
+        (prefix + "api/profiles", ProfilesHandler, ours),
         (prefix + "api/logins", LoginsHandler, ours),
         (prefix + f"api/logins/{name}", LoginHandler, ours),
         (prefix + f"api/tokens/{name}", TokensHandler, ours),
