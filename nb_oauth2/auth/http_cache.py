@@ -14,7 +14,8 @@ notebook needs that ``CachedSession`` does not make:
   The body is recorded *while the caller reads it*, so the caller's byte cap and deadline apply
   (``CachedSession`` reads the whole body inside ``send``); a body abandoned over a cap, cut at a
   deadline or delimited only by the connection's close is never stored. An error answer deletes
-  the URL's entry. Pages without validators cost one header lookup (no cache key is computed).
+  the URL's entry. Pages without validators cost two header lookups while nothing is stored (no
+  cache key is computed), and one hash of the URL once something is.
 * **No secret is stored.** The stored request keeps method, URL (secret parameters masked) and
   the headers ``Vary`` may name; never ``Authorization``, cookies or a header that names or holds a secret; the
   response loses ``Set-Cookie``, its rate-limit headers (a 304 brings the current ones) and
@@ -277,20 +278,22 @@ class HttpCache:
         if request.method != "GET" or "Range" in request.headers:
             return send(request)
         backend = self.backend()
+        if self.directory is None and not backend.responses:  # nothing stored yet: no key to compute
+            return self._arrange_store(send(request), request, None, backend, stored=False)
         key = cache_key(request)
         cached = backend.get_response(key)
         if cached is None:
-            return self._arrange_store(send(request), key, backend, stored=False)
+            return self._arrange_store(send(request), request, key, backend, stored=False)
         actions = CacheActions.from_request(key, request, self.settings)
         if actions.skip_read:  # the request said no-cache / no-store
-            return self._arrange_store(send(request), key, backend)
+            return self._arrange_store(send(request), request, key, backend)
         actions.update_from_cached_response(cached, cache_key, **kwargs)
         if actions.resend_request and not actions.vary_cache_key:
             actions.update_request(request)  # If-None-Match / If-Modified-Since
         response = send(request)
         if response.status_code == 304 and actions.resend_request and not actions.vary_cache_key:
             return self._serve(response, cached, actions, backend)
-        return self._arrange_store(response, key, backend)
+        return self._arrange_store(response, request, key, backend)
 
     def _serve(self, response: requests.Response, cached: CachedResponse, actions: CacheActions,
                backend: BaseCache) -> CachedResponse:
@@ -307,15 +310,17 @@ class HttpCache:
         self.revalidated += 1
         return served
 
-    def _arrange_store(self, response: requests.Response, key: str, backend: BaseCache, *,
+    def _arrange_store(self, response: requests.Response, request: requests.PreparedRequest, key: str | None,
+                       backend: BaseCache, *,
                        stored: bool = True) -> requests.Response:
         """Store ``response`` once its body is read, when it can be revalidated; else drop the URL's entry."""
         headers = response.headers
         if not _has_validator(headers) or response.status_code != 200 or not _is_json(headers) \
                 or "no-store" in headers.get("Cache-Control", ""):
-            if stored:
+            if stored and key is not None:
                 _drop(backend, key)
             return response
+        key = key or cache_key(request)
         actions = CacheActions.from_request(key, response.request, self.settings)
         actions.update_from_response(response)
         if actions.skip_write:

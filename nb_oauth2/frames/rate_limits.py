@@ -13,7 +13,8 @@ quota of one read, shared by its fetching threads: each request takes a slot (:m
 says how long to wait for it) and each answer refreshes the count (:meth:`RateBudget.observe`). It
 never lets a request go when the quota is spent before the reset, and spaces the requests out until
 the reset when fewer remain than pages are still to fetch (or, the page count unknown, when fewer
-than a tenth of the limit remain). Decisions only: the clock is given, the waiting is the caller's.
+than 2% of the limit remain: a guess that costs little when the read was about to end).
+Decisions only: the clock is given, the waiting is the caller's.
 """
 
 from __future__ import annotations
@@ -191,11 +192,11 @@ class RateBudget:
             return slot - now, why if slot > now else ""
 
     def _short(self, pages_left: int | None) -> bool:
-        """Fewer requests left than pages to fetch (the count unknown: under a tenth of the limit)?"""
+        """Fewer requests left than pages to fetch (the count unknown: under 2% of the limit)?"""
         assert self.remaining is not None
         if pages_left is not None:
             return pages_left > self.remaining
-        return self.limit is not None and self.remaining < max(2, self.limit // 10)
+        return self.limit is not None and self.remaining < max(2, self.limit // 50)
 
     def describe(self, now: float) -> str:
         reset_in = None if self.reset_at is None else max(0.0, self.reset_at - now)
