@@ -39,6 +39,8 @@ TTL = 8
 #: test-only: the ``tests`` service may use the admin API (the snippet's custom scope)
 TEST_ADMIN_ROLE = ("\nc.JupyterHub.load_roles.append({'name': 'nb-oauth2-admin-tests', 'services': ['tests'], "
                    "'scopes': ['custom:nb-oauth2:admin']})\n")
+#: test-only: the hub knows its public address (a real hub sets it too), so sign-in links are absolute
+PUBLIC_URL = "\nc.JupyterHub.public_url = {url!r}\n"
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
@@ -131,9 +133,10 @@ def stack(tmp_path_factory):
     from tests.browser_helpers import free_port
 
     service_url = f"http://127.0.0.1:{free_port()}"
-    hub = Hub(root / "hub", extra_config=SNIPPET.read_text() + TEST_ADMIN_ROLE, extra_env={
+    hub = Hub(root / "hub", extra_env={
         "NB_OAUTH2_HUB_KEY": key, "NB_OAUTH2_HUB_CONFIG": str(profiles), "NB_OAUTH2_HUB_STATE": str(state),
         "NB_OAUTH2_HUB_SERVICE_URL": service_url})
+    hub.extra_config = SNIPPET.read_text() + TEST_ADMIN_ROLE + PUBLIC_URL.format(url=hub.url)
     stack = Stack(hub, provider, key, state, f"{service_url}{PREFIX}")
     try:
         hub.start()
@@ -301,6 +304,89 @@ def test_vault_is_encrypted_and_the_logs_hold_no_secret(stack):
     assert "nb-oauth2" in log and "/services/nb-oauth2/callback" in log  # the service's log is in there
     leaked = sorted(s[:6] + "..." for s in secrets if s and len(s) >= 8 and s in log)
     assert not leaked, f"secrets in the hub/service log: {leaked}"
+
+
+def _notebook(cells: list[str]) -> str:
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}}, "cells": [
+        {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None, "id": f"c{i}"}
+        for i, src in enumerate(cells)]})
+
+
+@pytest.mark.browser
+def test_two_notebooks_share_one_sign_in_and_bob_gets_403_in_a_browser(stack, tmp_path_factory):
+    """Issue 14's browser test (interim, before the login widget uses the service): in JupyterLab behind
+    the hub, alice signs in from one notebook; a second notebook reads the API without a sign-in link;
+    bob, signed in to the hub in another browser, opens alice's sign-in link and gets 403."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.browser_helpers import demo_sign_in, launch_browser, open_notebook, run_cell, skip_reason, stamp_address
+
+    if skip_reason():
+        pytest.skip(skip_reason())
+    hub, demo_url = stack.hub, stack.provider.url
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    hub.start_server("alice")
+    stack.api("DELETE", "api/tokens/demo", stack.hub.token("alice", [ACCESS], note="reset"))  # signed out
+    home = hub.home("alice")
+    setup = "from nb_oauth2.hub.client import HubService\nhub = HubService.detect()\n"
+    (home / "hub_one.ipynb").write_text(_notebook([
+        setup + "login = hub.start_login('demo')\nfrom IPython.display import HTML, display\n"
+        "display(HTML(f'<a class=\"hub-sign-in\" href=\"{login.url}\" target=\"_blank\">Sign in to demo</a>'))\n"
+        "hub.wait(login, timeout=120)\nsession = hub.session('demo', token=hub.token('demo'))\n"
+        f"print('signed in as', session.get('{demo_url}/userinfo').json()['sub'])"]))
+    (home / "hub_two.ipynb").write_text(_notebook([
+        setup + "import nb_oauth2\nsession = hub.login('demo', show=lambda login: print('A SIGN-IN LINK WAS SHOWN'))\n"
+        f"df = nb_oauth2.read_json('{demo_url}/api/events', session=session, progress=False)\n"
+        "df[['id', 'type', 'actor.login']].head()"]))
+    notebook = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+    with sync_playwright() as playwright:
+        alice = launch_browser(playwright, tmp_path_factory.mktemp("alice-chromium"))
+        bob = launch_browser(playwright, tmp_path_factory.mktemp("bob-chromium"))
+        try:
+            for context in (alice, bob):
+                context.set_default_timeout(90_000)
+            page = alice.pages[0] if alice.pages else alice.new_page()
+            hub.login(page, "alice")
+            open_notebook(page, hub.user_url("alice", "lab/tree/hub_one.ipynb?reset"), "hub_one.ipynb")
+            run_cell(page, 0)
+            link = page.locator(f"{notebook} a.hub-sign-in")
+            expect(link).to_have_count(1)
+            href = link.get_attribute("href")
+            assert href.startswith(f"{hub.url}{PREFIX}start/"), href
+            provider = alice.new_page()
+            provider.goto(href)  # through the hub's OAuth (alice is signed in) to the demo provider
+            provider.wait_for_selector("#username")
+            demo_sign_in(provider, "alice")
+            provider.wait_for_function("() => document.body.innerText.includes('return to your notebook')")
+            stamp_address(provider)
+            provider.screenshot(path=str(artifacts / "hub-service-signed-in-page.png"))
+            page.bring_to_front()
+            expect(page.locator(f"{notebook} .jp-OutputArea-output").last).to_contain_text("signed in as alice")
+            stamp_address(page)
+            page.screenshot(path=str(artifacts / "hub-service-alice-notebook-1.png"))
+
+            second = alice.new_page()
+            open_notebook(second, hub.user_url("alice", "lab/tree/hub_two.ipynb?reset"), "hub_two.ipynb")
+            run_cell(second, 0)
+            table = second.locator(f"{notebook} table.dataframe")
+            expect(table).to_contain_text("actor.login")
+            outputs = " ".join(second.locator(f"{notebook} .jp-OutputArea").all_inner_texts())
+            assert "A SIGN-IN LINK WAS SHOWN" not in outputs and "Traceback" not in outputs
+            stamp_address(second)
+            second.screenshot(path=str(artifacts / "hub-service-alice-notebook-2.png"))
+
+            intruder = bob.pages[0] if bob.pages else bob.new_page()
+            hub.login(intruder, "bob")
+            answer = intruder.goto(href)
+            assert answer is not None and answer.status == 403
+            expect(intruder.locator("h1")).to_contain_text("Not your sign-in link")
+            stamp_address(intruder)
+            intruder.screenshot(path=str(artifacts / "hub-service-bob-403.png"))
+        finally:
+            alice.close()
+            bob.close()
 
 
 def test_a_restart_keeps_the_tokens_and_forget_on_restart_drops_them(stack):

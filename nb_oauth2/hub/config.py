@@ -4,7 +4,7 @@ Read once at start from the service's environment (set in jupyterhub_config.py) 
 TOML or JSON file named by ``NB_OAUTH2_HUB_CONFIG``::
 
     forget_on_restart = false          # true: the vault is wiped when the service starts
-    public_url = "https://hub.example.org"   # else JUPYTERHUB_PUBLIC_URL, else the request's host
+    public_url = "https://hub.example.org"   # else the hub's c.JupyterHub.public_url, else the request's host
 
     [profiles.github]
     preset = "github"                  # or issuer = "https://..." (discovery), or the *_endpoint keys
@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, MultiFernet
 
@@ -84,9 +85,17 @@ def load_config(environ: Mapping[str, str] | None = None) -> HubConfig:
     return HubConfig(
         profiles=profiles, key=key, state_dir=Path(state).expanduser(),
         forget_on_restart=(forget.strip().lower() in _TRUE) if forget else bool(data.get("forget_on_restart")),
-        public_url=(env.get(PUBLIC_URL_ENV) or data.get("public_url") or env.get("JUPYTERHUB_PUBLIC_URL") or None),
+        public_url=(env.get(PUBLIC_URL_ENV) or data.get("public_url") or _origin(env.get("JUPYTERHUB_PUBLIC_URL"))),
         login_ttl=float(data.get("login_ttl", 600)),
     )
+
+
+def _origin(url: str | None) -> str | None:
+    """``https://hub.example.org`` of the service's public URL (JupyterHub sets it with the service's prefix)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
 def _key(value: str) -> MultiFernet:

@@ -3,7 +3,8 @@
 A login has an id (the kernel polls it; the browser link names it), its own
 :class:`~nb_oauth2.core.flows.AuthorizationCodeFlow` (state, PKCE verifier, nonce,
 iss expectations), an expiry, and a status: ``created`` (link not opened yet),
-``pending`` (sent to the provider), ``done`` or ``failed``. The callback finds a login
+``pending`` (sent to the provider), ``completing``, ``done`` or ``failed``; kernels see
+``pending``, ``done`` or ``failed``. The callback finds a login
 by its state only together with the browser's hub user, and takes it once.
 """
 
@@ -58,8 +59,8 @@ class Login:
             pass
 
     def describe(self) -> dict[str, str]:
-        status = "pending" if self.status == "completing" else self.status
-        if status in ("created", "pending") and self.status != "completing" and time.time() >= self.expires_at:
+        status = "pending" if self.status in ("created", "completing") else self.status
+        if status == "pending" and self.status != "completing" and time.time() >= self.expires_at:
             status, error = "failed", "The sign-in link expired; start the login again."
         else:
             error = self.error
