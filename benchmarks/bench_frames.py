@@ -37,9 +37,10 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 TOKEN = "bench-token-0123456789"
+STYLES = ("next", "link", "offset")  # body next URL (+ totals), GitHub's Link header, offset/limit + total
 DISTINCT_PAGES = 100  # page bodies repeat after this many (ids repeat too): bounds server memory
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,8 +91,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
-        q = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        n, size, latency = int(q.get("n", 1000)), int(q.get("per_page", 100)), float(q.get("latency_ms", 0))
+        q = dict(parse_qsl(parts.query))
+        style = parts.path.strip("/") if parts.path.strip("/") in STYLES else "next"
+        counter = "offset" if style == "offset" else "page"
+        size_key = "limit" if style == "offset" else "per_page"
+        n, size, latency = int(q.get("n", 1000)), int(q.get(size_key, 100)), float(q.get("latency_ms", 0))
         if parts.path == "/prepare":
             self.store.blobs_for(n, size)
             return self._send(200, b"{}")
@@ -99,19 +103,28 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(401, b'{"error":"invalid_token"}', {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         if latency:
             time.sleep(latency / 1000)
-        page = int(q.get("page", 1))
         total_pages = -(-n // size)
+        page = int(q.get("offset", 0)) // size + 1 if style == "offset" else int(q.get("page", 1))
         blobs = self.store.blobs_for(n, size)
-        base = (f"http://127.0.0.1:{self.server.server_port}{parts.path}"
-                f"?n={n}&per_page={size}&latency_ms={q.get('latency_ms', 0)}")
-        if "sort" in q:  # --page-at middle: the page parameter first, another one after the rest
-            nxt_url = base.replace("?", f"?page={page + 1}&", 1) + f"&sort={q['sort']}"
-        else:
-            nxt_url = f"{base}&page={page + 1}"
-        nxt = json.dumps(nxt_url if page < total_pages else None)
+        blob = blobs[(page - 1) % len(blobs)] if 1 <= page <= total_pages else b"[]"
+        middle = "sort" in q  # the counter first, another parameter after the rest (GitLab, GitHub + params)
+        rest = f"n={n}&{size_key}={size}&latency_ms={q.get('latency_ms', 0)}"
+
+        def link(p: int) -> str:
+            value = (p - 1) * size if style == "offset" else p
+            query = f"{counter}={value}&{rest}&sort={q['sort']}" if middle else f"{rest}&{counter}={value}"
+            return f"http://127.0.0.1:{self.server.server_port}{parts.path}?{query}"
+
+        if style == "link":  # GitHub: a top-level list, next/last (and first/prev) in the Link header
+            rels = ([(link(page + 1), "next"), (link(total_pages), "last")] if page < total_pages else []) + (
+                [(link(1), "first"), (link(page - 1), "prev")] if page > 1 else [])
+            return self._send(200, blob, {"Link": ", ".join(f'<{u}>; rel="{r}"' for u, r in rels)})
+        if style == "offset":  # offset/limit with the total in the body
+            head = f'{{"offset":{(page - 1) * size},"limit":{size},"total":{n},"items":'.encode()
+            return self._send(200, head + blob + b"}")
+        nxt = json.dumps(link(page + 1) if page < total_pages else None)
         head = (f'{{"page":{page},"per_page":{size},"total":{n},"total_pages":{total_pages},'
                 f'"next":{nxt},"data":').encode()
-        blob = blobs[(page - 1) % len(blobs)] if 1 <= page <= total_pages else b"[]"
         self._send(200, head + blob + b"}")
 
     def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
@@ -141,32 +154,56 @@ def _oauth_session():
     return OAuth2Session(token={"access_token": TOKEN, "token_type": "Bearer"})
 
 
-def variant_a(url: str):
+def _style(url: str) -> str:
+    path = urlsplit(url).path.strip("/")
+    return path if path in STYLES else "next"
+
+
+def _hand_loop(session, url: str):
+    """What people write for each style, sequentially: accumulate records, ``pd.json_normalize`` at the end."""
     import pandas as pd
 
-    session, records = _oauth_session(), []
-    while url:
-        r = session.get(url, timeout=30)
-        r.raise_for_status()
-        body = r.json()
-        records.extend(body["data"])
-        url = body.get("next")
+    records: list = []
+    style = _style(url)
+    if style == "link":  # GitHub: follow the Link header
+        while url:
+            r = session.get(url, timeout=30)
+            r.raise_for_status()
+            records.extend(r.json())
+            url = r.links.get("next", {}).get("url")
+    elif style == "offset":  # offset += limit until offset >= total
+        base, _, query = url.partition("?")
+        params = dict(parse_qsl(query))
+        offset, limit = int(params["offset"]), int(params["limit"])
+        while True:
+            params["offset"] = str(offset)
+            r = session.get(base, params=params, timeout=30)
+            r.raise_for_status()
+            body = r.json()
+            records.extend(body["items"])
+            offset += limit
+            if offset >= body["total"]:
+                break
+    else:  # the body's next URL
+        while url:
+            r = session.get(url, timeout=30)
+            r.raise_for_status()
+            body = r.json()
+            records.extend(body["data"])
+            url = body.get("next")
     return pd.json_normalize(records)
+
+
+def variant_a(url: str):
+    return _hand_loop(_oauth_session(), url)
 
 
 def variant_b(url: str):
-    import pandas as pd
     import requests
 
-    session, records = requests.Session(), []
+    session = requests.Session()
     session.headers["Authorization"] = f"Bearer {TOKEN}"
-    while url:
-        r = session.get(url, timeout=30)
-        r.raise_for_status()
-        body = r.json()
-        records.extend(body["data"])
-        url = body.get("next")
-    return pd.json_normalize(records)
+    return _hand_loop(session, url)
 
 
 def _nb_session():
@@ -223,42 +260,61 @@ def variant_s(url: str):
     return _Rows(_raw_loop(_nb_session(), url))
 
 
-def _page_url(url: str, page: int) -> str:
-    """``url`` asking for ``page``: its page parameter replaced where it is, else appended."""
-    if re.search(r"[?&]page=", url):
-        return re.sub(r"([?&])page=\d+", rf"\g<1>page={page}", url, count=1)
-    return f"{url}&page={page}"
+def _with(url: str, name: str, value: int) -> str:
+    """``url`` with its ``name`` parameter set to ``value`` where it is, else appended."""
+    if re.search(rf"[?&]{name}=", url):
+        return re.sub(rf"([?&]){name}=\d+", rf"\g<1>{name}={value}", url, count=1)
+    return f"{url}&{name}={value}"
+
+
+def _remaining_urls(url: str, first) -> list[str]:
+    """Every URL after page 1, from what page 1 tells (rel="last", total, total_pages)."""
+    style = _style(url)
+    if style == "link":
+        last = first.links.get("last")
+        pages = int(dict(parse_qsl(urlsplit(last["url"]).query))["page"]) if last else 1
+        return [_with(url, "page", p) for p in range(2, pages + 1)]
+    body = json.loads(first.content)
+    if style == "offset":
+        return [_with(url, "offset", o) for o in range(body["limit"], body["total"], body["limit"])]
+    return [_with(url, "page", p) for p in range(2, body["total_pages"] + 1)]
 
 
 def variant_d(url: str):
-    """Raw bytes (concurrently, count known from page 1) + the fastest parse we know."""
+    """The best concurrent pipeline an expert writes: page 1, then every other page on a thread pool, each
+    page parsed by pyarrow.json in its fetching thread (it releases the GIL), one concat, one to_pandas.
+    With --no-fast: the same fetch, json + one pd.json_normalize."""
     from concurrent.futures import ThreadPoolExecutor
 
     import requests
 
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {TOKEN}"
-    first = session.get(url, timeout=30).content
-    pages = json.loads(first)["total_pages"]
-    urls = [_page_url(url, p) for p in range(2, pages + 1)]
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=_concurrency(for_limit=True)))
+    first = session.get(url, timeout=30)
+    urls = _remaining_urls(url, first)
+    style = _style(url)
+    key = {"link": "_", "offset": "items"}.get(style, "data")
     if os.environ.get("NB_OAUTH2_NO_FAST") == "1":
         import pandas as pd
 
         with ThreadPoolExecutor(_concurrency(for_limit=True)) as pool:
-            raws = [first] + list(pool.map(lambda u: session.get(u, timeout=30).content, urls))
-        records = [r for raw in raws for r in json.loads(raw)["data"]]
+            raws = [first.content] + list(pool.map(lambda u: session.get(u, timeout=30).content, urls))
+        records = [r for raw in raws for r in (json.loads(raw) if key == "_" else json.loads(raw)[key])]
         return pd.json_normalize(records)
     import io
 
     import pyarrow as pa
     import pyarrow.json as pajson
 
-    def parse(raw: bytes):  # pyarrow.json releases the GIL: parse in the fetching threads
+    def parse(raw: bytes):
+        if key == "_":
+            raw = b'{"_":' + raw + b"}"
         table = pajson.read_json(io.BytesIO(raw), read_options=pajson.ReadOptions(block_size=len(raw) + 64))
-        return pa.Table.from_struct_array(table.column("data").combine_chunks().flatten()).flatten()
+        return pa.Table.from_struct_array(table.column(key).combine_chunks().flatten()).flatten()
 
     with ThreadPoolExecutor(_concurrency(for_limit=True)) as pool:  # fetch + parse pipelined in each thread
-        tables = [parse(first)] + list(pool.map(lambda u: parse(session.get(u, timeout=30).content), urls))
+        tables = [parse(first.content)] + list(pool.map(lambda u: parse(session.get(u, timeout=30).content), urls))
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
@@ -271,32 +327,51 @@ def worker(variant: str, url: str) -> None:
 
     if variant in "cs":
         import nb_oauth2.frames.readers  # noqa: F401
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     frame = VARIANTS[variant](url)
-    secs = time.perf_counter() - start
+    secs, cpu = time.perf_counter() - start, time.process_time() - cpu
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"secs": secs, "rows": len(frame), "cols": frame.shape[1], "rss_mb": rss_mb}))
+    print(json.dumps({"secs": secs, "cpu": cpu, "rows": len(frame), "cols": frame.shape[1], "rss_mb": rss_mb}))
 
 
 # -- the driver ------------------------------------------------------------------
 
 
+#: --pin: the server's core and the variants' core (the API's CPU is not the notebook's)
+SERVER_CPU, CLIENT_CPU = 0, 1
+
+
+def _pinned(cpu: int | None):
+    """A preexec_fn pinning the child process to ``cpu`` (None: no pinning)."""
+    if cpu is None or not hasattr(os, "sched_setaffinity") or cpu >= (os.cpu_count() or 1):
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 def _run_variant(variant: str, url: str, env: dict) -> dict:
+    pin = CLIENT_CPU if env.get("NB_BENCH_PIN") == "1" else None
     out = subprocess.run([sys.executable, __file__, "--worker", variant, "--url", url], env=env,
-                         capture_output=True, text=True, check=False)
+                         capture_output=True, text=True, check=False, preexec_fn=_pinned(pin))
     if out.returncode != 0:
         raise SystemExit(f"variant {variant} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _start_url(port: int, style: str, n: int, size: int, latency: float, page_at: str) -> str:
+    counter, size_key = ("offset=0", "limit") if style == "offset" else ("page=1", "per_page")
+    path = "items" if style == "next" else style
+    rest = f"n={n}&{size_key}={size}&latency_ms={latency:g}"
+    if page_at == "middle":
+        return f"http://127.0.0.1:{port}/{path}?{counter}&{rest}&sort=id"
+    return f"http://127.0.0.1:{port}/{path}?{rest}" + ("" if style == "next" else f"&{counter}")
+
+
 def _case(port: int, n: int, size: int, latency: float, repeat: int, variants: str, env: dict,
-          page_at: str = "end") -> dict:
+          page_at: str = "end", style: str = "next") -> dict:
     import urllib.request
 
     urllib.request.urlopen(f"http://127.0.0.1:{port}/prepare?n={n}&per_page={size}").read()
-    url = f"http://127.0.0.1:{port}/items?n={n}&per_page={size}&latency_ms={latency:g}"
-    if page_at == "middle":
-        url = url.replace("?", "?page=1&", 1) + "&sort=id"
+    url = _start_url(port, style, n, size, latency, page_at)
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     for _ in range(repeat):
         for v in variants:
@@ -304,9 +379,47 @@ def _case(port: int, n: int, size: int, latency: float, repeat: int, variants: s
     result = {}
     for v, rs in runs.items():
         secs = statistics.median(r["secs"] for r in rs)
+        if len({(r["rows"], r["cols"]) for r in rs}) != 1 or rs[0]["rows"] != n:
+            raise SystemExit(f"variant {v} read {[(r['rows'], r['cols']) for r in rs]} of {n} rows ({url})")
         result[v] = {"rows_s": rs[0]["rows"] / secs, "rss_mb": statistics.median(r["rss_mb"] for r in rs),
-                     "rows": rs[0]["rows"], "cols": rs[0]["cols"]}
+                     "rows": rs[0]["rows"], "cols": rs[0]["cols"], "secs": secs}
     return result
+
+
+#: --issue13: (records, page size, latency ms); 1,000 pages at 0 ms, 100 and 200 pages at 50 ms
+ISSUE13_CASES = [(100_000, 1000, 0), (100_000, 100, 0), (100_000, 1000, 50), (20_000, 100, 50)]
+
+
+def _issue13(port: int, args, env: dict) -> None:
+    """One markdown table: every style x page= place x page size x latency, (a) vs (c) vs the best pipeline."""
+    styles = args.styles or list(STYLES)
+    places = ("middle", "end") if args.page_at == "both" else (args.page_at,)
+    load_before = os.getloadavg()
+    started = time.time()
+    rows = []
+    print("| pagination | page= at | records | page | latency | hand-written (a) | read_json (c) | best (d) | "
+          "(c)/(a) | (c)/best |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    cases = [(n, s, lat) for n, s, lat in ISSUE13_CASES if (not args.page_size or s in args.page_size)
+             and (not args.latency or lat in args.latency)]
+    for n, size, lat in cases:
+        for style in styles:
+            for at in places:
+                repeat = args.repeat or (3 if lat == 0 else 1)
+                r = _case(port, n, size, lat, repeat, "acd", env, at, style)
+                a, c, d = (r[v]["secs"] for v in "acd")
+                flag = "" if c <= a else " **slower**"
+                line = (f"| {style} | {at} | {n:,} | {size} | {lat:g} ms | {a:.2f} s | {c:.2f} s | {d:.2f} s | "
+                        f"{a / c:.2f}x{flag} | {d / c:.2f}x |")
+                rows.append(line)
+                print(line, flush=True)
+    pin = (f"server pinned to CPU {SERVER_CPU}, each variant to CPU {CLIENT_CPU}" if env.get("NB_BENCH_PIN") == "1"
+           else "server and variants unpinned")
+    print(f"\nEach variant in a fresh process, median of {args.repeat or 3} runs at 0 ms, 1 at 50 ms; {pin}; "
+          f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after; "
+          f"{time.time() - started:.0f} s in all. (a) requests_oauthlib loop + json_normalize, (c) "
+          "nb_oauth2.read_json through nb_oauth2's Session, (d) hand-written concurrent fetch (8 threads) + "
+          "pyarrow.json per page; ratios are speed-ups (higher is faster for (c)).")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -325,6 +438,13 @@ def main(argv: list[str] | None = None) -> None:
                    help='read_json(concurrency=...) for (c); "auto" (default) or a number, also used by (d)')
     p.add_argument("--page-at", choices=("end", "middle", "both"), default="end",
                    help="where the page parameter sits in the API's URLs: last (default), mid-query, or both rows")
+    p.add_argument("--issue13", action="store_true",
+                   help="issue 13's table: Link / offset / body-next styles x page 100, 1000 x 0, 50 ms, "
+                        "(a) vs (c) vs the best concurrent pipeline, as markdown")
+    p.add_argument("--styles", nargs="*", choices=STYLES, help="--issue13: pagination styles (default all)")
+    p.add_argument("--pin", action="store_true",
+                   help=f"pin the server to CPU {SERVER_CPU} and every variant to CPU {CLIENT_CPU} (as a real API "
+                        "does not share the notebook's CPU; applies to all variants alike)")
     p.add_argument("--overhead", action="store_true",
                    help="per-request overhead of nb_oauth2's Session (s) vs a plain requests.Session (r)")
     args = p.parse_args(argv)
@@ -343,9 +463,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_fast:
         env["NB_OAUTH2_NO_FAST"] = "1"
     env["NB_BENCH_CONCURRENCY"] = str(args.concurrency)
-    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
+    env["NB_BENCH_PIN"] = "1" if args.pin else "0"
+    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True,
+                              preexec_fn=_pinned(SERVER_CPU if args.pin else None))
     try:
         port = int(server.stdout.readline())
+        if args.issue13:
+            return _issue13(port, args, env)
         if args.overhead:
             return _overhead(port, args.repeat or 7, env)
         print(f"| records | page | latency ms | page= at | {' | '.join(f'({v}) rows/s' for v in args.variants)} | "

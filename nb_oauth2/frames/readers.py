@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -24,8 +25,9 @@ from requests.adapters import HTTPAdapter
 
 from ..core.errors import ConfigurationError, PaginationError, ResultTooLarge, UnsafeNextLink
 from .columns import _Columns, _parse_dates, extract_records, flatten_records
-from .fetch import Fetcher
+from .fetch import Fetcher, Response
 from .next_links import check_next_url, shown_url, url_problem
+from .page_batches import PageRuns, batch_size
 from .pagination import PageInfo, Paginator, make_paginator
 from .parquet import _pyarrow, write_chunks
 from .partitions import check_partition_by, check_target
@@ -167,23 +169,61 @@ def _pages(url: Any, *, session: Any, options: ReadOptions, bar: ProgressBar,
     # the Arrow fast path: raw bytes straight to a column chunk (None when the page does not suit it)
     raw_to_chunk = columns.convert_raw if columns is not None and columns.pa else None
 
-    def fetch_page(page_url: str) -> tuple[PageInfo, Any]:
-        response = fetcher.get(page_url, parse=False)
-        if raw_to_chunk is not None:
+    first: list[float] = []  # page 1's size (how many planned pages to parse at once) and fetch seconds
+
+    runs = PageRuns(columns) if columns is not None else None
+
+    def to_page(response: Response, converted: tuple[Any, dict, int] | None = None) -> tuple[PageInfo, Any]:
+        if converted is None and raw_to_chunk is not None:
             converted = raw_to_chunk(response.raw)
-            if converted is not None:
-                chunk, envelope, n_records = converted
-                return PageInfo(url=response.url, status=response.status, headers=response.headers, body=envelope,
-                                n_records=n_records), chunk
-        fetcher.parse(response)
-        records = extract_records(response.data, record_path)
-        info = PageInfo(url=response.url, status=response.status, headers=response.headers, body=response.data,
-                        n_records=len(records), body_is_record=len(records) == 1 and records[0] is response.data)
-        return info, (columns.convert(records, response.data) if columns is not None else (records, response))
+        if converted is not None:
+            chunk, envelope, n_records = converted
+            info = PageInfo(url=response.url, status=response.status, headers=response.headers, body=envelope,
+                            n_records=n_records)
+        else:
+            fetcher.parse(response)
+            records = extract_records(response.data, record_path)
+            info = PageInfo(url=response.url, status=response.status, headers=response.headers,
+                            body=response.data, n_records=len(records),
+                            body_is_record=len(records) == 1 and records[0] is response.data)
+            if columns is None:
+                return info, (records, response)
+            chunk = columns.convert(records, response.data)
+        runs.note(chunk)  # type: ignore[union-attr]
+        return info, chunk
+
+    def fetch_page(page_url: str) -> tuple[PageInfo, Any]:
+        started = time.monotonic()
+        response = fetcher.get(page_url, parse=False)
+        if not first:  # how fast the API answers, without page 1's parse (the first one pays for set-up)
+            first.extend((len(response.raw), time.monotonic() - started))
+        return to_page(response)
+
+    def fetch_raw(page_url: str) -> Response:
+        return fetcher.get(page_url, parse=False)
+
+    def convert(responses: list[Response]) -> tuple[list[tuple[PageInfo, Any]], BaseException | None]:
+        """Consecutive planned pages parsed at once (page by page when one parse cannot stand for them);
+        the pages before a failure, and the failure."""
+        converted = runs.convert([r.raw for r in responses]) if runs is not None else None
+        pages: list[tuple[PageInfo, Any]] = []
+        try:
+            for i, response in enumerate(responses):
+                pages.append(to_page(response, converted[i] if converted is not None else None))
+        except Exception as exc:
+            return pages, exc
+        return pages, None
+
+    def threads(first_seconds: float) -> int:
+        return concurrency(first[1] if first else first_seconds)  # type: ignore[operator]
+
+    def batch(first_seconds: float) -> int:
+        return batch_size(int(first[0])) if raw_to_chunk is not None and first else 1
 
     for info, payload in follow(walk_from, fetch_page, paginator=make_paginator(options.paginate),
-                                concurrency=concurrency, max_pages=options.max_pages, on_total=bar.total,
-                                max_empty_pages=options.max_empty_pages):
+                                concurrency=threads if callable(concurrency) else concurrency,
+                                max_pages=options.max_pages, on_total=bar.total,
+                                max_empty_pages=options.max_empty_pages, batched=(fetch_raw, convert), batch=batch):
         bar.page(info.n_records)
         yield info, payload
 
@@ -275,7 +315,7 @@ def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None
     or one of "link", "next", "cursor", "page", "offset", "none", or a Paginator such as
     ``CursorPaginator(field="response_metadata.next_cursor", param="cursor")``. When page 1 reveals
     the page count, the rest is fetched on ``concurrency`` threads ("auto": 4 for a fast API, 8 when
-    page 1 took 20 ms or more). 429/5xx are retried within ``retries`` and ``max_wait``.
+    page 1 took 20 ms or more to arrive). 429/5xx are retried within ``retries`` and ``max_wait``.
 
     Never silently short: a page that says there is more (a next link, cursor or token,
     ``has_more``, ``done: false``, ``isLast: false``, ``hasNextPage``, ``Link rel="next"``) that the
