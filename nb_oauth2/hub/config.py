@@ -120,18 +120,25 @@ def _read_file(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigurationError(f"Cannot read the nb_oauth2.hub config file {file}: {exc.strerror}.") from None
     try:
-        if file.suffix == ".json":
-            data = json.loads(text)
-        else:
-            import tomllib
-
-            data = tomllib.loads(text)
+        data = json.loads(text) if file.suffix == ".json" else _toml().loads(text)
     except ValueError as exc:  # JSONDecodeError and TOMLDecodeError; the message names a line, not a value
         raise ConfigurationError(f"The nb_oauth2.hub config file {file} is not valid "
                                  f"{'JSON' if file.suffix == '.json' else 'TOML'} ({type(exc).__name__}).") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"The nb_oauth2.hub config file {file} must hold a table/object.")
     return data
+
+
+def _toml() -> Any:
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            raise ConfigurationError("Reading a TOML config file needs Python 3.11+ or the tomli package; "
+                                     "or give NB_OAUTH2_HUB_CONFIG a .json file.") from None
+    return tomllib
 
 
 def _profile(name: str, spec: Mapping[str, Any]) -> HubProfile:

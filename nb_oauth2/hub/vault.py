@@ -85,6 +85,8 @@ class Vault:
     def records(self) -> Iterator[tuple[str, dict[str, dict[str, Any]]]]:
         """Every ``(user, {profile: token dict})`` (for the admin listing)."""
         for path in sorted(self.directory.glob("*" + _SUFFIX)):
+            if path.name.startswith("."):  # a write in progress
+                continue
             data = self._read(path)
             if data and isinstance(data.get("user"), str):
                 yield data["user"], dict(data.get("profiles") or {})
