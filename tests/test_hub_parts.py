@@ -71,6 +71,18 @@ def test_config_reads_profiles_from_toml_and_keeps_the_secret_out_of_reprs(tmp_p
     assert config.profiles["own"].provider.token_endpoint == "https://as.example/token"
 
 
+def test_the_example_profiles_file_parses(tmp_path, monkeypatch):
+    """examples/nb_oauth2_hub.toml (the README's profiles file) is a valid config (discovery not run)."""
+    import nb_oauth2.hub.config as config_module
+    from pathlib import Path
+
+    monkeypatch.setattr(config_module, "discover", lambda issuer, name: config_module.Provider(name=name, issuer=issuer))
+    example = Path(__file__).resolve().parent.parent / "examples" / "nb_oauth2_hub.toml"
+    config = load_config({"NB_OAUTH2_HUB_KEY": Fernet.generate_key().decode(), "NB_OAUTH2_HUB_STATE": str(tmp_path),
+                          "NB_OAUTH2_HUB_CONFIG": str(example)})
+    assert sorted(config.profiles) == ["company", "github"] and not config.forget_on_restart
+
+
 # -- vault -------------------------------------------------------------------------------------
 
 
