@@ -26,20 +26,24 @@ EPOCH = 1_800_000_000.0
 
 
 class FakeClock:
-    """Epoch seconds that move only when someone sleeps (thread-safe)."""
+    """Epoch seconds that move only when someone sleeps. Threads sleep side by side, as real ones do: a
+    sleep of ``s`` moves the clock to ``s`` after the time that thread last read (if not there already)."""
 
     def __init__(self, start: float = EPOCH) -> None:
         self.t = start
         self.lock = threading.Lock()
         self.slept: list[float] = []
+        self.read = threading.local()
 
     def time(self) -> float:
         with self.lock:
+            self.read.t = self.t
             return self.t
 
     def sleep(self, seconds: float) -> None:
         with self.lock:
-            self.t += seconds
+            self.t = max(self.t, getattr(self.read, "t", self.t) + seconds)
+            self.read.t = self.t
             self.slept.append(seconds)
 
 
@@ -126,10 +130,21 @@ def test_budget_holds_back_a_spent_quota_until_the_reset_and_ignores_ended_windo
     budget = RateBudget(clock.time)
     budget.observe({"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": str(int(EPOCH + 50))})
     assert budget.acquire() == (0.0, "")
+    budget.observe({"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(EPOCH + 50))})
     wait, why = budget.acquire()
     assert wait == pytest.approx(51.0) and "rate limit spent (0/3 left, resets in 50 s)" in why
     budget.observe({"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(EPOCH - 5))})
     assert budget.remaining == 2  # a late answer from an ended window changes nothing
+
+
+def test_requests_in_flight_at_the_reset_count_against_the_new_window():
+    clock = FakeClock()
+    budget = RateBudget(clock.time)
+    budget.observe({"RateLimit": '"default";r=3;t=10', "RateLimit-Policy": '"default";q=5;w=10'})
+    assert [budget.acquire()[0] for _ in range(3)] == [0.0, 0.0, 0.0]  # three sent, no answer yet
+    wait, _ = budget.acquire()
+    assert wait == pytest.approx(11.0)
+    assert budget.remaining == 1  # 5 in the new window, less the 3 that may still land there, less this one
 
 
 def test_budget_paces_when_fewer_requests_remain_than_pages():

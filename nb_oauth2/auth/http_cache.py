@@ -36,21 +36,22 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import platformdirs
 import requests
 from requests.structures import CaseInsensitiveDict
-from requests_cache import CachedRequest, CachedResponse
-from requests_cache.backends import BaseCache, SQLiteCache
-from requests_cache.backends.base import DictStorage
-from requests_cache.policy import CacheActions, CacheSettings
-from requests_cache.policy.settings import DEFAULT_IGNORED_PARAMS
 
 from ..core.errors import ConfigurationError
 from ..core.redact import is_secret_param, redact
 from .store_dirs import ensure_private_dir, token_file_stem
+
+if TYPE_CHECKING:  # requests-cache is imported on first use (80 ms off `import nb_oauth2`)
+    from requests_cache import CachedResponse
+    from requests_cache.backends import BaseCache
+    from requests_cache.policy import CacheActions
 
 __all__ = ["HttpCache", "make_http_cache", "default_cache_dir", "cache_key", "subject_of", "ENV_VAR", "MAX_MEMORY_BYTES"]
 
@@ -64,9 +65,16 @@ _OFF = ("off", "false", "0", "no", "none")
 _SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "dpop")
 _DROPPED_RESPONSE_HEADERS = ("set-cookie", "retry-after")
 _RATE_PREFIXES = ("x-ratelimit", "ratelimit", "x-rate-limit")
-_IGNORED = tuple(DEFAULT_IGNORED_PARAMS) + ("Cookie", "Set-Cookie", "authorization", "cookie")
-_SETTINGS = dict(expire_after=0, always_revalidate=True, allowable_codes=(200,), allowable_methods=("GET",),
-                 cache_control=False, ignored_parameters=_IGNORED)
+
+
+def _settings() -> Any:
+    """requests-cache's settings for a cache that always revalidates and stores only validated 200 GETs."""
+    from requests_cache.policy import CacheSettings
+    from requests_cache.policy.settings import DEFAULT_IGNORED_PARAMS
+
+    ignored = tuple(DEFAULT_IGNORED_PARAMS) + ("Cookie", "Set-Cookie", "authorization", "cookie")
+    return CacheSettings(expire_after=0, always_revalidate=True, allowable_codes=(200,), allowable_methods=("GET",),
+                         cache_control=False, ignored_parameters=ignored)
 
 
 def default_cache_dir() -> Path:
@@ -119,32 +127,37 @@ def cache_key(request: Any, match_headers: Iterable[str] | bool | None = None, *
     return digest.hexdigest()
 
 
-class _BoundedMemory(DictStorage):
+@lru_cache(maxsize=None)
+def _bounded_memory() -> type:
     """requests-cache's in-memory storage, bounded in body bytes (oldest entries dropped first)."""
+    from requests_cache.backends.base import DictStorage
 
-    def __init__(self, max_bytes: int) -> None:
-        super().__init__()
-        self.max_bytes = max_bytes
-        self.size = 0
-        self._lock = threading.Lock()
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        with self._lock:
-            old = self.data.pop(key, None)
-            self.size -= _body_size(old)
-            self.data[key] = value
-            self.size += _body_size(value)
-            while self.size > self.max_bytes and len(self.data) > 1:
-                self.size -= _body_size(self.data.pop(next(iter(self.data))))
-
-    def __delitem__(self, key: str) -> None:
-        with self._lock:
-            self.size -= _body_size(self.data.pop(key))
-
-    def clear(self) -> None:
-        with self._lock:
-            self.data.clear()
+    class BoundedMemory(DictStorage):
+        def __init__(self, max_bytes: int) -> None:
+            super().__init__()
+            self.max_bytes = max_bytes
             self.size = 0
+            self._lock = threading.Lock()
+
+        def __setitem__(self, key: str, value: Any) -> None:
+            with self._lock:
+                old = self.data.pop(key, None)
+                self.size -= _body_size(old)
+                self.data[key] = value
+                self.size += _body_size(value)
+                while self.size > self.max_bytes and len(self.data) > 1:
+                    self.size -= _body_size(self.data.pop(next(iter(self.data))))
+
+        def __delitem__(self, key: str) -> None:
+            with self._lock:
+                self.size -= _body_size(self.data.pop(key))
+
+        def clear(self) -> None:
+            with self._lock:
+                self.data.clear()
+                self.size = 0
+
+    return BoundedMemory
 
 
 def _drop(backend: BaseCache, key: str) -> None:
@@ -201,7 +214,7 @@ class HttpCache:
         self.partition = partition
         self.secrets = secrets
         self.max_memory_bytes = max_memory_bytes
-        self.settings = CacheSettings(**_SETTINGS)
+        self.settings = _settings()
         self._lock = threading.Lock()
         self._backend: BaseCache | None = None
         self._partition: str | None = None
@@ -222,7 +235,7 @@ class HttpCache:
     def path(self) -> Path | None:
         """The SQLite file of the current partition (disk only; None before the first request)."""
         backend = self._backend
-        return Path(backend.db_path) if isinstance(backend, SQLiteCache) else None
+        return Path(backend.db_path) if backend is not None and self.directory is not None else None
 
     # -- storage -----------------------------------------------------------------
 
@@ -243,9 +256,11 @@ class HttpCache:
             return self._backend
 
     def _open(self, name: str) -> BaseCache:
+        from requests_cache.backends import BaseCache, SQLiteCache
+
         if self.directory is None:
             cache = BaseCache()
-            cache.responses = _BoundedMemory(self.max_memory_bytes)
+            cache.responses = _bounded_memory()(self.max_memory_bytes)
         else:
             directory = ensure_private_dir(self.directory)
             path = directory / f"{token_file_stem(name or 'default')}.sqlite"
@@ -284,6 +299,8 @@ class HttpCache:
         cached = backend.get_response(key)
         if cached is None:
             return self._arrange_store(send(request), request, key, backend, stored=False)
+        from requests_cache.policy import CacheActions
+
         actions = CacheActions.from_request(key, request, self.settings)
         if actions.skip_read:  # the request said no-cache / no-store
             return self._arrange_store(send(request), request, key, backend)
@@ -298,6 +315,8 @@ class HttpCache:
     def _serve(self, response: requests.Response, cached: CachedResponse, actions: CacheActions,
                backend: BaseCache) -> CachedResponse:
         """A 304: the stored body with the new headers; the live (bodiless) response is released."""
+        from requests_cache import CachedResponse
+
         response.close()
         cached = CachedResponse.from_response(cached)  # a copy: threads never share one object
         cached.headers = CaseInsensitiveDict(cached.headers)
@@ -320,6 +339,8 @@ class HttpCache:
             if stored and key is not None:
                 _drop(backend, key)
             return response
+        from requests_cache.policy import CacheActions
+
         key = key or cache_key(request)
         actions = CacheActions.from_request(key, response.request, self.settings)
         actions.update_from_response(response)
@@ -347,6 +368,8 @@ class HttpCache:
     @staticmethod
     def _sanitized(response: requests.Response, body: bytes) -> CachedResponse:
         """What may be stored of ``response``: no credentials, cookies, secret parameters or rate limits."""
+        from requests_cache import CachedRequest, CachedResponse
+
         request = response.request
         kept = CaseInsensitiveDict({name: value for name, value in request.headers.items()
                                     if name.lower() not in _SECRET_HEADERS and not is_secret_param(name)

@@ -233,7 +233,11 @@ class Fetcher:
         """One exchange under the total deadline: the Response, or (seconds to wait, status) to retry."""
         self._pace(method, url)
         started = time.monotonic()
-        resp = self._send(method, url, json_body, started)
+        try:
+            resp = self._send(method, url, json_body, started)
+        except BaseException:
+            self.rate_budget.release()
+            raise
         if self.rate_budget.observe(resp.headers) is not None and self.on_rate is not None:
             reading = self.rate_budget.reading()
             if reading is not None:

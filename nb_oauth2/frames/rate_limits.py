@@ -137,6 +137,8 @@ class RateBudget:
         self.limit: int | None = None
         self.remaining: int | None = None  # what may still be sent in this window, by our count
         self.reset_at: float | None = None  # clock time the window resets
+        self._ended: float | None = None  # the reset time of the last window we counted past
+        self._in_flight = 0  # slots taken whose answer has not come back (they may land in the next window)
         self._next_slot = 0.0
 
     def reading(self) -> RateLimit | None:
@@ -151,12 +153,15 @@ class RateBudget:
         """Take an answer's reading; our own count wins when lower (requests still in flight)."""
         now = self.clock()
         reading = parse_rate_limit(headers, now=now)
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
         if reading is None:
             return None
         reset_at = None if reading.reset_in is None else now + reading.reset_in
         with self._lock:
-            if reset_at is not None and reset_at <= now:
-                return reading  # an answer from a window that has already ended
+            if reset_at is not None and (reset_at <= now or (self._ended is not None
+                                                             and reset_at <= self._ended + RESET_MARGIN)):
+                return reading  # an answer from a window that has ended (by the clock, or by our count)
             self.limit = reading.limit if reading.limit is not None else self.limit
             later_window = reset_at is not None and self.reset_at is not None and \
                 reset_at > self.reset_at + RESET_MARGIN
@@ -168,13 +173,24 @@ class RateBudget:
                 self.reset_at = reset_at
         return reading
 
+    def release(self) -> None:
+        """A slot whose request got no answer (a network error)."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+
+    def _refill(self) -> None:
+        """The window has reset: the limit again, less the requests still in flight (they may count in it)."""
+        self._ended, self.reset_at = self.reset_at, None
+        self.remaining = None if self.limit is None else max(1, self.limit - self._in_flight)
+
     def acquire(self, pages_left: int | None = None) -> tuple[float, str]:
         """Take a slot for one request: (seconds to wait first, why). (0, "") when nothing is known."""
         with self._lock:
             now = self.clock()
             slot = max(now, self._next_slot)
             if self.reset_at is not None and slot >= self.reset_at + RESET_MARGIN:  # the window has reset by then
-                self.remaining, self.reset_at = self.limit, None
+                self._refill()
+            self._in_flight += 1
             if self.remaining is None:
                 return 0.0, ""
             why = ""
@@ -183,7 +199,10 @@ class RateBudget:
                     return 0.0, ""
                 why = f"rate limit spent ({self.describe(now)})"
                 slot = self.reset_at + RESET_MARGIN
-                self.remaining, self.reset_at = (self.limit or 1), None
+                self._in_flight -= 1  # this one goes in the new window: counted below, not as in flight
+                self._refill()
+                self._in_flight += 1
+                self.remaining = self.remaining or 1
             elif self.reset_at is not None and self._short(pages_left):
                 why = f"pacing to the rate limit ({self.describe(now)})"
                 self._next_slot = slot + max(0.0, self.reset_at - slot) / self.remaining
