@@ -100,3 +100,11 @@ def test_certificate_binding_survives_the_store():
     """RFC 8705: a token's cnf (x5t#S256) is kept through to_dict/from_dict."""
     token = Token.from_response({"access_token": CANARY_TOKEN, "cnf": {"x5t#S256": "abc"}})
     assert Token.from_dict(token.to_dict()).extra["cnf"] == {"x5t#S256": "abc"}
+
+
+def test_a_hub_session_token_renews_without_a_refresh_token():
+    """Issue 14: the hub service renews a kernel's token (grant "hub"), so status says it renews; an
+    authorization-code token without a refresh token still does not."""
+    token = Token.from_response({"access_token": CANARY_TOKEN, "expires_in": 60})
+    assert token.can_renew("hub") and token.can_renew("client_credentials")
+    assert not token.can_renew("authorization_code") and not token.can_renew(None)

@@ -18,8 +18,9 @@ __all__ = ["Token", "parse_expires_in", "parse_leeway", "DEFAULT_LEEWAY", "REFET
 #: half a token's lifetime: a 5 s token is renewed 2.5 s before it expires, not on every use (case 48)
 DEFAULT_LEEWAY = 45.0
 
-#: grants whose token is fetched again without the user when it expires (it needs no refresh token)
-REFETCHED_GRANTS = frozenset({"client_credentials"})
+#: grants whose token is fetched again without the user when it expires (it needs no refresh token);
+#: ``hub``: a session of the JupyterHub service (:mod:`nb_oauth2.hub.client`), which renews for the kernel
+REFETCHED_GRANTS = frozenset({"client_credentials", "hub"})
 
 _SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
 _KNOWN_FIELDS = {"access_token", "token_type", "refresh_token", "expires_in", "expires_at", "scope", "id_token"}
