@@ -365,3 +365,32 @@ def test_another_subject_on_the_same_session_gets_an_empty_cache(scripted):
     log = api.take_log()
     assert {status for _, status, _ in log} == {200}
     assert not any(seen.header("If-None-Match") for _, _, seen in log)
+
+
+def test_a_url_with_parameters_out_of_order_is_revalidated(scripted):
+    """requests-cache stores the request's URL with its query sorted; the Vary check still matches."""
+    api = EtagAPI(scripted, pages=1)
+    session = make_session(scripted.url)
+    url = f"{scripted.url}/items?sort=name&page=1&access_token=qp-secret-value-777&direction=asc"
+    first = session.get(url, timeout=5).json()
+    again = session.get(url, timeout=5)
+    assert [status for _, status, _ in api.take_log()] == [200, 304]
+    assert again.json() == first and again.url == url
+
+
+def test_debug_logs_of_the_cache_hold_no_secret(scripted, caplog):
+    """Case 38: DEBUG on the root logger through a store and a revalidation: requests-cache's own log lines
+    (URLs included) hold neither the token nor an access_token= value."""
+    import logging
+
+    api = EtagAPI(scripted, pages=2)
+    session = make_session(scripted.url)
+    url = f"{scripted.url}/items?page=1&access_token=qp-secret-value-777"
+    with caplog.at_level(logging.DEBUG):
+        session.get(url, timeout=5).content
+        assert session.get(url, timeout=5).status_code == 200
+        read(api, session)
+        read(api, session)
+    assert [status for _, status, _ in api.take_log()] == [200, 304, 200, 200, 304, 304]
+    assert "has not been modified" in caplog.text  # requests-cache's line with the URL in it
+    assert "qp-secret-value-777" not in caplog.text and "tok-alice-0123456789" not in caplog.text

@@ -45,7 +45,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from ..core.errors import ConfigurationError
-from ..core.redact import is_secret_param, redact
+from ..core.redact import RedactingFilter, is_secret_param, redact
 from .store_dirs import ensure_private_dir, token_file_stem
 
 if TYPE_CHECKING:  # requests-cache is imported on first use (80 ms off `import nb_oauth2`)
@@ -67,8 +67,25 @@ _DROPPED_RESPONSE_HEADERS = ("set-cookie", "retry-after")
 _RATE_PREFIXES = ("x-ratelimit", "ratelimit", "x-rate-limit")
 
 
+@lru_cache(maxsize=None)
+def _redact_requests_cache_logs() -> None:
+    """requests-cache logs URLs at DEBUG (``access_token=`` included): its loggers get the package's filter
+    (a filter sees only its own logger's records, so each one of them)."""
+    import logging
+
+    import requests_cache  # noqa: F401  (its loggers exist once its modules are imported)
+    from requests_cache.policy import actions  # noqa: F401
+
+    names = [n for n in list(logging.Logger.manager.loggerDict) if n.split(".")[0] == "requests_cache"]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
+
+
 def _settings() -> Any:
     """requests-cache's settings for a cache that always revalidates and stores only validated 200 GETs."""
+    _redact_requests_cache_logs()
     from requests_cache.policy import CacheSettings
     from requests_cache.policy.settings import DEFAULT_IGNORED_PARAMS
 
@@ -113,15 +130,26 @@ def _masked_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
+def _canonical_url(url: str) -> str:
+    """``url`` with its query sorted and secret values masked: the same for the request as sent and for
+    the stored copy (requests-cache sorts what it stores)."""
+    if "?" not in url:
+        return url
+    parts = urlsplit(url)
+    pairs = sorted((k, "REDACTED" if is_secret_param(k) else v)
+                   for k, v in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), ""))
+
+
 def cache_key(request: Any, match_headers: Iterable[str] | bool | None = None, **_: Any) -> str:
-    """The key of a request: method, URL (secrets masked), ``Accept`` and the headers ``Vary`` names
-    (never Authorization or cookies: one cache is one user's). Cheap: no URL normalisation."""
+    """The key of a request: method, URL (query order ignored, secrets masked), ``Accept`` and the headers
+    ``Vary`` names (never Authorization or cookies: one cache is one user's). No URL normalisation."""
     digest = hashlib.blake2b(digest_size=12)
     headers = request.headers or {}
     names = ["Accept"]
     if match_headers and match_headers is not True:
         names += [n for n in match_headers if n.lower() not in ("authorization", "cookie", "accept")]
-    digest.update(f"{request.method}\n{_masked_url(request.url or '')}".encode())
+    digest.update(f"{request.method}\n{_canonical_url(request.url or '')}".encode())
     for name in sorted(names, key=str.lower):
         digest.update(f"\n{name.lower()}={headers.get(name, '')}".encode())
     return digest.hexdigest()
