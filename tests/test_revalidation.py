@@ -320,6 +320,14 @@ def test_a_body_over_the_byte_cap_or_cut_short_is_not_stored(scripted):
         response.get(scripted.url + "/big")
 
 
+def test_a_callers_own_conditional_request_gets_the_servers_answer(scripted):
+    api = EtagAPI(scripted, pages=1)
+    session = make_session(scripted.url)
+    first = session.get(api.url, timeout=5)
+    mine = session.get(api.url, timeout=5, headers={"If-None-Match": first.headers["ETag"]})
+    assert mine.status_code == 304 and mine.content == b""
+
+
 def test_body_holding_the_token_is_not_stored(scripted):
     session = make_session(scripted.url)
     scripted.script("/echo", [Reply(200, {"you": "tok-alice-0123456789"}, {"ETag": '"e"'})])

@@ -318,7 +318,9 @@ class HttpCache:
     def send(self, request: requests.PreparedRequest, send: Callable[[requests.PreparedRequest], requests.Response],
              **kwargs: Any) -> requests.Response:
         """Send ``request`` with ``send`` (the session's own), conditionally when a validated copy is stored."""
-        if request.method != "GET" or "Range" in request.headers:
+        headers = request.headers
+        if request.method != "GET" or "Range" in headers or "If-None-Match" in headers \
+                or "If-Modified-Since" in headers:  # the caller's own conditional request: theirs to answer
             return send(request)
         backend = self.backend()
         if self.directory is None and not backend.responses:  # nothing stored yet: no key to compute
@@ -354,7 +356,8 @@ class HttpCache:
         served = CachedResponse.from_response(cached)
         served.url, served.request, served.history = response.url, response.request, response.history
         served.revalidated = True
-        self.revalidated += 1
+        with self._lock:
+            self.revalidated += 1
         return served
 
     def _arrange_store(self, response: requests.Response, request: requests.PreparedRequest, key: str | None,

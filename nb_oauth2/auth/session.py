@@ -216,7 +216,7 @@ class Session(OAuth2Session):
 
     def _cache_secrets(self) -> tuple[str, ...]:
         token = self._bearer.token
-        return tuple(s for s in (token.access_token, token.refresh_token) if s) if token else ()
+        return tuple(s for s in (token.access_token, token.refresh_token, token.id_token) if s) if token else ()
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         """requests' send, through the revalidation cache for GETs (requests calls it for every hop)."""
