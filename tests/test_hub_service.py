@@ -306,6 +306,66 @@ def test_vault_is_encrypted_and_the_logs_hold_no_secret(stack):
     assert not leaked, f"secrets in the hub/service log: {leaked}"
 
 
+def _hub_browser(stack: Stack, user: str, opened: list[str]):
+    """``browser=`` for nb_oauth2.login behind the hub: ``user``'s browser opens the service's link, signs in
+    at the provider and lands on the service's callback (which completes the kernel's login)."""
+    browser = stack.hub.session(user)
+
+    def open_link(url: str) -> None:
+        opened.append(url)
+        _, callback = stack.browse(browser, url, demo_user=user)
+        page = browser.get(callback, allow_redirects=False, timeout=30)
+        assert page.status_code == 200 and "return to your notebook" in page.text, page.text[:300]
+
+    return open_link
+
+
+def test_nb_oauth2_login_goes_through_the_service(stack, monkeypatch):
+    """The kernel's usual login behind the hub: nb_oauth2.login('demo') (what %oauth2 login calls) uses the
+    service's link, registers the session under its name for read_json and status (it renews: grant hub);
+    signed in on the hub, a login returns at once without a link; a run nobody can answer that is not
+    signed in gets ReauthRequired naming the fix; logout(revoke=True) signs every kernel out."""
+    import nb_oauth2 as oa
+    from nb_oauth2.auth import registry
+    from nb_oauth2.jupyter import hub_login
+
+    token = stack.hub.token("alice", [ACCESS], note="kernel")
+    stack.canaries.add(token)
+    for name, value in (("JUPYTERHUB_API_TOKEN", token), ("JUPYTERHUB_API_URL", f"{stack.hub.url}/hub/api"),
+                        ("NB_OAUTH2_HUB_URL", stack.service_url)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(hub_login, "_detected", {})
+    stack.api("DELETE", "api/tokens/demo", token)  # signed out on the hub
+    service = hub_login.service_for("demo", flow=None, via="auto", local_only=False, options={})
+    assert service is not None
+    with pytest.raises(ReauthRequired, match="once in a notebook on this hub"):
+        hub_login.hub_login(service, "demo", scope=None, name=None, browser=None, timeout=5, wait=True,
+                            notebook=True, unattended=True)
+    assert hub_login.service_for("demo", flow="device", via="auto", local_only=False, options={}) is None
+    assert hub_login.service_for("github", flow=None, via="auto", local_only=False, options={}) is None
+    opened: list[str] = []
+    try:
+        session = oa.login("demo", browser=_hub_browser(stack, "alice", opened))
+        assert len(opened) == 1 and opened[0].startswith(f"{stack.hub.url}{PREFIX}start/"), opened
+        stack.canaries.add(session.access_token)
+        assert oa.session("demo") is session and session.token_info.refresh_token is None
+        status = session.status()
+        assert status["signed_in"] and status["grant"] == "hub" and status["refreshable"]
+        frame = oa.read_json(f"{stack.provider.url}/api/events", session="demo", progress=False)
+        assert len(frame) > 0 and "actor.login" in frame.columns
+        again = oa.login("demo", name="again", browser=lambda url: pytest.fail("a link was opened again"))
+        assert again.is_authorized and oa.session("again") is again
+        other = stack.kernel("alice")
+        assert other.token("demo").access_token == session.access_token  # every kernel shares the sign-in
+        oa.logout("again")  # forget(): this kernel only
+        assert other.token("demo").access_token
+        assert oa.logout("demo", revoke=True) is True
+        with pytest.raises(ReauthRequired):
+            other.token("demo")
+    finally:
+        registry.clear()
+
+
 def _notebook(cells: list[str]) -> str:
     return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
         "name": "python3", "display_name": "Python 3", "language": "python"}}, "cells": [

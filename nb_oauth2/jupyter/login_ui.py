@@ -25,6 +25,7 @@ from ..auth.session import Session
 from ..auth.store import TokenStore
 from .autopilot import autopilot, autopilot_enabled
 from .frontend import frontend_can_prompt, in_notebook
+from .hub_login import hub_login, service_for
 
 if TYPE_CHECKING:
     from .widgets import LoginWidget
@@ -60,9 +61,19 @@ def login(profile: str | Profile = "demo", *, scope: Sequence[str] | str | None 
     by itself (at most ``timeout`` seconds; Ctrl-C cancels), else the redirect is pasted at a prompt.
     ``leeway``: renew the token this many seconds before it expires, at most half its lifetime
     (default 45; profile setting ``leeway``).
+
+    Behind a JupyterHub that runs the nb-oauth2 service for this profile (named by a string, with no
+    ``flow``, ``via``, client or issuer options), the service signs in: its link, no paste, and at once
+    when the user is already signed in on the hub (:mod:`nb_oauth2.jupyter.hub_login`).
     """
     password = MaskedStr(password) if password else password  # shown masked in verbose tracebacks (case 51)
     profile_options = MaskedForm(profile_options)  # client_secret= may be among them
+    hub = service_for(profile, flow=flow, via=via, options=profile_options,
+                      local_only=on_device_code is not None or bool(username or password))
+    if hub is not None:  # behind a JupyterHub whose nb-oauth2 service signs users in to this profile
+        notebook = browser is None and in_notebook()
+        return hub_login(hub, str(profile), scope=scope, name=name, browser=browser, timeout=timeout, wait=wait,
+                         notebook=notebook, unattended=notebook and not frontend_can_prompt())
     attempt = LoginAttempt(profile, scope=scope, flow=flow, store=store, name=name, leeway=leeway,
                            **profile_options)
     if browser is None and on_device_code is None and autopilot_enabled(attempt):

@@ -279,13 +279,18 @@ class OAuth2Magics(Magics, Configurable):
 
         from ..auth.registry import login_call, logout, session
 
-        name = session(args.name).name
+        target = session(args.name)
+        name, hub = target.name, getattr(target.flow, "grant", None) == "hub"  # signed in by the hub's service
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             confirmed = logout(name, revoke=args.revoke)
         if args.revoke and not confirmed:
             detail = str(caught[-1].message) if caught else "the provider did not confirm the revocation"
             print(f"Logged out of {name}; {redact(detail)}")
+        elif hub:
+            print(f"Logged out of {name}" + ("; the provider revoked the tokens and every kernel of yours on this hub "
+                                             "is signed out." if args.revoke else " in this kernel (your other "
+                                             "kernels on this hub stay signed in; --revoke signs them all out)."))
         else:
             print(f"Logged out of {name}" + ("; the provider revoked the tokens." if args.revoke else "."))
         print(f"Sign in again with %oauth2 login, or {login_call(name)}.")
