@@ -10,8 +10,8 @@ and what is left - the document's skeleton, a few bytes per record - is
 counted with numpy (brackets inside strings are skipped by quote parity).
 For valid JSON the depth is exact; on invalid JSON it agrees with any parser
 up to the first byte the parser rejects, so no parser recurses past it. A page
-with no more opening brackets than the limit cannot nest deeper and is not
-scanned (two ``bytes.count`` calls: most pages of 100 records).
+with no more opening brackets than the limit cannot nest deeper: its skeleton
+is counted, not scanned (most pages of 100 records).
 """
 
 from __future__ import annotations
@@ -30,9 +30,18 @@ _OPEN, _CLOSE, _QUOTE = frozenset(b"[{"), frozenset(b"]}"), ord('"')
 
 def nesting_depth(raw: bytes) -> int:
     """The deepest ``[``/``{`` nesting in ``raw`` (brackets inside strings do not count)."""
+    return _skeleton_depth(_skeleton(raw))
+
+
+def _skeleton(raw: bytes) -> bytes:
+    """``raw`` with escapes removed and every byte but ``"[]{}`` dropped."""
     if b"\\" in raw:
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    skeleton = raw.translate(None, _DROP).replace(b'""', b"")
+    return raw.translate(None, _DROP)
+
+
+def _skeleton_depth(skeleton: bytes) -> int:
+    skeleton = skeleton.replace(b'""', b"")
     try:
         import numpy as np
     except ImportError:  # pragma: no cover - numpy comes with pandas
@@ -64,9 +73,12 @@ def _depth_python(skeleton: bytes) -> int:
 
 def check_nesting(raw: bytes, *, url: str, limit: int = MAX_DEPTH) -> None:
     """Raise :class:`~nb_oauth2.core.errors.ResultTooLarge` when ``raw`` nests deeper than ``limit``."""
-    if len(raw) <= limit or raw.count(b"[") + raw.count(b"{") <= limit:  # too few brackets to nest that deep
+    if len(raw) <= limit:  # too short to nest that deep
         return
-    depth = nesting_depth(raw)
+    skeleton = _skeleton(raw)
+    if skeleton.count(b"[") + skeleton.count(b"{") <= limit:  # too few brackets to nest that deep
+        return
+    depth = _skeleton_depth(skeleton)
     if depth > limit:
         safe = redact_url(url)
         raise ResultTooLarge(
