@@ -373,14 +373,27 @@ def _notebook(cells: list[str]) -> str:
         for i, src in enumerate(cells)]})
 
 
+#: Run All without awaiting it (the login cell waits for the user); Run All is over: idle, no "[*]"
+START_RUN_ALL = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); return true; }"
+RUN_ALL_OVER = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
+  if (!kernel || kernel.status !== 'idle') return false;
+  const prompts = [...panel.node.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+  return prompts.length > 0 && !prompts.some(p => p.textContent.includes('*'));
+}"""
+
+
 @pytest.mark.browser
 def test_two_notebooks_share_one_sign_in_and_bob_gets_403_in_a_browser(stack, tmp_path_factory):
-    """Issue 14's browser test (interim, before the login widget uses the service): in JupyterLab behind
-    the hub, alice signs in from one notebook; a second notebook reads the API without a sign-in link;
-    bob, signed in to the hub in another browser, opens alice's sign-in link and gets 403."""
+    """Issue 14's browser test: in JupyterLab behind the hub, alice runs a notebook (Run All) whose
+    nb_oauth2.login('demo') shows the login widget with the service's link; she clicks it, signs in on the
+    demo pages, and the waiting cell and the cells after it complete by themselves. A second notebook's
+    %oauth2 login is signed in at once (no link) and %oauth2 get reads the API; bob, signed in to the hub in
+    another browser, opens alice's sign-in link and gets 403."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.browser_helpers import demo_sign_in, launch_browser, open_notebook, run_cell, skip_reason, stamp_address
+    from tests.browser_helpers import demo_sign_in, launch_browser, open_notebook, skip_reason, stamp_address
 
     if skip_reason():
         pytest.skip(skip_reason())
@@ -390,16 +403,13 @@ def test_two_notebooks_share_one_sign_in_and_bob_gets_403_in_a_browser(stack, tm
     hub.start_server("alice")
     stack.api("DELETE", "api/tokens/demo", stack.hub.token("alice", [ACCESS], note="reset"))  # signed out
     home = hub.home("alice")
-    setup = "from nb_oauth2.hub.client import HubService\nhub = HubService.detect()\n"
     (home / "hub_one.ipynb").write_text(_notebook([
-        setup + "login = hub.start_login('demo')\nfrom IPython.display import HTML, display\n"
-        "display(HTML(f'<a class=\"hub-sign-in\" href=\"{login.url}\" target=\"_blank\">Sign in to demo</a>'))\n"
-        "hub.wait(login, timeout=120)\nsession = hub.session('demo', token=hub.token('demo'))\n"
-        f"print('signed in as', session.get('{demo_url}/userinfo').json()['sub'])"]))
+        "import nb_oauth2 as oa\ndemo = oa.login('demo')",
+        "%load_ext nb_oauth2\n%oauth2 status",
+        f"print('signed in as', demo.get('{demo_url}/userinfo').json()['sub'])"]))
     (home / "hub_two.ipynb").write_text(_notebook([
-        setup + "import nb_oauth2\nsession = hub.login('demo', show=lambda login: print('A SIGN-IN LINK WAS SHOWN'))\n"
-        f"df = nb_oauth2.read_json('{demo_url}/api/events', session=session, progress=False)\n"
-        "df[['id', 'type', 'actor.login']].head()"]))
+        "%load_ext nb_oauth2\n%oauth2 login demo",
+        f"%oauth2 get {demo_url}/api/events --no-progress"]))
     notebook = ".jp-NotebookPanel:not(.lm-mod-hidden)"
     with sync_playwright() as playwright:
         alice = launch_browser(playwright, tmp_path_factory.mktemp("alice-chromium"))
@@ -410,30 +420,43 @@ def test_two_notebooks_share_one_sign_in_and_bob_gets_403_in_a_browser(stack, tm
             page = alice.pages[0] if alice.pages else alice.new_page()
             hub.login(page, "alice")
             open_notebook(page, hub.user_url("alice", "lab/tree/hub_one.ipynb?reset"), "hub_one.ipynb")
-            run_cell(page, 0)
-            link = page.locator(f"{notebook} a.hub-sign-in")
+            page.evaluate(START_RUN_ALL)
+            link = page.locator(f"{notebook} .nb-oauth2-link a")
             expect(link).to_have_count(1)
+            expect(page.locator(f"{notebook} .nb-oauth2-pending")).to_contain_text("Waiting for you to sign in")
+            assert page.locator(f"{notebook} .nb-oauth2-paste").count() == 0  # nothing to paste behind the hub
             href = link.get_attribute("href")
             assert href.startswith(f"{hub.url}{PREFIX}start/"), href
-            provider = alice.new_page()
-            provider.goto(href)  # through the hub's OAuth (alice is signed in) to the demo provider
+            stamp_address(page)
+            page.screenshot(path=str(artifacts / "hub-service-alice-widget.png"))
+            with alice.expect_page() as opened:
+                link.click()  # a new tab: through the hub's OAuth (alice is signed in) to the demo provider
+            provider = opened.value
             provider.wait_for_selector("#username")
             demo_sign_in(provider, "alice")
             provider.wait_for_function("() => document.body.innerText.includes('return to your notebook')")
             stamp_address(provider)
             provider.screenshot(path=str(artifacts / "hub-service-signed-in-page.png"))
             page.bring_to_front()
+            page.wait_for_function(RUN_ALL_OVER)
+            expect(page.locator(f"{notebook} .nb-oauth2-status")).to_contain_text(
+                "Signed in as profile demo through this hub's nb-oauth2 service")
+            expect(page.locator(f"{notebook} .nb-oauth2-status")).to_contain_text("renews by itself")
             expect(page.locator(f"{notebook} .jp-OutputArea-output").last).to_contain_text("signed in as alice")
+            outputs = " ".join(page.locator(f"{notebook} .jp-OutputArea").all_inner_texts())
+            assert "Traceback" not in outputs and "hub" in outputs  # %oauth2 status: grant hub, refreshable
             stamp_address(page)
             page.screenshot(path=str(artifacts / "hub-service-alice-notebook-1.png"))
 
             second = alice.new_page()
             open_notebook(second, hub.user_url("alice", "lab/tree/hub_two.ipynb?reset"), "hub_two.ipynb")
-            run_cell(second, 0)
-            table = second.locator(f"{notebook} table.dataframe")
-            expect(table).to_contain_text("actor.login")
+            second.evaluate(START_RUN_ALL)
+            second.wait_for_function(RUN_ALL_OVER)
+            expect(second.locator(f"{notebook} .nb-oauth2-hub-signed-in")).to_contain_text("Signed in as profile demo")
+            expect(second.locator(f"{notebook} table.dataframe")).to_contain_text("actor.login")
+            assert second.locator(f"{notebook} .nb-oauth2-link").count() == 0  # no sign-in link
             outputs = " ".join(second.locator(f"{notebook} .jp-OutputArea").all_inner_texts())
-            assert "A SIGN-IN LINK WAS SHOWN" not in outputs and "Traceback" not in outputs
+            assert "Traceback" not in outputs and "Error" not in outputs, outputs[:500]
             stamp_address(second)
             second.screenshot(path=str(artifacts / "hub-service-alice-notebook-2.png"))
 
