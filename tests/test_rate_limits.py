@@ -147,6 +147,30 @@ def test_requests_in_flight_at_the_reset_count_against_the_new_window():
     assert budget.remaining == 1  # 5 in the new window, less the 3 that may still land there, less this one
 
 
+def test_an_answer_from_the_next_window_is_taken_less_the_requests_in_flight():
+    clock = FakeClock()
+    budget = RateBudget(clock.time)
+    gh = lambda remaining, reset: {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": str(remaining),  # noqa: E731
+                                   "X-RateLimit-Reset": str(int(EPOCH + reset))}
+    budget.observe(gh(2, 60))
+    assert [budget.acquire()[0] for _ in range(2)] == [0.0, 0.0]  # both sent; the quota is spent
+    clock.sleep(61)
+    budget.observe(gh(9, 120))  # one landed after the reset: the next window; the other is still in flight
+    assert (budget.remaining, budget.reset_at) == (8, EPOCH + 120)
+    budget.observe(gh(0, 60))  # the other one, answered in the window before: ignored
+    assert budget.remaining == 8
+
+
+def test_a_reset_told_as_a_delay_may_drift_without_opening_a_new_window():
+    clock = FakeClock()
+    budget = RateBudget(clock.time)
+    budget.observe({"RateLimit": '"default";r=5;t=60'})
+    budget.acquire()
+    clock.sleep(3)
+    budget.observe({"RateLimit": '"default";r=4;t=59'})  # answered 3 s late: its reset looks 2 s later
+    assert budget.remaining == 4
+
+
 def test_budget_paces_when_fewer_requests_remain_than_pages():
     clock = FakeClock()
     budget = RateBudget(clock.time)
@@ -208,3 +232,25 @@ def test_a_reset_beyond_max_wait_raises_before_sending(scripted):
     with pytest.raises(RateLimited, match="max_wait=60"):
         fetcher.get(f"{scripted.url}/items?page=2")
     assert api.statuses == [200]
+
+
+@pytest.mark.skipif("on_rate" not in __import__("inspect").getsource(readers._pages),
+                    reason="readers._pages does not pass on_rate/pages_left to its Fetcher yet")
+def test_read_json_bar_shows_the_quota(scripted, monkeypatch):
+    """Through read_json: the bar's text carries the quota after the last page."""
+    import tqdm
+    import tqdm.auto
+
+    clock = FakeClock()
+    api = QuotaAPI(scripted, clock, pages=5, quota=50, window=50)
+    bars: list = []
+
+    class Kept(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Kept)
+    monkeypatch.setattr(readers, "Fetcher", functools.partial(Fetcher, sleep=clock.sleep, clock=clock.time))
+    oa.read_json(api.url, session=requests.Session(), progress=True, concurrency=1)
+    assert bars and bars[0].postfix == "rows=10, quota 45/50 left, resets in 50 s"

@@ -139,6 +139,7 @@ class RateBudget:
         self.reset_at: float | None = None  # clock time the window resets
         self._ended: float | None = None  # the reset time of the last window we counted past
         self._in_flight = 0  # slots taken whose answer has not come back (they may land in the next window)
+        self._window = 0.0  # the longest reset delay seen: about the window's length
         self._next_slot = 0.0
 
     def reading(self) -> RateLimit | None:
@@ -150,7 +151,8 @@ class RateBudget:
             return RateLimit(max(0, self.remaining), self.limit, reset_in)
 
     def observe(self, headers: Mapping[str, str]) -> RateLimit | None:
-        """Take an answer's reading; our own count wins when lower (requests still in flight)."""
+        """Take an answer's reading: the lower of its count and ours, the later reset; an answer from a
+        window we have counted past (its reset within half a window of that one's) is ignored."""
         now = self.clock()
         reading = parse_rate_limit(headers, now=now)
         with self._lock:
@@ -159,18 +161,23 @@ class RateBudget:
             return None
         reset_at = None if reading.reset_in is None else now + reading.reset_in
         with self._lock:
-            if reset_at is not None and (reset_at <= now or (self._ended is not None
-                                                             and reset_at <= self._ended + RESET_MARGIN)):
-                return reading  # an answer from a window that has ended (by the clock, or by our count)
-            self.limit = reading.limit if reading.limit is not None else self.limit
-            later_window = reset_at is not None and self.reset_at is not None and \
-                reset_at > self.reset_at + RESET_MARGIN
-            if self.remaining is None or later_window:
-                self.remaining = reading.remaining
-            else:
-                self.remaining = min(self.remaining, reading.remaining)
             if reset_at is not None:
-                self.reset_at = reset_at
+                self._window = max(self._window, reading.reset_in or 0.0)
+                if reset_at <= now or (self._ended is not None
+                                       and reset_at <= self._ended + max(RESET_MARGIN, self._window / 2)):
+                    return reading  # an answer from a window that has ended (by the clock, or by our count)
+            self.limit = reading.limit if reading.limit is not None else self.limit
+            slack = max(RESET_MARGIN, self._window / 2)  # a reset told as a delay drifts by the answer's latency
+            if reset_at is not None and self.reset_at is not None and reset_at > self.reset_at + slack:
+                # the next window (a request sent before the reset landed after it): its count, less the
+                # requests still in flight, which may land in it too
+                self._ended, self.reset_at = self.reset_at, reset_at
+                self.remaining = max(0, reading.remaining - self._in_flight)
+                return reading
+            # the same window: our count wins when lower (requests in flight), the later reset
+            self.remaining = reading.remaining if self.remaining is None else min(self.remaining, reading.remaining)
+            if reset_at is not None:
+                self.reset_at = reset_at if self.reset_at is None else max(self.reset_at, reset_at)
         return reading
 
     def release(self) -> None:
