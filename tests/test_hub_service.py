@@ -472,6 +472,41 @@ def test_two_notebooks_share_one_sign_in_and_bob_gets_403_in_a_browser(stack, tm
             bob.close()
 
 
+def test_tutorial_06_runs_in_alices_server_environment(stack, tmp_path):
+    """Tutorial 06 "On JupyterHub", executed against the real hub with `jupyter execute` in the environment
+    of alice's running server (her JUPYTERHUB_API_TOKEN, the snippet's NB_OAUTH2_HUB_URL): signed in on the
+    hub beforehand, its logins need no one (unattended), it reads the demo API, a second login is signed in
+    at once, and its last cell's logout(revoke=True) signs every kernel of hers out. The saved notebook
+    holds no token (case 39)."""
+    hub = stack.hub
+    hub.start_server("alice")
+    env = hub.server_environ("alice")
+    stack.canaries.add(env["JUPYTERHUB_API_TOKEN"])
+    kernel = stack.kernel("alice")
+    session = stack.sign_in(kernel)  # what the tutorial's first run, in a browser, does
+    env.update({"NB_OAUTH2_TUTORIAL_PROFILE": "demo", "NB_OAUTH2_TUTORIAL_API": f"{stack.provider.url}/api/events",
+                "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "MPLBACKEND": "Agg"})
+    saved = tmp_path / "06_on_jupyterhub.ipynb"
+    done = subprocess.run([sys.executable, "-m", "jupyter", "execute", "--timeout=120", f"--output={saved}",
+                           str(REPO / "notebooks" / "06_on_jupyterhub.ipynb")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, (done.stderr or done.stdout)[-3000:]
+    notebook = json.loads(saved.read_text())
+    text = "".join("".join(o.get("text", "")) for c in notebook["cells"] for o in c.get("outputs", []))
+    assert "The hub signs you in to: demo (signed in to demo: True)" in text, text
+    assert "rows from" in text and "refresh token in this kernel: False" in text
+    assert "renews by itself: True | grant: hub" in text and "second session signed in at once: True" in text
+    assert "revoked at the provider: True" in text and "signed in to demo on the hub: False" in text
+    assert "skipped" not in text
+    with pytest.raises(ReauthRequired):
+        kernel.token("demo")  # the tutorial's revoke signed this kernel out too
+    raw = saved.read_text()
+    validator = stack.provider.validator
+    secrets = stack.canaries | set(validator.access) | set(validator.refresh) | {session.access_token}
+    leaked = sorted(s[:6] + "..." for s in secrets if s and len(s) >= 8 and s in raw)
+    assert not leaked, f"secrets in the executed tutorial: {leaked}"
+
+
 def test_a_restart_keeps_the_tokens_and_forget_on_restart_drops_them(stack):
     """The hub (and its service) restart: the vault survives; with forget_on_restart it is wiped."""
     hub = stack.hub

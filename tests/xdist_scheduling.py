@@ -19,10 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 #: Run first, in this order (a real JupyterHub; JupyterLab in Chromium; notebooks in kernels; the CLI's Lab).
-FIRST = ("tests/test_hub_quickstart.py", "tests/test_browser.py", "tests/test_run_all.py", "tests/test_notebooks.py",
+FIRST = ("tests/test_hub_quickstart.py", "tests/test_hub_service.py", "tests/test_browser.py", "tests/test_run_all.py",
+         "tests/test_notebooks.py",
          "tests/test_unattended.py", "tests/test_headless.py", "tests/test_cli.py")
 #: Modules whose tests all run on one worker (their module-scoped fixtures start once).
-WHOLE = FIRST + ("tests/test_hub_service.py", "tests/test_lifetimes.py", "tests/test_hostile_pages.py", "tests/test_demo_api.py",
+WHOLE = FIRST + ("tests/test_lifetimes.py", "tests/test_hostile_pages.py", "tests/test_demo_api.py",
                  "tests/test_tls.py")
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["QUICKSTART", "notebooks_dir"]
+__all__ = ["QUICKSTART", "HUB_TUTORIALS", "notebooks_dir"]
 
 QUICKSTART = "01_quickstart.ipynb"
+#: tutorials that need a JupyterHub running the nb-oauth2 service (elsewhere their cells say "skipped"):
+#: tests run them against a real hub (tests/test_hub_service.py), not against the embedded demo
+HUB_TUTORIALS = ("06_on_jupyterhub.ipynb",)
 
 
 def notebooks_dir() -> Path | None:
