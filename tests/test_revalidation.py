@@ -244,6 +244,15 @@ def test_logout_clears_the_cache(scripted):
     assert len(session.http_cache) == 0
 
 
+def test_a_page_still_being_read_at_logout_is_not_stored(scripted):
+    api = EtagAPI(scripted, pages=1)
+    session = make_session(scripted.url)
+    response = session.get(api.url, timeout=5, stream=True)
+    session.forget()
+    assert response.json()[0]["id"] == 100
+    assert len(session.http_cache) == 0
+
+
 def test_disk_cache_is_private_keyed_per_profile_and_holds_no_token(scripted, tmp_path):
     """Case 40: opt-in disk cache: 0600 files in a 0700 dir; the raw SQLite bytes hold no token; the next
     kernel's session of the same profile revalidates; another profile gets nothing; logout clears."""

@@ -246,6 +246,7 @@ class HttpCache:
         self._lock = threading.Lock()
         self._backend: BaseCache | None = None
         self._partition: str | None = None
+        self._generation = 0  # bumped by clear(): a body still being read then is not stored after it
         self.revalidated = 0  # 304s answered from the cache (tests, status)
 
     @property
@@ -292,7 +293,8 @@ class HttpCache:
         else:
             directory = ensure_private_dir(self.directory)
             path = directory / f"{token_file_stem(name or 'default')}.sqlite"
-            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)  # created private: sqlite's journals copy its mode
+            # created private (sqlite's journals copy its mode); a symlink in its place is refused
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
             try:
                 os.fchmod(fd, 0o600)
             finally:
@@ -304,6 +306,7 @@ class HttpCache:
     def clear(self) -> None:
         """Delete every stored response of this session (logout: cached bodies are the user's data)."""
         with self._lock:
+            self._generation += 1
             if self._backend is not None:
                 self._backend.clear()
 
@@ -378,8 +381,10 @@ class HttpCache:
         if actions.skip_write:
             return response
 
+        generation = self._generation
+
         def store(done: requests.Response, body: bytes) -> None:
-            if self._backend is not backend:  # logged out or another user meanwhile
+            if self._backend is not backend or self._generation != generation:  # logged out, another user
                 return
             if self._holds_secret(body) or any(self._holds_secret(v.encode()) for v in done.headers.values()):
                 _drop(backend, key)
