@@ -180,6 +180,16 @@ def test_budget_paces_when_fewer_requests_remain_than_pages():
     assert waits[0] == 0.0 and waits[1] == pytest.approx(100 / 9) and waits[2] > waits[1]
 
 
+def test_no_pacing_towards_a_reset_beyond_max_wait():
+    """Pacing to a reset the read may not wait for would only delay the RateLimited it ends in."""
+    budget = RateBudget(FakeClock().time)
+    budget.observe({"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "40",
+                    "X-RateLimit-Reset": str(int(EPOCH + 3000))})
+    assert [budget.acquire(pages_left=500, max_wait=60)[0] for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert budget.acquire(pages_left=500, max_wait=3600)[0] == 0.0
+    assert budget.acquire(pages_left=500, max_wait=3600)[0] > 60
+
+
 @pytest.mark.parametrize("style", ["github", "ietf", "triple"])
 def test_read_json_on_four_threads_never_gets_a_429(scripted, style, monkeypatch):
     """60 pages, 20 requests per 50 s window, four threads sharing one budget: the read finishes without
@@ -207,7 +217,7 @@ def test_bar_shows_the_quota_and_paces_before_the_limit(scripted):
             shown.append(bar.bar.postfix)
 
         fetcher = Fetcher(requests.Session(), sleep=clock.sleep, clock=clock.time, on_wait=on_wait,
-                          on_rate=bar.rate, pages_left=bar.pages_left)
+                          on_rate=bar.rate, pages_left=bar.pages_left, max_wait=120)
         fetcher.get(api.url)
         bar.page(2)
         assert bar.bar.postfix == "rows=2, quota 19/20 left, resets in 100 s"

@@ -258,7 +258,8 @@ class Fetcher:
 
     def _pace(self, method: str, url: str) -> None:
         """Wait for this request's slot in the rate-limit budget (said in the bar; never past max_wait)."""
-        wait, why = self.rate_budget.acquire(self.pages_left() if self.pages_left is not None else None)
+        wait, why = self.rate_budget.acquire(self.pages_left() if self.pages_left is not None else None,
+                                             max_wait=self.max_wait)
         if wait <= 0:
             return
         if wait > self.max_wait:

@@ -190,8 +190,11 @@ class RateBudget:
         self._ended, self.reset_at = self.reset_at, None
         self.remaining = None if self.limit is None else max(1, self.limit - self._in_flight)
 
-    def acquire(self, pages_left: int | None = None) -> tuple[float, str]:
-        """Take a slot for one request: (seconds to wait first, why). (0, "") when nothing is known."""
+    def acquire(self, pages_left: int | None = None, max_wait: float | None = None) -> tuple[float, str]:
+        """Take a slot for one request: (seconds to wait first, why). (0, "") when nothing is known.
+
+        ``max_wait``: the longest wait the caller accepts; pacing towards a reset farther off than that
+        would only delay the failure (the read cannot wait for it), so the requests then go at full speed."""
         with self._lock:
             now = self.clock()
             slot = max(now, self._next_slot)
@@ -210,7 +213,8 @@ class RateBudget:
                 self._refill()
                 self._in_flight += 1
                 self.remaining = self.remaining or 1
-            elif self.reset_at is not None and self._short(pages_left):
+            elif self.reset_at is not None and self._short(pages_left) and \
+                    (max_wait is None or self.reset_at - slot <= max_wait):
                 why = f"pacing to the rate limit ({self.describe(now)})"
                 self._next_slot = slot + max(0.0, self.reset_at - slot) / self.remaining
             self.remaining -= 1
