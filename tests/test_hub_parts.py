@@ -238,3 +238,53 @@ def test_the_client_detects_the_service_only_behind_a_hub():
     found = HubService.detect({"JUPYTERHUB_API_TOKEN": "canary-hub-token", "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api",
                                "NB_OAUTH2_HUB_URL": "http://127.0.0.1:1/services/nb-oauth2"})
     assert found.url == "http://127.0.0.1:1/services/nb-oauth2/" and "canary-hub-token" not in repr(found)
+
+
+def test_outside_a_hub_the_usual_login_is_a_kernel_login(monkeypatch):
+    """Without JUPYTERHUB_API_TOKEN/URL no service is looked for (no network); with a Profile object, a grant,
+    via, client options or a device hook the login stays in the kernel even behind a hub."""
+    from nb_oauth2.jupyter import hub_login
+
+    for name in ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_API_URL", "NB_OAUTH2_HUB_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub_login, "_detected", {})
+    assert hub_login.service_for("github", flow=None, via="auto", local_only=False, options={}) is None
+    monkeypatch.setattr(hub_login, "_detect", lambda: pytest.fail("the hub was asked"))
+    for kwargs in ({"flow": "device"}, {"via": "paste"}, {"local_only": True}, {"options": {"client_id": "x"}}):
+        args = {"flow": None, "via": "auto", "local_only": False, "options": {}, **kwargs}
+        assert hub_login.service_for("github", **args) is None
+    assert hub_login.service_for(object(), flow=None, via="auto", local_only=False, options={}) is None
+
+
+def test_the_hub_login_widget_holds_no_secret_and_ends_without_its_link():
+    """Case 39 for the hub's widget: its state is the title, the service's link and the pending line; once
+    over, the link and the pending line are closed and the status names a fingerprint, never a token."""
+    from nb_oauth2.jupyter.hub_login import HubLoginView
+
+    view = HubLoginView("gh", "github", "https://hub.example/services/nb-oauth2/start/abc?x=<b>", waiting_cell=True)
+    try:
+        texts = [child.value for child in view.box.children]
+        assert any('href="https://hub.example/services/nb-oauth2/start/abc?x=&lt;b&gt;"' in t for t in texts)
+        assert "Stop (■) cancels" in " ".join(texts) and "<b>Sign in to github</b>" in texts[0]
+        assert "profile <code>github</code>" in texts[0]
+        assert "nb-oauth2-login-static" in view._repr_mimebundle_()["text/html"]
+    finally:
+        view.end("Signed in as profile gh through this hub's nb-oauth2 service (sha256:abcd).", kind="ok")
+    assert [child.value for child in view.box.children][1:] == [view._status.value]
+    assert view.status_text.startswith("Signed in as profile gh") and "sha256:abcd" in view.status_text
+
+
+def test_the_readme_snippet_is_the_tested_jupyterhub_config():
+    """Issue 14: README "On JupyterHub" shows examples/jupyterhub_config.py verbatim, the file
+    tests/test_hub_service.py runs the real hub with."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## On JupyterHub\n(.*?)(?=^## |\Z)", readme, flags=re.S | re.M)
+    if section is None:
+        pytest.skip("README has no 'On JupyterHub' section yet (the lead adds it)")
+    block = re.search(r"```python\n(.*?)```", section.group(1), flags=re.S)
+    assert block is not None, "the section has no ```python block"
+    assert block.group(1).strip() == (root / "examples" / "jupyterhub_config.py").read_text(encoding="utf-8").strip()

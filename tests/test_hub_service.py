@@ -366,6 +366,56 @@ def test_nb_oauth2_login_goes_through_the_service(stack, monkeypatch):
         registry.clear()
 
 
+def test_stop_ends_a_waiting_hub_login_and_wait_false_finishes_in_the_background(stack, monkeypatch):
+    """Case 44 behind the hub: Stop (KeyboardInterrupt) ends the waiting cell's long-poll at once, the widget
+    says cancelled and nothing is registered. wait=False shows the widget and returns the pending session,
+    which is signed in and registered once the browser has finished (the widget then says so)."""
+    import signal
+
+    from nb_oauth2.auth import registry
+    from nb_oauth2.jupyter import hub_login
+
+    kernel = stack.kernel("alice")
+    stack.api("DELETE", "api/tokens/demo", kernel.api_token)  # signed out on the hub
+    views: list = []
+    real_view = hub_login.HubLoginView
+    monkeypatch.setattr(hub_login, "HubLoginView", lambda *a, **k: views.append(real_view(*a, **k)) or views[-1])
+
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.5)
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            hub_login.hub_login(kernel, "demo", scope=None, name="stopped", browser=None, timeout=None, wait=True,
+                                notebook=True, unattended=False)
+        assert time.monotonic() - started < 10  # not the end of a long-poll, nor the login's 10 minutes
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert "cancelled" in views[-1].status_text
+    assert "stopped" not in [s.name for s in registry.sessions()]
+    try:
+        pending = hub_login.hub_login(kernel, "demo", scope=None, name=None, browser=None, timeout=None, wait=False,
+                                      notebook=True, unattended=False)
+        assert not pending.is_authorized
+        _hub_browser(stack, "alice", [])(views[-1].url)
+        deadline = time.monotonic() + 30
+        while not pending.is_authorized and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pending.is_authorized and registry.session("demo") is pending
+        stack.canaries.add(pending.access_token)
+        deadline = time.monotonic() + 5
+        while "Signed in" not in views[-1].status_text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "Signed in as profile demo through this hub" in views[-1].status_text
+        assert pending.access_token not in views[-1].status_text and views[-1].box.children[-1].value.count("sha256:") == 1
+    finally:
+        registry.clear()
+
+
 def _notebook(cells: list[str]) -> str:
     return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {
         "name": "python3", "display_name": "Python 3", "language": "python"}}, "cells": [

@@ -167,6 +167,7 @@ class HubLoginView:
     def __init__(self, session_name: str, profile: str, url: str, *, waiting_cell: bool) -> None:
         import ipywidgets as widgets
 
+        self.url = url
         named = f"session <code>{html.escape(session_name)}</code>"
         if session_name != profile:
             named += f", profile <code>{html.escape(profile)}</code>"
