@@ -411,3 +411,15 @@ def test_debug_logs_of_the_cache_hold_no_secret(scripted, caplog):
     assert [status for _, status, _ in api.take_log()] == [200, 304, 200, 200, 304, 304]
     assert "has not been modified" in caplog.text  # requests-cache's line with the URL in it
     assert "qp-secret-value-777" not in caplog.text and "tok-alice-0123456789" not in caplog.text
+
+
+def test_a_profile_setting_chooses_the_login_sessions_cache(demo_provider, monkeypatch, tmp_path):
+    """``http_cache`` as a profile setting (profiles file or a login's keyword) reaches the session a login
+    makes: "off" switches revalidation off, a directory keeps it on disk, none keeps the memory cache."""
+    client_id = demo_provider.clients["public"].client_id
+    assert oa.LoginAttempt("hc-default", issuer=demo_provider.issuer, client_id=client_id).session.http_cache.kind \
+        == "memory"
+    assert oa.LoginAttempt("hc-off", issuer=demo_provider.issuer, client_id=client_id,
+                           http_cache="off").session.http_cache is None
+    disk = oa.LoginAttempt("hc-disk", issuer=demo_provider.issuer, client_id=client_id, http_cache=str(tmp_path))
+    assert disk.session.http_cache.kind == "disk"

@@ -96,6 +96,7 @@ class LoginAttempt:
             store=make_store(store), endpoints=Endpoints(profile.provider, profile.client, verify=verify),
             verify=verify, cert_hosts=split_list(profile.options.get("cert_hosts")) or (),
             leeway=leeway if leeway is not None else profile.options.get("leeway", DEFAULT_LEEWAY),
+            http_cache=profile.options.get("http_cache"),
         )
 
     @property
