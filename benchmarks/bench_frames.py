@@ -2,18 +2,24 @@
 
 Starts a paginated JSON API on 127.0.0.1 in a separate process (pages
 pre-serialised, Bearer required, nested records of ~16 columns after
-flattening, a ``next`` URL plus ``total``/``total_pages`` in every body, an
-optional per-request latency) and times, each variant in a fresh subprocess
-(so peak RSS is per variant), medians of several runs of:
+flattening, an optional per-request latency) in three pagination styles:
+``/items`` a ``next`` URL plus ``total``/``total_pages`` in the body, ``/link``
+GitHub's top-level list with ``Link: rel="next"``/``rel="last"`` (and first/prev),
+``/offset`` ``offset``/``limit`` with ``total`` in the body. Each variant runs in a
+fresh subprocess (so peak RSS is per variant) and is handed its session made
+before the clock starts (the session a user holds after login); medians of:
 
-  (a) baseline: requests_oauthlib.OAuth2Session loop following ``next``,
-      ``r.json()``, accumulate, ``pd.json_normalize`` at the end;
+  (a) baseline: requests_oauthlib.OAuth2Session, the loop people write for the style
+      (``body["next"]``; ``r.links["next"]["url"]``; ``offset += limit`` until
+      ``offset >= total``), ``r.json()``, accumulate, ``pd.json_normalize`` at the end;
   (b) a plain requests.Session with the Authorization header, same loop;
-  (c) ``nb_oauth2.frames.readers.read_json`` (through a requests_oauthlib session);
-  (d) the limit: raw bytes of the same pages (fetched concurrently, the page
-      count being known) plus the fastest columnar parse we know
-      (orjson + pyarrow; json + pandas with --no-fast) into a DataFrame.
+  (c) ``nb_oauth2.frames.readers.read_json`` through nb_oauth2's own Session;
+  (d) the best concurrent pipeline an expert writes: page 1, the remaining URLs from what
+      it tells (rel="last", total, total_pages), 8 threads each fetching and parsing its
+      pages with pyarrow.json (json + pandas with --no-fast), one concat, one to_pandas.
 
+    python benchmarks/bench_frames.py --issue13  # issue 13's markdown table: 3 styles x page= mid/last x
+                                                 # page 100/1000 x 0/50 ms, (a) vs (c) vs (d) (~12 min)
     python benchmarks/bench_frames.py            # --quick: a couple of minutes on 2 cores
     python benchmarks/bench_frames.py --full     # 100k and 1M records, pages 100/1000, 0/50 ms
     python benchmarks/bench_frames.py --records 100000 --page-size 1000 --latency 0 --repeat 5
@@ -21,7 +27,8 @@ optional per-request latency) and times, each variant in a fresh subprocess
     python benchmarks/bench_frames.py --page-at both --page-size 100 1000  # page= last and mid-query
 
 ``--page-at middle`` serves URLs whose page parameter sits mid-query, as GitLab's links and GitHub's
-with extra parameters do: ``?page=N&n=...&per_page=...&latency_ms=...&sort=id``.
+with extra parameters do: ``?page=N&n=...&per_page=...&latency_ms=...&sort=id``. ``--pin`` puts the
+server on one CPU and every variant on the other (a real API does not share the notebook's CPU).
 """
 
 from __future__ import annotations
@@ -194,15 +201,21 @@ def _hand_loop(session, url: str):
     return pd.json_normalize(records)
 
 
-def variant_a(url: str):
-    return _hand_loop(_oauth_session(), url)
-
-
-def variant_b(url: str):
+def _plain_session():
     import requests
 
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {TOKEN}"
+    return session
+
+
+def variant_a(url: str, session):
+    """(a) requests_oauthlib.OAuth2Session loop."""
+    return _hand_loop(session, url)
+
+
+def variant_b(url: str, session):
+    """(b) plain requests.Session + header, same loop."""
     return _hand_loop(session, url)
 
 
@@ -222,10 +235,10 @@ def _concurrency(for_limit: bool = False) -> int | str:
     return int(value)
 
 
-def variant_c(url: str):
+def variant_c(url: str, session):
     from nb_oauth2.frames.readers import read_json
 
-    return read_json(url, session=_nb_session(), progress=False, concurrency=_concurrency())
+    return read_json(url, session=session, progress=False, concurrency=_concurrency())
 
 
 def _raw_loop(session, url: str) -> int:
@@ -246,18 +259,14 @@ class _Rows:
         return self.n
 
 
-def variant_r(url: str):
+def variant_r(url: str, session):
     """(r) plain requests.Session + header, raw sequential loop."""
-    import requests
-
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {TOKEN}"
     return _Rows(_raw_loop(session, url))
 
 
-def variant_s(url: str):
+def variant_s(url: str, session):
     """(s) nb_oauth2's auto-refreshing Session, the same raw sequential loop."""
-    return _Rows(_raw_loop(_nb_session(), url))
+    return _Rows(_raw_loop(session, url))
 
 
 def _with(url: str, name: str, value: int) -> str:
@@ -280,7 +289,7 @@ def _remaining_urls(url: str, first) -> list[str]:
     return [_with(url, "page", p) for p in range(2, body["total_pages"] + 1)]
 
 
-def variant_d(url: str):
+def variant_d(url: str, session):
     """The best concurrent pipeline an expert writes: page 1, then every other page on a thread pool, each
     page parsed by pyarrow.json in its fetching thread (it releases the GIL), one concat, one to_pandas.
     With --no-fast: the same fetch, json + one pd.json_normalize."""
@@ -288,8 +297,6 @@ def variant_d(url: str):
 
     import requests
 
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {TOKEN}"
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=_concurrency(for_limit=True)))
     first = session.get(url, timeout=30)
     urls = _remaining_urls(url, first)
@@ -321,14 +328,20 @@ def variant_d(url: str):
 VARIANTS = {"a": variant_a, "b": variant_b, "c": variant_c, "d": variant_d, "r": variant_r, "s": variant_s}
 
 
+#: the session each variant is handed, made before the clock starts (the session a user holds after login)
+SESSIONS = {"a": _oauth_session, "b": _plain_session, "c": _nb_session, "d": _plain_session, "r": _plain_session,
+            "s": _nb_session}
+
+
 def worker(variant: str, url: str) -> None:
     import pandas  # noqa: F401  (imports before the clock starts)
     import requests  # noqa: F401
 
     if variant in "cs":
         import nb_oauth2.frames.readers  # noqa: F401
+    session = SESSIONS[variant]()
     start, cpu = time.perf_counter(), time.process_time()
-    frame = VARIANTS[variant](url)
+    frame = VARIANTS[variant](url, session)
     secs, cpu = time.perf_counter() - start, time.process_time() - cpu
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"secs": secs, "cpu": cpu, "rows": len(frame), "cols": frame.shape[1], "rss_mb": rss_mb}))
@@ -415,7 +428,8 @@ def _issue13(port: int, args, env: dict) -> None:
                 print(line, flush=True)
     pin = (f"server pinned to CPU {SERVER_CPU}, each variant to CPU {CLIENT_CPU}" if env.get("NB_BENCH_PIN") == "1"
            else "server and variants unpinned")
-    print(f"\nEach variant in a fresh process, median of {args.repeat or 3} runs at 0 ms, 1 at 50 ms; {pin}; "
+    runs = f"median of {args.repeat} runs" if args.repeat else "median of 3 runs at 0 ms, 1 run at 50 ms"
+    print(f"\nEach variant in a fresh process, its session made before the clock, {runs}; {pin}; "
           f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after; "
           f"{time.time() - started:.0f} s in all. (a) requests_oauthlib loop + json_normalize, (c) "
           "nb_oauth2.read_json through nb_oauth2's Session, (d) hand-written concurrent fetch (8 threads) + "
