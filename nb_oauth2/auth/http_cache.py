@@ -10,7 +10,8 @@ notebook needs that ``CachedSession`` does not make:
 * **Always revalidate.** Nothing is served without asking: ``expire_after=0`` and
   ``always_revalidate``; ``Cache-Control: max-age`` (GitHub: ``private, max-age=60``) is ignored.
 * **Only what can be revalidated**: a 200 JSON answer to a GET that carries an ``ETag`` or a
-  ``Last-Modified``, without ``Cache-Control: no-store``, whose body was read to its verified end.
+  ``Last-Modified``, without ``Cache-Control: no-store`` or ``Vary: *``, whose body was read to its
+  verified end; a redirected answer under its own URL only (each hop is its own exchange).
   The body is recorded *while the caller reads it*, so the caller's byte cap and deadline apply
   (``CachedSession`` reads the whole body inside ``send``); a body abandoned over a cap, cut at a
   deadline or delimited only by the connection's close is never stored. An error answer deletes
@@ -23,7 +24,7 @@ notebook needs that ``CachedSession`` does not make:
   variant). A body that contains one of the session's own tokens is not stored.
 * **One user's data, one place.** In memory the cache belongs to one Session (a new login, a new
   session, an empty cache), bounded to ``max_memory_bytes`` (oldest entries go first). On disk
-  (opt-in) one SQLite file per partition (provider, client, profile and the signed-in subject when
+  (opt-in) one SQLite file per partition (a damaged file is replaced by an empty one) (provider, client, profile and the signed-in subject when
   the id_token tells it), mode 0600 in a 0700 directory under the user cache dir. ``clear()``
   (called by logout) deletes the entries.
 """
@@ -34,6 +35,7 @@ import base64
 import hashlib
 import json
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from functools import lru_cache
@@ -195,6 +197,11 @@ def _drop(backend: BaseCache, key: str) -> None:
         pass
 
 
+def _redirected(response: requests.Response) -> bool:
+    """Did ``response`` come after a redirect (not after a 401 the auth object answered by a retry)?"""
+    return any(hop.is_redirect for hop in response.history)
+
+
 def _body_size(response: Any) -> int:
     return len(getattr(response, "_content", None) or b"") if response is not None else 0
 
@@ -299,9 +306,39 @@ class HttpCache:
                 os.fchmod(fd, 0o600)
             finally:
                 os.close(fd)
-            cache = SQLiteCache(path, serializer="json")
+            try:
+                cache = SQLiteCache(path, serializer="json")
+                len(cache.responses)  # a damaged file fails here (or on first use: _rebuild)
+            except sqlite3.DatabaseError:  # it is a cache: rebuilt empty, never a failed request
+                cache = self._rebuilt(path)
         cache._settings = self.settings
         return cache
+
+    @staticmethod
+    def _rebuilt(path: Path) -> BaseCache:
+        """An empty SQLite cache in place of the damaged file at ``path`` (its journals too)."""
+        from requests_cache.backends import SQLiteCache
+
+        for stale in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
+            try:
+                stale.unlink()
+            except FileNotFoundError:
+                pass
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        os.close(fd)
+        return SQLiteCache(path, serializer="json")
+
+    def _damaged(self, backend: BaseCache) -> None:
+        """A disk file found damaged in use: replaced by an empty one (this session's next request uses it)."""
+        with self._lock:
+            if self._backend is backend and self.directory is not None:
+                path = Path(backend.db_path)
+                try:
+                    backend.close()
+                except sqlite3.Error:
+                    pass
+                self._backend = self._rebuilt(path)
+                self._backend._settings = self.settings
 
     def clear(self) -> None:
         """Delete every stored response of this session (logout: cached bodies are the user's data)."""
@@ -329,7 +366,11 @@ class HttpCache:
         if self.directory is None and not backend.responses:  # nothing stored yet: no key to compute
             return self._arrange_store(send(request), request, None, backend, stored=False)
         key = cache_key(request)
-        cached = backend.get_response(key)
+        try:
+            cached = backend.get_response(key)
+        except sqlite3.DatabaseError:
+            self._damaged(backend)
+            return send(request)
         if cached is None:
             return self._arrange_store(send(request), request, key, backend, stored=False)
         from requests_cache.policy import CacheActions
@@ -338,10 +379,15 @@ class HttpCache:
         if actions.skip_read:  # the request said no-cache / no-store
             return self._arrange_store(send(request), request, key, backend)
         actions.update_from_cached_response(cached, cache_key, **kwargs)
+        plain = request.copy()
         if actions.resend_request and not actions.vary_cache_key:
             actions.update_request(request)  # If-None-Match / If-Modified-Since
         response = send(request)
         if response.status_code == 304 and actions.resend_request and not actions.vary_cache_key:
+            if _redirected(response):  # requests forwarded our validator to where the URL now redirects: that
+                response.close()  # resource's 304, not this entry's; asked again without it
+                _drop(backend, key)
+                return self._arrange_store(send(plain), plain, key, backend)
             return self._serve(response, cached, actions, backend)
         return self._arrange_store(response, request, key, backend)
 
@@ -369,7 +415,10 @@ class HttpCache:
         """Store ``response`` once its body is read, when it can be revalidated; else drop the URL's entry."""
         headers = response.headers
         if not _has_validator(headers) or response.status_code != 200 or not _is_json(headers) \
-                or "no-store" in headers.get("Cache-Control", ""):
+                or "no-store" in headers.get("Cache-Control", "") or _redirected(response) \
+                or "*" in (v.strip() for v in headers.get("Vary", "").split(",")):
+            # a redirected answer is stored by its own hop, under its own URL (never under the first one:
+            # the next redirect may go elsewhere); Vary: * never matches a later request (RFC 9111 4.1)
             if stored and key is not None:
                 _drop(backend, key)
             return response
@@ -389,7 +438,10 @@ class HttpCache:
             if self._holds_secret(body) or any(self._holds_secret(v.encode()) for v in done.headers.values()):
                 _drop(backend, key)
                 return
-            backend.save_response(self._sanitized(done, body), key, actions.expires)
+            try:
+                backend.save_response(self._sanitized(done, body), key, actions.expires)
+            except sqlite3.DatabaseError:
+                self._damaged(backend)
 
         if response._content_consumed and isinstance(response._content, bytes):  # read already (stream=False)
             store(response, response._content)
