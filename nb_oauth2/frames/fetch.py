@@ -244,8 +244,9 @@ class Fetcher:
                 self.on_rate(reading)
         alarm = arm_deadline(started + self.deadline, resp) if self.deadline is not None else None
         try:
-            wait = self._retry_wait(resp, url, attempt)
-            out = (wait, resp.status_code) if wait is not None else self._decode(resp, url, parse=False)
+            wait = self._retry_wait(resp, url, attempt, method)
+            out = (wait, resp.status_code) if wait is not None else self._decode(resp, url, parse=False,
+                                                                                 method=method)
         except BaseException as exc:
             resp.close()
             if alarm is not None and alarm.stop() and isinstance(exc, Exception):
@@ -329,13 +330,22 @@ class Fetcher:
         if seconds > 0:
             self.sleep(seconds)
 
-    def _retry_wait(self, resp: requests.Response, url: str, attempt: int) -> float | None:
+    def _retry_wait(self, resp: requests.Response, url: str, attempt: int, method: str = "GET") -> float | None:
         """None to accept ``resp``; seconds to wait before retrying; or raise."""
         status = resp.status_code
+        if status == 304:  # nothing cached was offered (the session's cache serves its own 304s): no body
+            resp.close()
+            raise APIError(f"{method} {redact_url(url)} answered 304 Not Modified, but no cached copy was offered "
+                           "for it: there is no body to read (a misbehaving server or proxy, or an If-None-Match "
+                           "set on the session's headers).", hint="Remove If-None-Match / If-Modified-Since from "
+                           "session.headers, or report the server's behaviour.", url=redact_url(url), status=status)
         if status < 400:
             return None
         headers = resp.headers
-        rate_limited = status == 429 or (status == 403 and headers.get("X-RateLimit-Remaining") == "0")
+        # GitHub's primary limit: 403 with X-RateLimit-Remaining: 0; its secondary limit: 403 (or 429) with
+        # Retry-After, which its docs say to wait out before retrying
+        rate_limited = status == 429 or (status == 403 and (headers.get("X-RateLimit-Remaining") == "0"
+                                                            or bool(headers.get("Retry-After"))))
         if rate_limited:
             now = self.clock()
             wait = parse_retry_after(headers.get("Retry-After"), now=now)
@@ -345,11 +355,11 @@ class Fetcher:
                 wait = self._backoff(attempt)
             if wait > self.max_wait:
                 raise RateLimited(
-                    f"GET {redact_url(url)} is rate limited for {wait:.0f} s, longer than max_wait={self.max_wait}.",
+                    f"{method} {redact_url(url)} is rate limited for {wait:.0f} s, longer than max_wait={self.max_wait}.",
                     hint="Try again later or pass a larger max_wait=.", url=redact_url(url), status=status)
             if attempt >= self.retries:
                 raise RateLimited(
-                    f"GET {redact_url(url)} was still rate limited after {attempt + 1} attempts.",
+                    f"{method} {redact_url(url)} was still rate limited after {attempt + 1} attempts.",
                     hint="Try again later.", url=redact_url(url), status=status)
             return wait + self.rng() * 0.1 * min(wait, 1.0)  # never earlier than asked
         if status in RETRY_STATUSES and attempt < self.retries:
@@ -358,28 +368,28 @@ class Fetcher:
             if hinted is not None and hinted <= self.max_wait:
                 wait = max(wait, hinted)
             return wait
-        raise self._error(resp, url)
+        raise self._error(resp, url, method)
 
-    def _error(self, resp: requests.Response, url: str) -> APIError:
+    def _error(self, resp: requests.Response, url: str, method: str = "GET") -> APIError:
         status = resp.status_code
         safe_url = redact_url(url)
         challenge = parse_www_authenticate(resp.headers.get("WWW-Authenticate"))
         code = challenge.get("error")
         if status == 401:
             return InvalidToken(
-                f"GET {safe_url} answered 401 ({code or 'unauthorized'}) even after the session's refresh.",
+                f"{method} {safe_url} answered 401 ({code or 'unauthorized'}) even after the session's refresh.",
                 hint="Sign in again.", url=safe_url, status=status, error=code or "invalid_token")
         if status == 403 and code == "insufficient_scope":
             scope = challenge.get("scope")
             need = f"the scope {scope!r}" if scope else "a broader scope"
             return InsufficientScope(
-                f"GET {safe_url} needs {need}; sign in again asking for it.", url=safe_url, status=status,
+                f"{method} {safe_url} needs {need}; sign in again asking for it.", url=safe_url, status=status,
                 error=code, description=scope)
         body = self._read(resp, url, limit=2000, raise_over=False)
         detail = _error_detail(body.decode("utf-8", "replace"))
         said = f": {detail.rstrip(' .;:,')}" if detail else ""
         hint = _STATUS_HINTS.get(500 if status >= 500 else status)
-        return APIError(f"GET {safe_url} answered HTTP {status}{said}.", hint=hint, url=safe_url, status=status,
+        return APIError(f"{method} {safe_url} answered HTTP {status}{said}.", hint=hint, url=safe_url, status=status,
                         error=code)
 
     def _read(self, resp: requests.Response, url: str, *, limit: int | None, raise_over: bool = True) -> bytes:
@@ -417,13 +427,13 @@ class Fetcher:
                 status=resp.status) from None
         return resp
 
-    def _decode(self, resp: requests.Response, url: str, *, parse: bool = True) -> Response:
+    def _decode(self, resp: requests.Response, url: str, *, parse: bool = True, method: str = "GET") -> Response:
         ctype = resp.headers.get("Content-Type", "")
         safe_url = redact_url(url)
         if ctype and not _is_json_type(ctype) and not ctype.lower().startswith(("text/plain", "application/octet")):
             preview = snippet(self._read(resp, url, limit=300, raise_over=False).decode("utf-8", "replace"), 120)
             raise UnexpectedContentType(
-                f"GET {safe_url} answered HTTP {resp.status_code} with {snippet(ctype.split(';')[0].strip(), 60)}, not JSON "
+                f"{method} {safe_url} answered HTTP {resp.status_code} with {snippet(ctype.split(';')[0].strip(), 60)}, not JSON "
                 f"(often a login page, a proxy page or a wrong URL): {preview}", url=safe_url, status=resp.status_code)
         length = resp.headers.get("Content-Length")
         if self.max_bytes is not None and length and length.isdigit() and int(length) > self.max_bytes:
