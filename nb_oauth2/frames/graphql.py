@@ -24,7 +24,8 @@ from ..core.errors import (APIError, ConfigurationError, InsufficientScope, Inva
 from ..core.redact import redact_url, snippet
 from .fetch import Fetcher, Response, parse_retry_after
 from .page_fields import field_path
-from .post_pages import DEFAULT_MAX_PAGES, PostPage, check_to, frame_of, post_fetcher, walk_posts
+from .post_pages import (DEFAULT_MAX_PAGES, PostPage, check_to, frame_of, post_fetcher, register_body_secrets,
+                         walk_posts)
 from .progress import ProgressBar
 from .walk_rules import MAX_EMPTY_PAGES
 
@@ -112,7 +113,9 @@ def _records(connection: Any, path: tuple[str, ...]) -> list:
         if isinstance(connection.get("nodes"), list):
             return connection["nodes"]
         if isinstance(connection.get("edges"), list):
-            return [edge.get("node") if isinstance(edge, Mapping) else edge for edge in connection["edges"]]
+            # edges { node { ... } }; an API whose edges carry the fields themselves (no node): the edge
+            return [edge["node"] if isinstance(edge, Mapping) and "node" in edge else edge
+                    for edge in connection["edges"]]
     raise APIError(f"The connection at {'.'.join(path)!r} has neither nodes nor edges: ask for "
                    "nodes { ... } (or edges { node { ... } }) in the query.")
 
@@ -215,6 +218,7 @@ def read_graphql(url: str, query: str, variables: Mapping[str, Any] | None = Non
     if keys is not None and (not keys or not all(isinstance(k, str) and k for k in keys)):
         raise ConfigurationError("path= must name the connection: 'repository.issues' or a list of keys.")
     check_to(to)
+    register_body_secrets(variables)  # a server's error echoing a variable named token, api_key, ...
     body: dict[str, Any] = {"query": query, "variables": dict(variables or {})}
     if operation_name:
         body["operationName"] = operation_name

@@ -32,7 +32,8 @@ from .page_fields import field_path, get_path
 from .progress import ProgressBar
 from .walk_rules import MAX_EMPTY_PAGES, page_cap_error
 
-__all__ = ["PostPage", "read_json_post", "walk_posts", "frame_of", "post_fetcher", "DEFAULT_MAX_PAGES"]
+__all__ = ["PostPage", "read_json_post", "walk_posts", "frame_of", "post_fetcher", "register_body_secrets",
+           "DEFAULT_MAX_PAGES"]
 
 #: pages read at most unless ``max_pages=`` says otherwise (the same cap as readers.DEFAULT_MAX_PAGES)
 DEFAULT_MAX_PAGES = 10_000
@@ -87,6 +88,22 @@ def _check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
             register_secret(value)
             register_secret(value.split(" ", 1)[-1])  # the credential after "Bearer "
     return dict(headers)
+
+
+def register_body_secrets(value: Any, depth: int = 0) -> None:
+    """Register for redaction the string values of secret-named keys (``api_key``, ``token``, ...) anywhere in a
+    POST body or GraphQL variables: a server's error that echoes them never shows them."""
+    if depth > 32:
+        return
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            if isinstance(child, str) and isinstance(key, str) and is_secret_param(key):
+                register_secret(child)
+            else:
+                register_body_secrets(child, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for child in value:
+            register_body_secrets(child, depth + 1)
 
 
 def post_fetcher(url: Any, *, session: Any, who: str, params: Mapping[str, Any] | None = None,
@@ -271,6 +288,7 @@ def read_json_post(url: str, body: Mapping[str, Any] | None = None, *, session: 
     if not isinstance(body, Mapping):
         raise ConfigurationError("The POST body must be a JSON object (a dict): the cursor goes into it.")
     check_to(to)
+    register_body_secrets(body)
     cursor_path, where = field_path(cursor_field), field_path(cursor_param)
     more_path = field_path(more_field) if more_field is not None else None
     if not cursor_path or not where or not all(isinstance(k, str) and k for k in (*cursor_path, *where)):
