@@ -255,3 +255,43 @@ def test_cache_logs_and_errors_hold_no_secret(scripted, caplog):
         session.get(f"{scripted.url}/x", params={"api_key": "k-0123456789abcdef"})
     assert SECRET not in caplog.text and "k-0123456789abcdef" not in caplog.text
     assert isinstance(OAuth2Error, type)
+
+
+@pytest.mark.parametrize("leaf", ["nodes", "edges"])
+def test_graphql_path_to_the_node_list_still_pages_by_its_connections_page_info(scripted, leaf):
+    """path='repository.issues.nodes' (the list itself): pageInfo sits one level up. Was read as a
+    connection without pageInfo: page 1 only, no error (a silently short frame)."""
+    query = "query($after: String) { r { c(first: 1, after: $after) { nodes { id } pageInfo { hasNextPage endCursor } } } }"
+
+    def reply(seen):
+        after = json.loads(seen.body)["variables"].get("after")
+        n = 1 if after is None else int(after) + 1
+        items = [{"id": n}] if leaf == "nodes" else None
+        edges = [{"node": {"id": n}}] if leaf == "edges" else None
+        conn = {"nodes": items, "edges": edges, "pageInfo": {"hasNextPage": n < 3, "endCursor": str(n)}}
+        return Reply(200, {"data": {"r": {"c": conn}}})
+
+    scripted.script("/g", [reply])
+    frame = read_graphql(f"{scripted.url}/g", query, session=make_session(scripted.url), progress=False,
+                         path=f"r.c.{leaf}")
+    assert len(frame) == 3 and scripted.count("/g") == 3
+
+
+def test_graphql_error_paths_are_named(scripted):
+    scripted.script("/g", [Reply(200, {"data": {"r": None}, "errors": [
+        {"message": "Could not resolve to a Repository", "path": ["r", "issues", 0, "author"]}]})])
+    with pytest.raises(APIError, match=r"r\.issues\.0\.author"):
+        read_graphql(f"{scripted.url}/g", "query { r { issues { nodes { id } } } }", path="r.issues",
+                     session=make_session(scripted.url), progress=False)
+
+
+@pytest.mark.parametrize("header", ["X-RateLimit-Reset", "RateLimit-Reset"])
+def test_a_reset_in_epoch_milliseconds_is_read_as_such(header):
+    """Some APIs send the reset as epoch milliseconds (13 digits): read as seconds it was a wait of ~57,000
+    years, so the first 429 ended in RateLimited instead of waiting the few seconds asked."""
+    from nb_oauth2.frames.rate_limits import parse_rate_limit, seconds_until_reset
+
+    now = 1_800_000_000.0
+    headers = {header.replace("Reset", "Remaining"): "0", header: str(int((now + 12) * 1000))}
+    assert seconds_until_reset(headers, now=now) == pytest.approx(12)
+    assert parse_rate_limit(headers, now=now).reset_in == pytest.approx(12)

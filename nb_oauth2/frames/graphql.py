@@ -27,6 +27,7 @@ from .page_fields import field_path
 from .post_pages import (DEFAULT_MAX_PAGES, PostPage, check_to, frame_of, post_fetcher, register_body_secrets,
                          walk_posts)
 from .progress import ProgressBar
+from .rate_limits import seconds_until_reset
 from .walk_rules import MAX_EMPTY_PAGES
 
 __all__ = ["read_graphql", "graphql_error", "find_connection"]
@@ -53,13 +54,22 @@ def _code(error: Any) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def _said(error: Any) -> str:
+    """An error's message, with its ``path`` (where in the answer it happened) when it has one."""
+    if not isinstance(error, Mapping):
+        return snippet(error, 200)
+    path = error.get("path")
+    where = f" (at {snippet('.'.join(map(str, path)), 120)})" if isinstance(path, list) and path else ""
+    return snippet(error.get("message"), 200) + where
+
+
 def graphql_error(answer: Any, url: str) -> APIError | None:
     """The typed error for an answer's ``errors`` (None when it has none); messages redacted and capped."""
     errors = answer.get("errors") if isinstance(answer, Mapping) else None
     if not errors:
         return None
     errors = errors if isinstance(errors, list) else [errors]
-    said = "; ".join(snippet(e.get("message") if isinstance(e, Mapping) else e, 200) for e in errors[:3])
+    said = "; ".join(_said(e) for e in errors[:3])
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     code = next((c for c in map(_code, errors) if c), None)
     cls = _ERROR_CLASSES.get(code or "", APIError)
@@ -121,16 +131,10 @@ def _records(connection: Any, path: tuple[str, ...]) -> list:
 
 
 def _rate_limit_wait(response: Response, now: float) -> float | None:
-    """Seconds until a 200 RATE_LIMITED answer may be retried (Retry-After or X-RateLimit-Reset), or None."""
+    """Seconds until a 200 RATE_LIMITED answer may be retried (Retry-After or the rate-limit reset), or None."""
     headers = response.headers
     wait = parse_retry_after(headers.get("Retry-After"), now=now)
-    if wait is not None:
-        return wait
-    try:
-        reset = float(headers.get("X-RateLimit-Reset") or "")
-    except ValueError:
-        return None
-    return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
+    return wait if wait is not None else seconds_until_reset(headers, now=now)
 
 
 class _GraphQLPages:
@@ -168,8 +172,12 @@ class _GraphQLPages:
         path, connection = find_connection(answer["data"], self.path)
         self.path = path  # found once, kept: the next pages answer the same query
         records = _records(connection, path)
-        info = connection.get("pageInfo") if isinstance(connection, Mapping) else None
-        total = connection.get("totalCount") if isinstance(connection, Mapping) else None
+        holder = connection
+        if isinstance(connection, list) and len(path) > 1 and path[-1] in ("nodes", "edges"):
+            # path= named the list itself: its connection (pageInfo, totalCount) is one level up
+            holder = find_connection(answer["data"], path[:-1])[1]
+        info = holder.get("pageInfo") if isinstance(holder, Mapping) else None
+        total = holder.get("totalCount") if isinstance(holder, Mapping) else None
         first, self.first = self.first, False
         if not isinstance(info, Mapping):
             if first and isinstance(total, int) and total > len(records):

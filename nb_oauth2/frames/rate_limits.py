@@ -8,7 +8,7 @@
   draft-07 dictionary ``RateLimit: limit=100, remaining=50, reset=30``;
 * the older draft's ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` (delta seconds).
 
-A reset value larger than 10^9 is an epoch time, a smaller one a delay. :class:`RateBudget` is the
+A reset value larger than 10^9 is an epoch time (larger than 10^11: epoch milliseconds), a smaller one a delay. :class:`RateBudget` is the
 quota of one read, shared by its fetching threads: each request takes a slot (:meth:`RateBudget.acquire`
 says how long to wait for it) and each answer refreshes the count (:meth:`RateBudget.observe`). It
 never lets a request go when the quota is spent before the reset, and spaces the requests out until
@@ -29,6 +29,7 @@ __all__ = ["RateLimit", "RateBudget", "parse_rate_limit", "seconds_until_reset"]
 #: seconds added to a reset time before the first request of the new window (clock skew, rounding)
 RESET_MARGIN = 1.0
 _EPOCH = 1e9
+_EPOCH_MS = 1e11
 _MEMBER = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[A-Za-z*][\w.*:/-]*)((?:\s*;\s*[A-Za-z*][\w.*-]*(?:=[^;,]*)?)*)\s*')
 
 
@@ -57,9 +58,12 @@ def _number(value: str | None) -> float | None:
 
 
 def _delay(value: float | None, now: float) -> float | None:
-    """A reset value as seconds from ``now`` (epoch when larger than 10^9, else a delay)."""
+    """A reset value as seconds from ``now`` (epoch when larger than 10^9, else a delay; larger than 10^11,
+    past the year 5000 in seconds, it is epoch milliseconds)."""
     if value is None:
         return None
+    if value > _EPOCH_MS:
+        value /= 1000.0
     return max(0.0, value - now) if value > _EPOCH else value
 
 
