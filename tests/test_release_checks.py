@@ -295,3 +295,28 @@ def test_a_reset_in_epoch_milliseconds_is_read_as_such(header):
     headers = {header.replace("Reset", "Remaining"): "0", header: str(int((now + 12) * 1000))}
     assert seconds_until_reset(headers, now=now) == pytest.approx(12)
     assert parse_rate_limit(headers, now=now).reset_in == pytest.approx(12)
+
+
+def test_a_locked_disk_cache_is_not_deleted(scripted, tmp_path, monkeypatch):
+    """A file another process holds locked (sqlite3.OperationalError, a DatabaseError too) is not damage: the
+    request goes uncached and the other process's entries stay."""
+    import sqlite3
+
+    from nb_oauth2.auth import http_cache
+
+    scripted.script("/x", [_versioned(b'[{"id": 1}]')])
+    session = make_session(scripted.url, http_cache=tmp_path)
+    session.get(f"{scripted.url}/x")
+    path = session.http_cache.path
+
+    def locked(self, key):
+        raise sqlite3.OperationalError("database is locked")
+
+    from requests_cache.backends import SQLiteCache
+
+    monkeypatch.setattr(SQLiteCache, "get_response", locked)
+    assert session.get(f"{scripted.url}/x").json() == [{"id": 1}]
+    assert scripted.seen[-1].header("If-None-Match") is None
+    monkeypatch.undo()
+    assert path.exists() and len(session.http_cache) == 1
+    assert http_cache._damage(sqlite3.DatabaseError("file is not a database"))

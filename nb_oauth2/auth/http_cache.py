@@ -197,6 +197,12 @@ def _drop(backend: BaseCache, key: str) -> None:
         pass
 
 
+def _damage(exc: sqlite3.DatabaseError) -> bool:
+    """Is the SQLite file damaged (not a database, malformed), not just busy or locked?"""
+    name = getattr(exc, "sqlite_errorname", "")
+    return name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or (not name and type(exc) is sqlite3.DatabaseError)
+
+
 def _redirected(response: requests.Response) -> bool:
     """Did ``response`` come after a redirect (not after a 401 the auth object answered by a retry)?"""
     return any(hop.is_redirect for hop in response.history)
@@ -309,7 +315,9 @@ class HttpCache:
             try:
                 cache = SQLiteCache(path, serializer="json")
                 len(cache.responses)  # a damaged file fails here (or on first use: _rebuild)
-            except sqlite3.DatabaseError:  # it is a cache: rebuilt empty, never a failed request
+            except sqlite3.DatabaseError as exc:  # it is a cache: rebuilt empty, never a failed request
+                if not _damage(exc):
+                    raise  # busy or locked by another process: not a reason to delete its entries
                 cache = self._rebuilt(path)
         cache._settings = self.settings
         return cache
@@ -362,14 +370,18 @@ class HttpCache:
         if request.method != "GET" or "Range" in headers or "If-None-Match" in headers \
                 or "If-Modified-Since" in headers:  # the caller's own conditional request: theirs to answer
             return send(request)
-        backend = self.backend()
+        try:
+            backend = self.backend()
+        except sqlite3.OperationalError:  # the disk file busy or locked past sqlite's timeout: uncached
+            return send(request)
         if self.directory is None and not backend.responses:  # nothing stored yet: no key to compute
             return self._arrange_store(send(request), request, None, backend, stored=False)
         key = cache_key(request)
         try:
             cached = backend.get_response(key)
-        except sqlite3.DatabaseError:
-            self._damaged(backend)
+        except sqlite3.DatabaseError as exc:  # damaged: rebuilt; busy: this request goes uncached
+            if _damage(exc):
+                self._damaged(backend)
             return send(request)
         if cached is None:
             return self._arrange_store(send(request), request, key, backend, stored=False)
@@ -440,8 +452,9 @@ class HttpCache:
                 return
             try:
                 backend.save_response(self._sanitized(done, body), key, actions.expires)
-            except sqlite3.DatabaseError:
-                self._damaged(backend)
+            except sqlite3.DatabaseError as exc:
+                if _damage(exc):
+                    self._damaged(backend)
 
         if response._content_consumed and isinstance(response._content, bytes):  # read already (stream=False)
             store(response, response._content)
