@@ -46,6 +46,15 @@ SERVICE_NAME = "nb-oauth2"
 _TIMEOUT = (5.0, 40.0)  # the read timeout covers one long-poll (30 s)
 
 
+#: what a kernel can do about the service's 5xx answers (by their ``error``)
+_HINTS_5XX = {
+    "provider_unavailable": "The provider could not be reached from the hub; try again in a moment (the "
+                            "sign-in is kept)",
+    "hub_unavailable": "The hub's API did not answer the nb-oauth2 service; try again once the hub is back",
+    "": "Try again in a moment; if it persists, the hub's log has the nb-oauth2 service's lines",
+}
+
+
 @dataclass(frozen=True)
 class HubLogin:
     """A sign-in the service started for this kernel's user: open ``url`` in the hub's browser."""
@@ -85,7 +94,10 @@ class HubService:
             response = self.http.request(method, url, headers={"Authorization": f"token {self.api_token}"},
                                          timeout=self.timeout, allow_redirects=False, **kwargs)
         except requests.RequestException as exc:
-            raise map_request_error(exc, url=url, what="The hub's nb-oauth2 service", timeout=self.timeout) from None
+            raise map_request_error(exc, url=url, what="The hub's nb-oauth2 service", timeout=self.timeout,
+                                    hint=f"Is the hub's nb-oauth2 service running at {self.url}? Its log is in the "
+                                         f"hub's log; {URL_ENV} (set by the hub's c.Spawner.environment) names "
+                                         "where kernels reach it") from None
         try:
             data = response.json()
         except ValueError:
@@ -103,9 +115,12 @@ class HubService:
                 f"The hub's nb-oauth2 service refused this server's token (HTTP {response.status_code}).",
                 hint="The hub's roles must give servers the scope access:services!service=nb-oauth2 "
                      "(see README, On JupyterHub)", status=response.status_code)
+        if error == "unknown_login":  # expired, or the service restarted: only a new login helps
+            raise ReauthRequired(message or "The hub's nb-oauth2 service no longer knows this sign-in.", error=error,
+                                 status=response.status_code, hint="Run the login again")
         if response.status_code >= 500:
             raise TransportError(f"The hub's nb-oauth2 service failed: {message or error}", error=error,
-                                 status=response.status_code)
+                                 status=response.status_code, hint=_HINTS_5XX.get(error, _HINTS_5XX[""]))
         raise ConfigurationError(message or f"The hub's nb-oauth2 service answered HTTP {response.status_code}.",
                                  error=error or None, status=response.status_code)
 

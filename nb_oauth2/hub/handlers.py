@@ -68,7 +68,13 @@ class _API(_Base):
 
     async def prepare(self) -> None:
         token = self.hub_auth.get_token(self, in_cookie=False)
-        model = await self.hub_auth.user_for_token(token, sync=False) if token else None
+        try:
+            model = await self.hub_auth.user_for_token(token, sync=False) if token else None
+        except web.HTTPError as exc:  # jupyterhub's HubAuth: the hub API unreachable, or refusing the service
+            if exc.status_code < 500:
+                raise
+            self.fail(503, "hub_unavailable", "The nb-oauth2 service could not check this server's token with the "
+                                              "hub's API (the hub is down, restarting, or unreachable from it).")
         if not model:
             self.fail(401, "not_authenticated", "Send the server's JUPYTERHUB_API_TOKEN as 'Authorization: token ...'.")
         self.model = model
@@ -86,8 +92,11 @@ class _API(_Base):
         return str(model["name"])
 
     def is_admin(self) -> bool:
+        """The token's own scopes decide: the service's admin scope, or a hub admin's token that holds
+        ``admin:users`` (a hub admin's full token). The model's ``admin`` flag is the owner's, not the
+        token's: an admin's server token (in every notebook she runs) or a token she narrowed is no admin."""
         scopes = set(self.model.get("scopes") or ())
-        return self.service.config.admin_scope in scopes or bool(self.model.get("admin"))
+        return self.service.config.admin_scope in scopes or (bool(self.model.get("admin")) and "admin:users" in scopes)
 
     def body(self) -> dict[str, Any]:
         try:
