@@ -173,7 +173,8 @@ class Rig:
 
     def api(self, method: str, path: str, token: str | None, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"token {token}"} if token else {}
-        return requests.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return requests.request(method, self.base + path, headers=headers, **kwargs)
 
     def due(self, user: str = "alice") -> dict[str, Any]:
         """Make the stored token due for renewal (inside the margin) and return what was stored."""
@@ -475,3 +476,64 @@ def test_debug_logs_error_pages_and_vault_hold_no_secret(rig):
     for page in pages:
         assert [s[:12] for s in secrets if s in page.text] == []
     assert [s[:12] for s in secrets if s.encode() in vault_bytes] == []
+
+
+def test_read_json_with_concurrent_threads_renews_through_the_service_across_expiries(rig):
+    """The kernel's HubSession under read_json's threads (concurrency=4, style=pages, 1 record per page for
+    ~3 token lifetimes): every page read, the session renewed by asking the service, never reusing a
+    rotated refresh token (the record survives)."""
+    from nb_oauth2.frames.readers import read_json
+
+    kernel = rig.kernel()
+    rig.sign_in(kernel)
+    session = kernel.session("demo", token=kernel.token("demo"))
+    first = session.access_token
+    started, frames = time.monotonic(), []
+    while time.monotonic() - started < 3 * TTL:
+        frames.append(read_json(f"{rig.provider.url}/api/pages/events?per_page=5&max_pages=8", session=session,
+                                progress=False, concurrency=4))
+    assert frames and all(len(f) for f in frames)
+    assert session.access_token != first and rig.service.vault.get("alice", "demo")
+
+
+# -- names and parameters -------------------------------------------------------------------------------------
+
+
+def test_odd_names_and_parameters_touch_no_file_and_find_nothing(rig):
+    """Path traversal in profile, login and user names (.., %2e%2e, %2f, very long) finds nothing and
+    touches nothing outside the vault; a service's token is no user; wait= is bounded whatever it says."""
+    rig.sign_in(rig.kernel())
+    vault = rig.tmp_path / "state" / "vault"
+    before = sorted(p.name for p in rig.tmp_path.rglob("*"))
+    rig.hub.add("root-full", "root", ADMIN_SCOPES, admin=True)
+    for name in ("..", "%2e%2e", "..%2f..%2fvault", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "x" * 5000, "demo%00"):
+        assert rig.api("GET", f"api/tokens/{name}", "alice-server").status_code in (404, 414), name
+        assert rig.api("GET", f"api/logins/{name}", "alice-server").status_code in (404, 414), name
+        assert rig.api("DELETE", f"admin/sessions/{name}", "root-full").status_code in (200, 404, 414), name
+        assert rig.api("DELETE", f"api/tokens/{name}", "alice-server").status_code in (404, 414), name
+    assert sorted(p.name for p in rig.tmp_path.rglob("*")) == before and len(list(vault.glob("*.vault"))) == 1
+    rig.hub.add("a-service", "alice", [ACCESS], kind="service")  # a service named like a user
+    assert rig.api("GET", "api/tokens/demo", "a-service").status_code == 403
+    login = rig.kernel().start_login("demo")
+    for wait in ("nan", "inf", "-1", "1e309", "abc"):
+        answer = rig.api("GET", f"api/logins/{login.id}?wait={wait}", "alice-server", timeout=10)
+        assert answer.status_code == 200 and answer.json()["status"] == "pending"
+
+
+def test_a_user_cannot_pile_up_pending_logins_without_bound(rig):
+    """A kernel in a loop (or a hostile one) starting sign-ins: the service keeps a bounded number per user
+    (the oldest are dropped: their kernels are told to run the login again); other users are unaffected."""
+    from nb_oauth2.hub import logins as logins_module
+
+    MAX_PER_USER = getattr(logins_module, "MAX_PER_USER", 20)  # noqa: N806
+    bob = rig.kernel("bob-server")
+    bobs = bob.start_login("demo")
+    kernel = rig.kernel()
+    logins = [kernel.start_login("demo") for _ in range(MAX_PER_USER + 10)]
+    kept = [login for login in logins if rig.service.logins.get(login.id, "alice") is not None]
+    assert len(kept) == MAX_PER_USER and kept == logins[-MAX_PER_USER:]
+    with pytest.raises(ReauthRequired):
+        kernel.wait(logins[0], timeout=5)
+    assert bob.status(bobs.id)["status"] == "pending"
+    _, callback = rig.authorize(kernel)
+    assert rig.browser("alice").get(callback, timeout=10).status_code == 200

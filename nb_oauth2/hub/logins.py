@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 
 from ..core.flows import AuthorizationCodeFlow
 
-__all__ = ["Login", "Logins"]
+__all__ = ["Login", "Logins", "MAX_PER_USER"]
 
 #: finished logins stay readable (for the kernel's poll) this long
 _KEEP_FINISHED = 300.0
+#: logins kept per user (pending or finished): starting one more drops that user's oldest
+MAX_PER_USER = 20
 
 
 @dataclass(eq=False)
@@ -85,6 +87,13 @@ class Logins:
         login = Login(id=secrets.token_urlsafe(16), user=user, profile=profile, scope=scope,
                       expires_at=time.time() + self.ttl)
         with self._lock:
+            mine = [other for other in self._by_id.values() if other.user == user]  # oldest first (insertion order)
+            for old in mine[:max(0, len(mine) - MAX_PER_USER + 1)]:  # a kernel in a loop cannot fill the memory
+                del self._by_id[old.id]
+                old.finish("failed", "Too many sign-ins were started; this one was dropped.")
+            dropped = set(self._by_state.values()) - set(self._by_id)
+            if dropped:
+                self._by_state = {k: v for k, v in self._by_state.items() if v not in dropped}
             self._by_id[login.id] = login
         return login
 
