@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import requests
 
+import nb_oauth2 as oa
 from nb_oauth2.core.errors import APIError, ConfigurationError, InvalidToken, PaginationError, ResultTooLarge
 from nb_oauth2.frames.post_pages import _body_with, read_json_post
 from tests.scripted_server import Reply, Seen
@@ -118,6 +119,24 @@ def test_notion_database_query_reads_every_page(scripted, signed_in):
     assert [b.get("start_cursor") for b in sent] == [None, _cursor(3), _cursor(6)]
     assert all({k: v for k, v in b.items() if k != "start_cursor"} == QUERY for b in sent)
     assert all(s.method == "POST" for s in scripted.seen)
+
+
+def test_read_json_with_a_json_body_posts_and_follows_the_body_cursor(scripted, signed_in):
+    """``read_json(url, json=body)``, the spelling people try first, is the same POST-body read."""
+    session, token, headers = signed_in
+    if headers:  # Notion-Version as a session header, on a copy of the shared demo session's headers
+        saved = session.headers.copy()
+        session.headers.update(headers)
+    scripted.script(PATH, [notion(token)])
+    try:
+        frame = oa.read_json(scripted.url + PATH, json=QUERY, session=session, progress=False)
+    finally:
+        if headers:
+            session.headers = saved
+    assert frame["properties.Estimate.number"].tolist() == list(range(1, RECORDS + 1))
+    sent = [json.loads(s.body) for s in scripted.seen]
+    assert [s.method for s in scripted.seen] == ["POST"] * 3
+    assert [b.get("start_cursor") for b in sent] == [None, _cursor(3), _cursor(6)]
 
 
 def test_the_callers_body_and_session_are_left_unchanged(scripted):

@@ -244,8 +244,6 @@ def test_a_reset_beyond_max_wait_raises_before_sending(scripted):
     assert api.statuses == [200]
 
 
-@pytest.mark.skipif("on_rate" not in __import__("inspect").getsource(readers._pages),
-                    reason="readers._pages does not pass on_rate/pages_left to its Fetcher yet")
 def test_read_json_bar_shows_the_quota(scripted, monkeypatch):
     """Through read_json: the bar's text carries the quota after the last page."""
     import tqdm

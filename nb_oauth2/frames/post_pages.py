@@ -30,13 +30,11 @@ from .fetch import Fetcher
 from .next_links import shown_url, url_problem
 from .page_fields import field_path, get_path
 from .progress import ProgressBar
-from .walk_rules import MAX_EMPTY_PAGES, page_cap_error
+from .walk_rules import DEFAULT_MAX_PAGES, MAX_EMPTY_PAGES, page_cap_error
 
 __all__ = ["PostPage", "read_json_post", "walk_posts", "frame_of", "post_fetcher", "register_body_secrets",
            "DEFAULT_MAX_PAGES"]
 
-#: pages read at most unless ``max_pages=`` says otherwise (the same cap as readers.DEFAULT_MAX_PAGES)
-DEFAULT_MAX_PAGES = 10_000
 _TO = ("pandas", "polars", "arrow")
 
 
@@ -130,7 +128,7 @@ def post_fetcher(url: Any, *, session: Any, who: str, params: Mapping[str, Any] 
     extra = _check_headers(headers)
     http = _WithHeaders(session, extra) if extra else session
     fetcher = Fetcher(http, timeout=timeout, retries=retries, max_wait=max_wait, max_bytes=max_page_bytes,
-                      on_wait=bar.wait if bar is not None else None, **(fetcher_options or {}))
+                      on_wait=bar.wait if bar is not None else None, on_rate=bar.rate if bar is not None else None, **(fetcher_options or {}))
     return full, fetcher
 
 

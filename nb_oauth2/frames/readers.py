@@ -31,9 +31,11 @@ from .page_batches import PageRuns, batch_size
 from .pagination import PageInfo, Paginator, make_paginator
 from .parquet import _pyarrow, write_chunks
 from .partitions import check_partition_by, check_target
+from .post_pages import read_json_post
 from .progress import ProgressBar
 from .resume import Journal, NextLinks
 from .walk import MAX_EMPTY_PAGES, follow
+from .walk_rules import DEFAULT_MAX_PAGES
 from ..core.urls import checked_url
 from ..core.warn import warn_user
 
@@ -121,12 +123,6 @@ def _start_url(url: Any, params: Mapping[str, Any] | None) -> str:
     return full  # type: ignore[return-value]
 
 
-#: pages read at most unless ``max_pages=`` says otherwise (None: no cap). For everyone, not only in
-#: notebooks: an API that never stops hangs a script or a scheduled job as surely as a kernel, and the
-#: same call should behave the same in both. 10,000 pages is 1,000,000 rows at 100 a page.
-DEFAULT_MAX_PAGES = 10_000
-
-
 @dataclass(frozen=True)
 class ReadOptions:
     """How every reader fetches and walks the pages: :func:`read_json`'s keywords, with its defaults."""
@@ -164,7 +160,8 @@ def _pages(url: Any, *, session: Any, options: ReadOptions, bar: ProgressBar,
     _ensure_pool(http, start_url, concurrency if isinstance(concurrency, int) else MAX_AUTO_CONCURRENCY)
     bar.start(start_url)
     fetcher = Fetcher(http, timeout=options.timeout, retries=options.retries, max_wait=options.max_wait,
-                      max_bytes=options.max_page_bytes, on_wait=bar.wait, **(options.fetcher_options or {}))
+                      max_bytes=options.max_page_bytes, on_wait=bar.wait, on_rate=bar.rate,
+                      pages_left=bar.pages_left, **(options.fetcher_options or {}))
     record_path = options.record_path
     # the Arrow fast path: raw bytes straight to a column chunk (None when the page does not suit it)
     raw_to_chunk = columns.convert_raw if columns is not None and columns.pa else None
@@ -305,7 +302,8 @@ def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None
               max_page_bytes: int | None = 50_000_000, progress: bool = True, concurrency: int | str = "auto",
               parse_dates: bool | Sequence[str] = False, partial: bool = False,
               timeout: float | tuple[float, float] = (5, 30), retries: int = 3, max_wait: float = 60,
-              to: str = "pandas", max_empty_pages: int | None = MAX_EMPTY_PAGES) -> Any:
+              to: str = "pandas", max_empty_pages: int | None = MAX_EMPTY_PAGES,
+              json: Mapping[str, Any] | None = None) -> Any:
     """Read every page of a protected JSON API into one DataFrame (or polars / Arrow table).
 
     ``session`` is a session object or a profile/session name. Records are found in the
@@ -326,7 +324,15 @@ def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None
     a next link to another origin or to plain http always stops. A malformed URL is a
     ConfigurationError, a malformed next link a PaginationError; a page nested deeper than 512
     levels is refused before parsing. ``parse_dates`` converts date columns to UTC datetimes.
+    ``json``: POST this body instead (a query endpoint such as Notion's database query), paged by its
+    body cursor: see :func:`~nb_oauth2.frames.post_pages.read_json_post`.
     """
+    if json is not None:  # concurrency has no effect there: a body-cursor walk is sequential
+        return read_json_post(url, json, session=session, params=params, record_path=record_path, meta=meta, sep=sep,
+                              max_level=max_level, paginate=paginate, max_pages=max_pages, max_rows=max_rows,
+                              max_page_bytes=max_page_bytes, progress=progress, parse_dates=parse_dates,
+                              partial=partial, timeout=timeout, retries=retries, max_wait=max_wait, to=to,
+                              max_empty_pages=max_empty_pages)
     if to not in ("pandas", "polars", "arrow"):
         raise ConfigurationError(f"to={to!r} must be 'pandas', 'polars' or 'arrow'.")
     if to in ("polars", "arrow"):

@@ -22,6 +22,10 @@ __all__ = ["WalkRules", "MAX_EMPTY_PAGES", "page_cap_error"]
 
 #: consecutive empty pages after which a walk that still gets a next link stops (case 56)
 MAX_EMPTY_PAGES = 3
+#: pages read at most unless ``max_pages=`` says otherwise (None: no cap; case 56). For everyone, not only in
+#: notebooks: an API that never stops hangs a script or a scheduled job as surely as a kernel, and the
+#: same call should behave the same in both. 10,000 pages is 1,000,000 rows at 100 a page.
+DEFAULT_MAX_PAGES = 10_000
 
 
 def page_cap_error(max_pages: int, total: int | None = None) -> PaginationError:
