@@ -39,6 +39,9 @@ TTL = 8
 #: test-only: the ``tests`` service may use the admin API (the snippet's custom scope)
 TEST_ADMIN_ROLE = ("\nc.JupyterHub.load_roles.append({'name': 'nb-oauth2-admin-tests', 'services': ['tests'], "
                    "'scopes': ['custom:nb-oauth2:admin']})\n")
+#: test-only: the hub, its proxy and the service log at DEBUG (what an operator chasing a problem turns on)
+DEBUG_LOGS = ("\nc.JupyterHub.log_level = 'DEBUG'\nc.ConfigurableHTTPProxy.debug = True\n"
+              "c.JupyterHub.services[-1]['command'].append('--debug')\n")
 #: test-only: the hub knows its public address (a real hub sets it too), so sign-in links are absolute
 PUBLIC_URL = "\nc.JupyterHub.public_url = {url!r}\n"
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -136,7 +139,7 @@ def stack(tmp_path_factory):
     hub = Hub(root / "hub", extra_env={
         "NB_OAUTH2_HUB_KEY": key, "NB_OAUTH2_HUB_CONFIG": str(profiles), "NB_OAUTH2_HUB_STATE": str(state),
         "NB_OAUTH2_HUB_SERVICE_URL": service_url})
-    hub.extra_config = SNIPPET.read_text() + TEST_ADMIN_ROLE + PUBLIC_URL.format(url=hub.url)
+    hub.extra_config = SNIPPET.read_text() + TEST_ADMIN_ROLE + PUBLIC_URL.format(url=hub.url) + DEBUG_LOGS
     stack = Stack(hub, provider, key, state, f"{service_url}{PREFIX}")
     try:
         hub.start()
@@ -510,6 +513,9 @@ def test_two_notebooks_share_one_sign_in_and_bob_gets_403_in_a_browser(stack, tm
             stamp_address(second)
             second.screenshot(path=str(artifacts / "hub-service-alice-notebook-2.png"))
 
+            for tab, name in ((page, "hub_one.ipynb"), (second, "hub_two.ipynb")):  # saved as a user saves
+                _save_and_check(stack, tab, home / name)
+
             intruder = bob.pages[0] if bob.pages else bob.new_page()
             hub.login(intruder, "bob")
             answer = intruder.goto(href)
@@ -520,6 +526,25 @@ def test_two_notebooks_share_one_sign_in_and_bob_gets_403_in_a_browser(stack, tm
         finally:
             alice.close()
             bob.close()
+
+
+def _save_and_check(stack: Stack, page, path: Path) -> None:
+    """Save the notebook in ``page`` (File > Save, widget state included) and check that the saved file holds
+    no token, code, state, hub token or client secret (case 39: the widget's state is saved with it)."""
+    page.bring_to_front()
+    before = path.stat().st_mtime_ns
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    deadline = time.monotonic() + 30
+    while path.stat().st_mtime_ns == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    text = path.read_text()
+    notebook = json.loads(text)
+    assert notebook["cells"][0].get("outputs"), "the notebook was not saved with its outputs"
+    validator = stack.provider.validator
+    secrets = stack.canaries | set(validator.access) | set(validator.refresh) | set(validator.codes)
+    secrets |= {stack.hub.server_environ("alice")["JUPYTERHUB_API_TOKEN"]}
+    leaked = sorted(s[:6] + "..." for s in secrets if s and len(s) >= 8 and s in text)
+    assert not leaked, f"secrets in the saved {path.name}: {leaked}"
 
 
 def test_tutorial_06_runs_in_alices_server_environment(stack, tmp_path):

@@ -39,7 +39,9 @@ USERS = ("alice", "bob")
 LAB_ARGS = ["--allow-root", "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True"]
 _LAB_SETTINGS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-                 {"fetchNews": "false", "checkForUpdates": False}}
+                 {"fetchNews": "false", "checkForUpdates": False},
+                 # a saved notebook keeps its widgets' state (what a user who turned it on shares): tests check it
+                 "@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True}}
 
 
 def _has_module(name: str) -> bool:
