@@ -27,6 +27,7 @@ import requests
 from nb_oauth2 import demo
 from nb_oauth2.core.errors import ReauthRequired
 from tests.hub import Hub, hub_skip_reason
+from tests.hub.fixture import USERS
 
 pytestmark = pytest.mark.skipif(hub_skip_reason() is not None, reason=hub_skip_reason() or "")
 
@@ -37,7 +38,8 @@ ACCESS = "access:services!service=nb-oauth2"
 #: the demo's access tokens live this long: the service refreshes them during the module
 TTL = 8
 #: test-only: the ``tests`` service may use the admin API (the snippet's custom scope)
-TEST_ADMIN_ROLE = ("\nc.JupyterHub.load_roles.append({'name': 'nb-oauth2-admin-tests', 'services': ['tests'], "
+TEST_ADMIN_ROLE = ("\nc.Authenticator.admin_users = {'dana'}  # a hub admin (the tests' third user)"
+                   "\nc.JupyterHub.load_roles.append({'name': 'nb-oauth2-admin-tests', 'services': ['tests'], "
                    "'scopes': ['custom:nb-oauth2:admin']})\n")
 #: test-only: the hub, its proxy and the service log at DEBUG (what an operator chasing a problem turns on)
 DEBUG_LOGS = ("\nc.JupyterHub.log_level = 'DEBUG'\nc.ConfigurableHTTPProxy.debug = True\n"
@@ -136,7 +138,7 @@ def stack(tmp_path_factory):
     from tests.browser_helpers import free_port
 
     service_url = f"http://127.0.0.1:{free_port()}"
-    hub = Hub(root / "hub", extra_env={
+    hub = Hub(root / "hub", users=USERS + ("dana",), extra_env={
         "NB_OAUTH2_HUB_KEY": key, "NB_OAUTH2_HUB_CONFIG": str(profiles), "NB_OAUTH2_HUB_STATE": str(state),
         "NB_OAUTH2_HUB_SERVICE_URL": service_url})
     hub.extra_config = SNIPPET.read_text() + TEST_ADMIN_ROLE + PUBLIC_URL.format(url=hub.url) + DEBUG_LOGS
@@ -285,6 +287,31 @@ def test_admin_lists_fingerprints_and_revokes_a_user(stack):
     assert session.access_token not in listing.text and "refresh_token" not in listing.text
     assert stack.api("DELETE", "admin/sessions/alice", stack.hub.api_token).json()["revoked"] == ["demo"]
     assert stack.api("GET", "api/tokens/demo", kernel.api_token).status_code == 404
+
+
+def test_a_hub_admins_notebook_is_no_admin_of_the_service_and_her_full_token_sees_fingerprints_only(stack):
+    """Dana is a hub admin: her server's token (what any notebook she runs holds) and a token of hers
+    narrowed to the service are refused by the admin API; her full token (admin:users, as the hub's admin
+    role gives it) lists fingerprints only, and the kernel API gives her her own session, never alice's."""
+    hub = stack.hub
+    kernel = stack.kernel("alice")
+    session = stack.sign_in(kernel)
+    hub.start_server("dana")
+    server_token = hub.server_environ("dana")["JUPYTERHUB_API_TOKEN"]
+    narrow = hub.token("dana", [ACCESS], note="narrow")
+    full = hub.token("dana", ["admin:users", "admin:servers", ACCESS], note="full")
+    stack.canaries.update({server_token, narrow, full})
+    for token in (server_token, narrow):
+        assert stack.api("GET", "admin/sessions", token).status_code == 403
+        assert stack.api("DELETE", "admin/sessions/alice", token).status_code == 403
+    listing = stack.api("GET", "admin/sessions", full)
+    assert listing.status_code == 200, listing.text
+    assert session.access_token not in listing.text and "refresh_token" not in listing.text
+    assert session.token_info.fingerprint in listing.text
+    for token in (server_token, full):
+        own = stack.api("GET", "api/tokens/demo", token)
+        assert own.status_code == 404 and own.json()["error"] == "not_signed_in"
+    assert kernel.token("demo").access_token  # alice still signed in: nothing revoked by her tokens
 
 
 def test_vault_is_encrypted_and_the_logs_hold_no_secret(stack):
