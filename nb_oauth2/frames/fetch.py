@@ -17,7 +17,8 @@ tests never really wait.
 Fetcher knows no session type: whatever ``requests.Session`` it is given sends
 (nb_oauth2's Session attaches and renews the token in its auth object, as any
 ``session.auth`` would). Failures are mapped by :mod:`nb_oauth2.core.http_errors`, so
-every session is retried alike (case 50).
+every session is retried alike (case 50). Reading an answer (the byte cap, its type, the typed error of
+a status that is not retried) is :mod:`nb_oauth2.frames.answers`.
 requests' timeouts are per read; ``deadline`` bounds a whole exchange (headers
 and body): past it the connection is cut and the GET fails with a
 :class:`~nb_oauth2.core.errors.TransportError` naming the deadline (case 57).
@@ -26,32 +27,27 @@ and body): past it the connection is cut and the GET fails with a
 from __future__ import annotations
 
 import email.utils
-import json
-import os
 import random
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import requests
 
-from ..core.errors import (
-    APIError,
-    InsufficientScope,
-    InvalidToken,
-    OAuth2Error,
-    RateLimited,
-    ResultTooLarge,
-    TransportError,
-    UnexpectedContentType,
-)
+from ..core.errors import OAuth2Error, RateLimited, TransportError
 from ..core.deadline import arm_deadline
 from ..core.http_errors import is_retryable, map_oauthlib_error, map_request_error, timeout_parts, transport_error
-from .nesting import check_nesting
+from .answers import (  # Response, loads, fast_enabled: importable from here as before the split
+    Response,
+    api_error,
+    deadline_error,
+    decode,
+    fast_enabled,
+    loads,
+    not_modified_error,
+    parse_json,
+)
 from .rate_limits import RateBudget, RateLimit, seconds_until_reset
-from ..core.challenges import parse_www_authenticate
-from ..core.redact import redact_url, snippet
+from ..core.redact import redact_url
 from ..core.transport import loopback_http_allowed
 
 __all__ = ["Fetcher", "Response", "loads", "fast_enabled", "parse_retry_after", "DEFAULT_DEADLINE"]
@@ -59,67 +55,6 @@ __all__ = ["Fetcher", "Response", "loads", "fast_enabled", "parse_retry_after", 
 RETRY_STATUSES = frozenset({502, 503, 504})
 #: seconds one GET (headers and body) may take in all, however the server drips it (case 57)
 DEFAULT_DEADLINE = 120.0
-_CHUNK = 1 << 18
-#: the next step an API error's status suggests (5xx: any server error)
-_STATUS_HINTS = {
-    400: "Check the URL's query parameters.",
-    404: "Check the URL: the API has nothing at this path.",
-    405: "This URL does not answer GET.",
-    500: "The server failed, not the request: try again later.",
-}
-_DETAIL_KEYS = ("error_description", "message", "detail", "title", "error")
-_TITLE = re.compile(r"<title[^>]*>([^<]{1,300})</title>", re.IGNORECASE)
-_SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]{0,1000}>")
-
-
-def _error_detail(text: str) -> str:
-    """What an error body says, in one short line: a JSON body's message field, else the text's start."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        for key in _DETAIL_KEYS:
-            value = data.get(key)
-            if isinstance(value, str) and value.strip():
-                return snippet(value, 200)
-    if text.lstrip().startswith("<"):  # an HTML error page: its title, else its text without the markup
-        title = _TITLE.search(text)
-        text = title.group(1) if title else _TAG.sub(" ", _SCRIPT.sub(" ", text))
-    return snippet(text, 200)
-
-
-def fast_enabled() -> bool:
-    """False when ``NB_OAUTH2_NO_FAST=1``: ignore orjson and pyarrow even if installed."""
-    return os.environ.get("NB_OAUTH2_NO_FAST", "") in ("", "0")
-
-
-def loads(data: bytes) -> Any:
-    """Parse JSON bytes with orjson when installed (and allowed), else :mod:`json`."""
-    if fast_enabled():
-        try:
-            import orjson
-        except ImportError:
-            pass
-        else:
-            return orjson.loads(data)
-    return json.loads(data)
-
-
-@dataclass
-class Response:
-    """A decoded JSON answer: final URL, status, headers, raw bytes and parsed body.
-
-    One HTTP response, as fetched and decoded; readers' ``Page`` is what users are handed
-    instead: the records of one page of a paginated result, with its place in the walk.
-    """
-
-    url: str
-    status: int
-    headers: Mapping[str, str]
-    raw: bytes = field(repr=False)
-    data: Any = field(repr=False)
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
@@ -138,12 +73,6 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - now)
-
-
-def _is_json_type(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media in ("application/json", "text/json", "text/javascript", "application/javascript") or \
-        media.endswith("+json")
 
 
 class Fetcher:
@@ -245,8 +174,8 @@ class Fetcher:
         alarm = arm_deadline(started + self.deadline, resp) if self.deadline is not None else None
         try:
             wait = self._retry_wait(resp, url, attempt, method)
-            out = (wait, resp.status_code) if wait is not None else self._decode(resp, url, parse=False,
-                                                                                 method=method)
+            out = (wait, resp.status_code) if wait is not None else decode(resp, url, max_bytes=self.max_bytes,
+                                                                           parse=False, method=method)
         except BaseException as exc:
             resp.close()
             if alarm is not None and alarm.stop() and isinstance(exc, Exception):
@@ -316,9 +245,7 @@ class Fetcher:
         return self.deadline is not None and time.monotonic() - started >= self.deadline - slack
 
     def _deadline_error(self, url: str) -> TransportError:
-        return transport_error(
-            f"GET {redact_url(url)} did not finish within deadline={self.deadline:g} s (the server sends too "
-            "slowly).", hint="Try again later or raise deadline=.", retryable=False, reason="deadline")
+        return deadline_error(url, self.deadline or 0.0)
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.max_wait, self.backoff * (2 ** attempt))
@@ -335,10 +262,7 @@ class Fetcher:
         status = resp.status_code
         if status == 304:  # nothing cached was offered (the session's cache serves its own 304s): no body
             resp.close()
-            raise APIError(f"{method} {redact_url(url)} answered 304 Not Modified, but no cached copy was offered "
-                           "for it: there is no body to read (a misbehaving server or proxy, or an If-None-Match "
-                           "set on the session's headers).", hint="Remove If-None-Match / If-Modified-Since from "
-                           "session.headers, or report the server's behaviour.", url=redact_url(url), status=status)
+            raise not_modified_error(url, method)
         if status < 400:
             return None
         headers = resp.headers
@@ -368,78 +292,8 @@ class Fetcher:
             if hinted is not None and hinted <= self.max_wait:
                 wait = max(wait, hinted)
             return wait
-        raise self._error(resp, url, method)
-
-    def _error(self, resp: requests.Response, url: str, method: str = "GET") -> APIError:
-        status = resp.status_code
-        safe_url = redact_url(url)
-        challenge = parse_www_authenticate(resp.headers.get("WWW-Authenticate"))
-        code = challenge.get("error")
-        if status == 401:
-            return InvalidToken(
-                f"{method} {safe_url} answered 401 ({code or 'unauthorized'}) even after the session's refresh.",
-                hint="Sign in again.", url=safe_url, status=status, error=code or "invalid_token")
-        if status == 403 and code == "insufficient_scope":
-            scope = challenge.get("scope")
-            need = f"the scope {scope!r}" if scope else "a broader scope"
-            return InsufficientScope(
-                f"{method} {safe_url} needs {need}; sign in again asking for it.", url=safe_url, status=status,
-                error=code, description=scope)
-        body = self._read(resp, url, limit=2000, raise_over=False)
-        detail = _error_detail(body.decode("utf-8", "replace"))
-        said = f": {detail.rstrip(' .;:,')}" if detail else ""
-        hint = _STATUS_HINTS.get(500 if status >= 500 else status)
-        return APIError(f"{method} {safe_url} answered HTTP {status}{said}.", hint=hint, url=safe_url, status=status,
-                        error=code)
-
-    def _read(self, resp: requests.Response, url: str, *, limit: int | None, raise_over: bool = True) -> bytes:
-        """Read the body in chunks, stopping past ``limit`` bytes (memory stays bounded)."""
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            for chunk in resp.iter_content(chunk_size=_CHUNK):
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    if raise_over:
-                        raise self._too_large(url, f"more than {limit:,} bytes")
-                    chunks.append(chunk[: max(0, limit - (size - len(chunk)))])
-                    break
-                chunks.append(chunk)
-        except requests.RequestException as exc:
-            raise map_request_error(exc, url=url, what=f"Reading {redact_url(url)}") from None
-        finally:
-            resp.close()
-        return b"".join(chunks)
-
-    def _too_large(self, url: str, what: str) -> ResultTooLarge:
-        return ResultTooLarge(
-            f"A page of {redact_url(url)} is {what} (max_page_bytes={self.max_bytes:,}).", hint="Ask for smaller "
-            "pages (e.g. a per_page/limit parameter) or raise max_page_bytes=.", url=redact_url(url))
+        raise api_error(resp, url, method)
 
     def parse(self, resp: Response) -> Response:
         """Parse ``resp.raw`` into ``resp.data`` (UnexpectedContentType when it is not JSON)."""
-        try:
-            resp.data = loads(resp.raw) if resp.raw.strip() else None
-        except ValueError:
-            raise UnexpectedContentType(
-                f"GET {redact_url(resp.url)} answered HTTP {resp.status} with a body that is not JSON: "
-                f"{snippet(resp.raw[:300].decode('utf-8', 'replace'), 120)}", url=redact_url(resp.url),
-                status=resp.status) from None
-        return resp
-
-    def _decode(self, resp: requests.Response, url: str, *, parse: bool = True, method: str = "GET") -> Response:
-        ctype = resp.headers.get("Content-Type", "")
-        safe_url = redact_url(url)
-        if ctype and not _is_json_type(ctype) and not ctype.lower().startswith(("text/plain", "application/octet")):
-            preview = snippet(self._read(resp, url, limit=300, raise_over=False).decode("utf-8", "replace"), 120)
-            raise UnexpectedContentType(
-                f"{method} {safe_url} answered HTTP {resp.status_code} with {snippet(ctype.split(';')[0].strip(), 60)}, not JSON "
-                f"(often a login page, a proxy page or a wrong URL): {preview}", url=safe_url, status=resp.status_code)
-        length = resp.headers.get("Content-Length")
-        if self.max_bytes is not None and length and length.isdigit() and int(length) > self.max_bytes:
-            resp.close()
-            raise self._too_large(url, f"{int(length):,} bytes")
-        raw = self._read(resp, url, limit=self.max_bytes)
-        check_nesting(raw, url=resp.url or url)  # before any parser sees the bytes (case 55)
-        out = Response(url=resp.url or url, status=resp.status_code, headers=resp.headers, raw=raw, data=None)
-        return self.parse(out) if parse else out
+        return parse_json(resp)
