@@ -200,7 +200,17 @@ class Secrets(logging.Handler):
 
 @pytest.fixture
 def rig(tmp_path) -> Iterator[Rig]:
-    with demo.start(access_token_ttl=TTL) as provider:
+    yield from _rig(tmp_path, TTL)
+
+
+@pytest.fixture
+def slow_rig(tmp_path) -> Iterator[Rig]:
+    """Hour-long access tokens: no renewal by expiry during a test."""
+    yield from _rig(tmp_path, 3600)
+
+
+def _rig(tmp_path: Any, ttl: int) -> Iterator[Rig]:
+    with demo.start(access_token_ttl=ttl) as provider:
         rig = Rig(provider, tmp_path)
         try:
             yield rig
@@ -537,3 +547,46 @@ def test_a_user_cannot_pile_up_pending_logins_without_bound(rig):
     assert bob.status(bobs.id)["status"] == "pending"
     _, callback = rig.authorize(kernel)
     assert rig.browser("alice").get(callback, timeout=10).status_code == 200
+
+
+def test_jupyterhubs_own_token_check_with_the_hub_api_down_gives_503_hub_unavailable(rig):
+    """The same with jupyterhub's real HubOAuth pointed at a hub API nobody answers (a closed port): the
+    kernel gets a TransportError naming the hub's API, with a hint, in bounded time."""
+    import socket
+
+    from jupyterhub.services.auth import HubOAuth
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    real = HubOAuth(api_url=f"http://127.0.0.1:{port}/hub/api/", api_token="service-token-canary",
+                    oauth_client_id="service-nb-oauth2", cache_max_age=0)
+    rig.running.stop()
+    rig.running = InProcess(Service(rig.config, prefix=PREFIX, hub_auth=real))
+    rig.base = rig.running.url + PREFIX
+    with pytest.raises(TransportError) as caught:
+        rig.kernel().token("demo")
+    assert caught.value.status == 503 and "hub's API" in caught.value.message and caught.value.hint
+    assert "service-token-canary" not in str(caught.value)
+
+
+def test_an_api_that_refuses_every_token_does_not_make_the_service_refresh_on_every_request(slow_rig, scripted):
+    """Case 28 behind the hub, against a storm: an API that answers 401 invalid_token to every token (wrong
+    audience, a misconfigured gateway) while read loops go on. Each 401 names the refused token (stale=);
+    the first one is refreshed at once, but the token a forced refresh just gave is not forced again for a
+    while: the hub's client registration, shared by every user, is not spent at the provider one refresh per
+    request. The caller sees the API's 401."""
+    from tests.scripted_server import Reply
+
+    rig = slow_rig
+    scripted.script("*", [Reply(401, {"error": "invalid_token"},
+                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})])
+    kernels = [rig.kernel() for _ in range(3)]
+    rig.sign_in(kernels[0])
+    sessions = [k.session("demo", token=k.token("demo")) for k in kernels]
+    before = rig.provider.token_requests
+    codes = [s.get(f"{scripted.url}/api/x", timeout=10).status_code for _ in range(8) for s in sessions]
+    assert set(codes) == {401}
+    assert rig.provider.token_requests - before == 1
+    assert rig.service.vault.get("alice", "demo")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Callable, TypeVar
 
 from oauthlib.oauth2 import WebApplicationClient
@@ -29,6 +30,8 @@ __all__ = ["Custody", "public_view"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: a token that a kernel's 401 (``stale=``) had refreshed is not force-refreshed again for this long (seconds)
+FORCED_REFRESH_INTERVAL = 30.0
 
 
 def public_view(token: Token) -> dict[str, Any]:
@@ -54,6 +57,8 @@ class Custody:
         self.leeway = leeway
         self._endpoints = {name: Endpoints(p.provider, p.client) for name, p in config.profiles.items()}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        #: (user, profile) -> (fingerprint of the token a forced refresh gave, when)
+        self._forced: dict[tuple[str, str], tuple[str, float]] = {}
 
     def profile(self, name: str) -> HubProfile:
         try:
@@ -97,7 +102,8 @@ class Custody:
             if not data:
                 raise ReauthRequired(f"{user} is not signed in to profile {profile!r} on this hub.")
             token = Token.from_dict(data)
-            if not token.is_expired(self.leeway) and (not stale or stale != token.fingerprint):
+            forced = not token.is_expired(self.leeway)  # only a 401 (stale=) could make it renew now
+            if forced and (not stale or stale != token.fingerprint or self._recently_forced(user, profile, token)):
                 return token
             if not token.refresh_token:
                 if token.is_valid():
@@ -111,8 +117,20 @@ class Custody:
                 raise ReauthRequired(f"The provider no longer accepts {user}'s refresh token for profile "
                                      f"{profile!r}; sign in again.", error="invalid_grant") from None
             self.vault.put(user, profile, new.to_dict())  # committed before anyone uses it (case 18)
+            if forced:
+                self._forced[(user, profile)] = (new.fingerprint, time.monotonic())
             log.info("nb_oauth2.hub: refreshed %s's token for profile %s (%s)", user, profile, new.fingerprint)
             return new
+
+    def _recently_forced(self, user: str, profile: str, token: Token) -> bool:
+        """Did a 401's forced refresh give ``token`` less than FORCED_REFRESH_INTERVAL ago?
+
+        An API that refuses every token (wrong audience, a broken gateway) would otherwise cost one
+        refresh per request at the provider, on the client registration every user of the hub shares;
+        the kernel then gets this token again and its caller sees the API's 401.
+        """
+        fingerprint, when = self._forced.get((user, profile), ("", 0.0))
+        return fingerprint == token.fingerprint and time.monotonic() - when < FORCED_REFRESH_INTERVAL
 
     def _refresh(self, profile: str, token: Token) -> Token:
         client = WebApplicationClient(self.profile(profile).client.client_id)
