@@ -590,3 +590,34 @@ def test_an_api_that_refuses_every_token_does_not_make_the_service_refresh_on_ev
     assert set(codes) == {401}
     assert rig.provider.token_requests - before == 1
     assert rig.service.vault.get("alice", "demo")
+
+
+def test_a_failing_refresh_answers_every_waiting_kernel_at_once(rig, scripted):
+    """The provider's token endpoint fails (503 after a pause) while 8 kernels wait for the same due token:
+    one refresh attempt, and every waiting kernel gets the failure (502 provider error, a hint) from it:
+    not one attempt per waiting kernel, one after another, each waiting for the ones before it."""
+    import dataclasses
+
+    from nb_oauth2.core.endpoint import Endpoints
+    from tests.scripted_server import Reply
+
+    kernels = [rig.kernel() for _ in range(4)]
+    rig.sign_in(kernels[0])
+    custody = rig.service.custody
+    profile = custody.config.profiles["demo"]
+    failing = dataclasses.replace(profile.provider, token_endpoint=f"{scripted.url}/token")
+    custody._endpoints["demo"] = Endpoints(failing, profile.client)  # the provider's token endpoint, failing
+    scripted.script("/token", [Reply(503, {"error": "temporarily_unavailable"}, delay=0.5)])
+    rig.due()
+
+    def ask(kernel: HubService) -> Any:
+        try:
+            return kernel.token("demo")
+        except OAuth2Error as exc:
+            return exc
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(ask, kernels * 2))
+    assert all(isinstance(o, OAuth2Error) and o.status == 502 for o in outcomes), outcomes
+    assert scripted.count("/token") == 1
+    assert rig.service.vault.get("alice", "demo")  # kept: the provider may come back

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: a token that a kernel's 401 (``stale=``) had refreshed is not force-refreshed again for this long (seconds)
 FORCED_REFRESH_INTERVAL = 30.0
+#: after a refresh failed (provider down, 5xx), the kernels asking for the same token within this many seconds
+#: get that failure instead of a new attempt each (those that waited on the lock meanwhile included)
+FAILED_REFRESH_HOLD = 5.0
 
 
 def public_view(token: Token) -> dict[str, Any]:
@@ -59,6 +62,8 @@ class Custody:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         #: (user, profile) -> (fingerprint of the token a forced refresh gave, when)
         self._forced: dict[tuple[str, str], tuple[str, float]] = {}
+        #: (user, profile) -> (fingerprint of the token whose refresh failed, when, the error)
+        self._failed: dict[tuple[str, str], tuple[str, float, OAuth2Error]] = {}
 
     def profile(self, name: str) -> HubProfile:
         try:
@@ -110,12 +115,19 @@ class Custody:
                     return token
                 self.vault.delete(user, profile)
                 raise ReauthRequired(f"The token of profile {profile!r} expired and cannot be refreshed.")
+            fingerprint, when, error = self._failed.get((user, profile), ("", 0.0, None))
+            if error is not None and fingerprint == token.fingerprint and time.monotonic() - when < FAILED_REFRESH_HOLD:
+                raise error  # the attempt this request waited for has just failed: no second one at once
             try:
                 new = await self._blocking(self._refresh, profile, token)
             except InvalidGrant:
                 self.vault.delete(user, profile)  # case 17: the dead refresh token is never tried again
                 raise ReauthRequired(f"The provider no longer accepts {user}'s refresh token for profile "
                                      f"{profile!r}; sign in again.", error="invalid_grant") from None
+            except OAuth2Error as exc:
+                self._failed[(user, profile)] = (token.fingerprint, time.monotonic(), exc)
+                raise
+            self._failed.pop((user, profile), None)
             self.vault.put(user, profile, new.to_dict())  # committed before anyone uses it (case 18)
             if forced:
                 self._forced[(user, profile)] = (new.fingerprint, time.monotonic())
