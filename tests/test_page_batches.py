@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from nb_oauth2.core.errors import APIError
-from nb_oauth2.frames import page_batches, readers
+from nb_oauth2.frames import page_batches, page_stream, readers
 from nb_oauth2.frames.pagination import PageInfo, PagePaginator
 from nb_oauth2.frames.walk import follow
 from tests.scripted_server import Reply, ScriptedServer, Seen
@@ -88,7 +88,7 @@ def _read(api: DriftingAPI, *, batched: bool, monkeypatch, **options):
     with monkeypatch.context() as m:
         m.setattr(page_batches.PageRuns, "convert", counted)
         if not batched:
-            m.setattr(readers, "batch_size", lambda page_bytes: 1)
+            m.setattr(page_stream, "batch_size", lambda page_bytes: 1)
         frame = readers.read_json(api.link(1), session=requests.Session(), progress=False, concurrency=3,
                                   **options)
     return frame, calls

@@ -16,7 +16,7 @@ import requests
 
 import nb_oauth2 as oa
 from nb_oauth2.core.errors import RateLimited
-from nb_oauth2.frames import readers
+from nb_oauth2.frames import page_stream
 from nb_oauth2.frames.fetch import Fetcher
 from nb_oauth2.frames.progress import ProgressBar
 from nb_oauth2.frames.rate_limits import RateBudget, RateLimit, parse_rate_limit, seconds_until_reset
@@ -196,7 +196,7 @@ def test_read_json_on_four_threads_never_gets_a_429(scripted, style, monkeypatch
     a single 429 (it waits out each window instead), and every page is there once."""
     clock = FakeClock()
     api = QuotaAPI(scripted, clock, style=style, window=50)
-    monkeypatch.setattr(readers, "Fetcher", functools.partial(Fetcher, sleep=clock.sleep, clock=clock.time))
+    monkeypatch.setattr(page_stream, "Fetcher", functools.partial(Fetcher, sleep=clock.sleep, clock=clock.time))
     df = oa.read_json(api.url, session=requests.Session(), progress=False, concurrency=4)
     assert 429 not in api.statuses and len(api.statuses) == 60
     assert sorted(set(df["page"])) == list(range(1, 61)) and len(df) == 120
@@ -259,6 +259,6 @@ def test_read_json_bar_shows_the_quota(scripted, monkeypatch):
             bars.append(self)
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Kept)
-    monkeypatch.setattr(readers, "Fetcher", functools.partial(Fetcher, sleep=clock.sleep, clock=clock.time))
+    monkeypatch.setattr(page_stream, "Fetcher", functools.partial(Fetcher, sleep=clock.sleep, clock=clock.time))
     oa.read_json(api.url, session=requests.Session(), progress=True, concurrency=1)
     assert bars and bars[0].postfix == "rows=10, quota 45/50 left, resets in 50 s"
