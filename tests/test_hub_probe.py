@@ -621,3 +621,35 @@ def test_a_failing_refresh_answers_every_waiting_kernel_at_once(rig, scripted):
     assert all(isinstance(o, OAuth2Error) and o.status == 502 for o in outcomes), outcomes
     assert scripted.count("/token") == 1
     assert rig.service.vault.get("alice", "demo")  # kept: the provider may come back
+
+
+#: access-token lifetimes the raw api/tokens hammer runs with (5 s too when run by hand: it takes 15 s)
+HAMMER_TTLS = (2,)
+
+
+@pytest.mark.parametrize("ttl", HAMMER_TTLS)
+def test_kernels_hammering_api_tokens_are_never_handed_an_expired_token(tmp_path, ttl):
+    """6 kernels call GET api/tokens in loops for 3 lifetimes of ``ttl`` s: every token handed out still
+    has time left (more than a tenth of its lifetime), each access token is new only after a refresh,
+    about one refresh per half-life, no rotated refresh token ever reused (the record survives)."""
+    for rig in _rig(tmp_path, ttl):
+        kernels = [rig.kernel() for _ in range(6)]
+        rig.sign_in(kernels[0])
+        before, started = rig.provider.token_requests, time.monotonic()
+        stop = started + 3 * ttl
+
+        def hammer(kernel: HubService) -> list[tuple[str, float]]:
+            seen = []
+            while time.monotonic() < stop:
+                token = kernel.token("demo")
+                seen.append((token.access_token, token.expires_in()))
+            return seen
+
+        with ThreadPoolExecutor(6) as pool:
+            handed = [pair for result in pool.map(hammer, kernels) for pair in result]
+        refreshes = rig.provider.token_requests - before
+        elapsed = time.monotonic() - started
+        assert handed and min(left for _, left in handed) > ttl / 10, min(left for _, left in handed)
+        assert len({access for access, _ in handed}) <= refreshes + 1
+        assert 2 <= refreshes <= elapsed / (ttl / 2) + 2, (refreshes, elapsed)
+        assert rig.service.vault.get("alice", "demo")
