@@ -80,13 +80,13 @@ class FakeHubAuth:
 class InProcess:
     """The service's tornado app on 127.0.0.1 in a thread of its own (its own event loop)."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, port: int = 0) -> None:
         from tornado.httpserver import HTTPServer
         from tornado.netutil import bind_sockets
 
         self.service = service
         self.loop = asyncio.new_event_loop()
-        sockets = bind_sockets(0, "127.0.0.1")
+        sockets = bind_sockets(port, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         ready = threading.Event()
@@ -140,8 +140,10 @@ class Rig:
         self.base = self.running.url + PREFIX
 
     def restart(self) -> None:
+        """Stop the service and start a new one on the same address (as the hub restarts a managed service)."""
+        port = self.running.port
         self.running.stop()
-        self.running = InProcess(Service(self.config, prefix=PREFIX, hub_auth=self.hub))
+        self.running = InProcess(Service(self.config, prefix=PREFIX, hub_auth=self.hub), port)
         self.config.public_url = self.running.url
         self.base = self.running.url + PREFIX
 
@@ -402,7 +404,6 @@ def test_a_restart_during_a_login_gives_the_waiting_kernel_a_typed_error(rig):
     kernel = rig.kernel()
     login = kernel.start_login("demo")
     rig.restart()
-    kernel.url = rig.base
     with pytest.raises(ReauthRequired) as caught:  # not a ConfigurationError: nothing to configure, sign in again
         kernel.wait(login, timeout=10)
     assert "restarted" in caught.value.message and "login again" in (caught.value.hint or "")
@@ -653,3 +654,44 @@ def test_kernels_hammering_api_tokens_are_never_handed_an_expired_token(tmp_path
         assert len({access for access, _ in handed}) <= refreshes + 1
         assert 2 <= refreshes <= elapsed / (ttl / 2) + 2, (refreshes, elapsed)
         assert rig.service.vault.get("alice", "demo")
+
+
+def test_a_kernel_told_to_sign_in_again_recovers_once_another_notebook_signed_in(rig):
+    """After invalid_grant purged the record, kernel A's session raises ReauthRequired; once notebook B signs
+    in again on the hub, A's same session object reads again without a login of its own."""
+    one, two = rig.kernel(), rig.kernel()
+    rig.sign_in(one)
+    session = one.session("demo", token=one.token("demo"))
+    rig.due()
+    rig.provider.revoke_all()
+    time.sleep(0.3)  # the kernel's copy is due too
+    with pytest.raises(ReauthRequired):
+        session.get(f"{rig.provider.url}/userinfo", timeout=10)
+    rig.sign_in(two)
+    assert session.get(f"{rig.provider.url}/userinfo", timeout=10).json()["sub"] == "alice"
+
+
+def test_a_notebook_waiting_on_its_hub_login_ends_with_a_typed_error_when_the_service_restarts(rig):
+    """nb_oauth2.login's hub path (jupyter/hub_login) waiting on the link while the service restarts: the wait
+    ends with a typed error (the dropped long-poll, or the login the new service does not know) and a hint,
+    not a hang."""
+    from nb_oauth2.jupyter import hub_login
+
+    kernel, outcome = rig.kernel(), []
+
+    def login() -> None:
+        try:
+            hub_login.hub_login(kernel, "demo", scope=None, name="restarted", browser=lambda url: None, timeout=60,
+                                wait=True, notebook=False, unattended=False)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at what ended the wait
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=login, daemon=True)
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while not rig.service.logins._by_id and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rig.restart()
+    waiting.join(30)
+    assert not waiting.is_alive(), "the kernel still waits"
+    assert outcome and isinstance(outcome[0], (TransportError, ReauthRequired)) and outcome[0].hint, outcome
