@@ -26,7 +26,7 @@ from tornado import web  # noqa: E402
 
 from nb_oauth2 import demo  # noqa: E402
 from nb_oauth2.core.endpoint import ClientAuth  # noqa: E402
-from nb_oauth2.core.errors import ConfigurationError, OAuth2Error, ReauthRequired, TransportError  # noqa: E402
+from nb_oauth2.core.errors import OAuth2Error, ReauthRequired, TransportError  # noqa: E402
 from nb_oauth2.core.providers import discover  # noqa: E402
 from nb_oauth2.core.redact import RedactingFilter  # noqa: E402
 from nb_oauth2.hub.app import Service, _keep, make_app  # noqa: E402
@@ -450,7 +450,7 @@ def test_the_hub_api_unreachable_or_the_provider_down_gives_a_typed_error_naming
 
 
 def test_debug_logs_error_pages_and_vault_hold_no_secret(rig):
-    """Case 2 on the service: at DEBUG (tornado, jupyterhub, requests, urllib3, oauthlib) through a login,
+    """Case 38 on the service: at DEBUG (tornado, jupyterhub, requests, urllib3, oauthlib) through a login,
     refused callbacks, a refresh, a 401 renewal and a revoking logout, no access or refresh token, code,
     state, client secret or vault key reaches a log line; JSON errors and pages hold none; the vault
     files hold no token in clear."""
