@@ -29,7 +29,7 @@ c.JupyterHub.load_roles.extend([
     {"name": "user", "scopes": ["self", "access:services!service=nb-oauth2"]},
     {"name": "server", "scopes": ["users:activity!user", "access:servers!server",
                                   "access:services!service=nb-oauth2"]},
-    # hub admins have it too; give it to a group or service to delegate: GET/DELETE .../admin/sessions
+    # GET/DELETE .../admin/sessions; hub admins' full tokens (admin:users) may too, their servers' tokens may not
     {"name": "nb-oauth2-admin", "scopes": ["custom:nb-oauth2:admin"]},
 ])
 c.Spawner.environment.update({"NB_OAUTH2_HUB_URL": nb_oauth2_url + "/services/nb-oauth2/"})
