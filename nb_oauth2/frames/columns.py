@@ -14,7 +14,7 @@ from ..core.errors import APIError, ConfigurationError
 from .fetch import fast_enabled
 from .page_fields import paging_objects
 
-__all__ = ["ENVELOPES", "extract_records", "flatten_records"]
+__all__ = ["ENVELOPES", "extract_records", "flatten_records", "frame_from_chunks"]
 
 #: where records live in the common API envelopes (a top-level list works too)
 ENVELOPES = ("data", "items", "results", "value", "records", "entries")
@@ -345,6 +345,24 @@ def _flat_names(pa, schema, sep: str, max_level: int | None) -> list[str]:
         if pa.types.is_list(fld.type) and pa.types.is_struct(fld.type.value_type):
             walk(fld.type.value_type, "", 0)
     return out
+
+
+def frame_from_chunks(columns: _Columns, chunks: list, *, to: str, parse_dates: bool | Sequence[str]) -> Any:
+    """The reader's result from its column chunks: a pandas frame (dates parsed), or an Arrow / polars table
+    (straight from the chunks when no dates are parsed and they allow it)."""
+    if to != "pandas" and not parse_dates:
+        table = columns.to_arrow(chunks)
+        if table is not None:
+            return table if to == "arrow" else __import__("polars").from_arrow(table)
+    frame = columns.to_pandas(chunks)
+    if parse_dates:
+        frame = _parse_dates(frame, parse_dates)
+    if to == "pandas":
+        return frame
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table if to == "arrow" else __import__("polars").from_arrow(table)
 
 
 def _parse_dates(frame, parse_dates: bool | Sequence[str]):

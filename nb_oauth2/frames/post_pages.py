@@ -25,7 +25,7 @@ from ..core.errors import ConfigurationError, PaginationError, ResultTooLarge
 from ..core.redact import is_secret_param, register_secret
 from ..core.urls import checked_url
 from ..core.warn import warn_user
-from .columns import _Columns, _parse_dates, extract_records
+from .columns import _Columns, extract_records, frame_from_chunks
 from .fetch import Fetcher
 from .next_links import shown_url, url_problem
 from .page_fields import field_path, get_path
@@ -220,23 +220,7 @@ def frame_of(pages: Iterator[PostPage], *, bar: ProgressBar, sep: str = ".", max
         warn_user(f"Returning the {rows:,} rows read before: {exc.message}")
     finally:
         pages.close()  # type: ignore[attr-defined]
-    return _finish(columns, chunks, to=to, parse_dates=parse_dates)
-
-
-def _finish(columns: _Columns, chunks: list, *, to: str, parse_dates: bool | Sequence[str]) -> Any:
-    if to != "pandas" and not parse_dates:
-        table = columns.to_arrow(chunks)
-        if table is not None:
-            return table if to == "arrow" else __import__("polars").from_arrow(table)
-    frame = columns.to_pandas(chunks)
-    if parse_dates:
-        frame = _parse_dates(frame, parse_dates)
-    if to == "pandas":
-        return frame
-    import pyarrow as pa
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    return table if to == "arrow" else __import__("polars").from_arrow(table)
+    return frame_from_chunks(columns, chunks, to=to, parse_dates=parse_dates)
 
 
 # -- Notion-style cursors in the body --------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from ..core.errors import ConfigurationError
-from .columns import _Columns, _parse_dates, extract_records, flatten_records
+from .columns import _Columns, extract_records, flatten_records, frame_from_chunks
 from .page_stream import READER_DEFAULTS, ReadOptions, column_chunks, first_page_url, up_to_max_rows, walk_pages
 from .pagination import Paginator
 from .parquet import _pyarrow, write_chunks
@@ -150,23 +150,7 @@ def read_json(url: str, *, session: Any, params: Mapping[str, Any] | None = None
                                                    max_empty_pages=max_empty_pages):
                 chunks.append(chunk)
         columns = columns or _Columns(sep=sep, max_level=max_level, meta=meta)
-        if to != "pandas" and not parse_dates:
-            table = columns.to_arrow(chunks)
-            if table is not None:
-                return table if to == "arrow" else __import__("polars").from_arrow(table)
-        frame = columns.to_pandas(chunks)
-    if parse_dates:
-        frame = _parse_dates(frame, parse_dates)
-    if to == "pandas":
-        return frame
-    import pyarrow as pa
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    if to == "arrow":
-        return table
-    import polars as pl
-
-    return pl.from_arrow(table)
+        return frame_from_chunks(columns, chunks, to=to, parse_dates=parse_dates)
 
 
 def _require(to: str) -> None:
