@@ -241,3 +241,19 @@ def catch_redirect(route, caught: list[str]) -> None:
         route.fulfill(status=200, content_type="text/plain", body="redirect caught by the test")
     else:
         route.fulfill(response=response)
+
+
+#: Run All in the current notebook, not awaited (a login cell waits for the user); evaluate in the page.
+START_RUN_ALL = """() => {
+  window.jupyterapp.commands.execute('notebook:run-all-cells');  // not awaited: the cells wait for the user
+  return true;
+}"""
+
+#: Run All is over: the kernel is idle and no cell is queued or running ("[*]").
+RUN_ALL_OVER = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
+  if (!kernel || kernel.status !== 'idle') return false;
+  const prompts = [...panel.node.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+  return prompts.length > 0 && !prompts.some(p => p.textContent.includes('*'));
+}"""

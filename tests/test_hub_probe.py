@@ -220,6 +220,14 @@ def _rig(tmp_path: Any, ttl: int) -> Iterator[Rig]:
             rig.running.stop()
 
 
+def _token_or_error(kernel: HubService) -> Any:
+    """A kernel's GET api/tokens/demo: the token, or the typed error it raised (for a thread pool's map)."""
+    try:
+        return kernel.token("demo")
+    except OAuth2Error as exc:
+        return exc
+
+
 # -- token lifetimes -------------------------------------------------------------------------------
 
 
@@ -260,14 +268,8 @@ def test_a_refused_refresh_token_ends_every_waiting_kernel_and_a_new_login_works
     rig.provider.revoke_all()
     before = rig.provider.token_requests
 
-    def ask(kernel: HubService) -> Any:
-        try:
-            return kernel.token("demo")
-        except OAuth2Error as exc:
-            return exc
-
     with ThreadPoolExecutor(8) as pool:
-        outcomes = list(pool.map(ask, kernels * 2))
+        outcomes = list(pool.map(_token_or_error, kernels * 2))
     assert all(isinstance(o, ReauthRequired) for o in outcomes), outcomes
     assert rig.provider.token_requests - before == 1
     assert rig.service.vault.get("alice", "demo") is None
@@ -611,14 +613,8 @@ def test_a_failing_refresh_answers_every_waiting_kernel_at_once(rig, scripted):
     scripted.script("/token", [Reply(503, {"error": "temporarily_unavailable"}, delay=0.5)])
     rig.due()
 
-    def ask(kernel: HubService) -> Any:
-        try:
-            return kernel.token("demo")
-        except OAuth2Error as exc:
-            return exc
-
     with ThreadPoolExecutor(8) as pool:
-        outcomes = list(pool.map(ask, kernels * 2))
+        outcomes = list(pool.map(_token_or_error, kernels * 2))
     assert all(isinstance(o, OAuth2Error) and o.status == 502 for o in outcomes), outcomes
     assert scripted.count("/token") == 1
     assert rig.service.vault.get("alice", "demo")  # kept: the provider may come back

@@ -26,6 +26,7 @@ import requests
 
 from nb_oauth2 import demo
 from nb_oauth2.core.errors import ReauthRequired
+from tests.browser_helpers import RUN_ALL_OVER, START_RUN_ALL
 from tests.hub import Hub, hub_skip_reason
 from tests.hub.fixture import USERS
 
@@ -453,15 +454,6 @@ def _notebook(cells: list[str]) -> str:
         for i, src in enumerate(cells)]})
 
 
-#: Run All without awaiting it (the login cell waits for the user); Run All is over: idle, no "[*]"
-START_RUN_ALL = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); return true; }"
-RUN_ALL_OVER = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
-  const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
-  if (!kernel || kernel.status !== 'idle') return false;
-  const prompts = [...panel.node.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
-  return prompts.length > 0 && !prompts.some(p => p.textContent.includes('*'));
-}"""
 
 
 @pytest.mark.browser

@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser_helpers import (Lab, catch_redirect, demo_sign_in, launch_browser, open_notebook, skip_reason,
-                                   stop_in_background)
+from tests.browser_helpers import (RUN_ALL_OVER, START_RUN_ALL, Lab, catch_redirect, demo_sign_in, launch_browser,
+                                   open_notebook, skip_reason, stop_in_background)
 
 pytestmark = pytest.mark.browser
 
@@ -30,19 +30,6 @@ ARTIFACTS = REPO / "test-artifacts"
 TIMEOUT_MS = 60_000  # a wait, not a budget: a loaded 2-core machine running two pytest-xdist workers
 RUN_ALL_MS = 180_000  # Run All from kernel start to the last cell, two sign-ins and 5,000 events included
 
-START_RUN_ALL = """() => {
-  window.jupyterapp.commands.execute('notebook:run-all-cells');  // not awaited: the cells wait for the user
-  return true;
-}"""
-
-#: Run All is over: the kernel is idle and no cell is queued or running ("[*]").
-RUN_ALL_OVER = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
-  const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
-  if (!kernel || kernel.status !== 'idle') return false;
-  const prompts = [...panel.node.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
-  return prompts.length > 0 && !prompts.some(p => p.textContent.includes('*'));
-}"""
 
 #: Each code cell's index, execution count and outputs, from the notebook's model.
 CODE_CELLS = """() => {
