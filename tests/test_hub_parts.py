@@ -288,3 +288,56 @@ def test_the_readme_snippet_is_the_tested_jupyterhub_config():
     block = re.search(r"```python\n(.*?)```", section.group(1), flags=re.S)
     assert block is not None, "the section has no ```python block"
     assert block.group(1).strip() == (root / "examples" / "jupyterhub_config.py").read_text(encoding="utf-8").strip()
+
+
+def test_a_profile_without_pkce_is_warned_about_once_at_start_without_its_secret(tmp_path, caplog):
+    """Issue 14: ``pkce = false`` lets a stolen code be redeemed in another user's login: one WARNING per
+    such profile when the service starts, naming it and the risk, never the client secret."""
+    from nb_oauth2.core.providers import Provider
+    from nb_oauth2.hub.app import Service
+
+    provider = Provider(name="p", authorization_endpoint="https://as.example/a", token_endpoint="https://as.example/t")
+    profiles = {name: HubProfile(name=name, provider=provider, client=ClientAuth("c", "canary-client-secret"),
+                                 pkce=pkce) for name, pkce in (("safe", "S256"), ("old", None), ("legacy", None))}
+    config = HubConfig(profiles=profiles, key=_key(), state_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="nb_oauth2.hub"):
+        Service(config, hub_auth=object())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "'legacy'" in warnings[0] and "'old'" in warnings[1]
+    assert all("PKCE" in w and "stolen authorization code" in w for w in warnings)
+    assert not any("canary-client-secret" in w or "'safe'" in w for w in warnings)
+
+
+def test_a_pkce_false_profile_file_is_read_as_no_pkce(tmp_path):
+    """``pkce = false`` in the service's file is what the start-up warning looks for."""
+    from nb_oauth2.hub.config import pkce_warnings
+
+    file = tmp_path / "hub.toml"
+    file.write_text('[profiles.own]\nclient_id = "c"\npkce = false\nauthorization_endpoint = "https://as.example/a"\n'
+                    'token_endpoint = "https://as.example/t"\n')
+    config = load_config({"NB_OAUTH2_HUB_KEY": Fernet.generate_key().decode(), "NB_OAUTH2_HUB_STATE": str(tmp_path),
+                          "NB_OAUTH2_HUB_CONFIG": str(file)})
+    assert config.profiles["own"].pkce is None
+    assert len(pkce_warnings(config)) == 1 and "'own'" in pkce_warnings(config)[0]
+
+
+def test_the_vault_record_names_the_provider_user_from_the_id_token_and_keeps_it_across_refreshes():
+    """Issue 14: the id_token's claims name the user (identity.who's order); a refreshed token without an
+    id_token keeps the name; public_view (what kernels get) never carries the id_token."""
+    import base64
+
+    from nb_oauth2.hub.custody import USER_FIELD, record
+
+    def jwt(claims: dict) -> str:
+        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        return f"eyJhbGciOiJub25lIn0.{body}.sig"
+
+    signed_in = Token(access_token="a1", refresh_token="r1", id_token=jwt({"sub": "u1", "email": "eve@example.org"}))
+    first = record(signed_in)
+    assert first[USER_FIELD] == "eve@example.org" and Token.from_dict(first).access_token == "a1"
+    refreshed = record(Token(access_token="a2", refresh_token="r2"), first)
+    assert refreshed[USER_FIELD] == "eve@example.org"
+    assert record(Token(access_token="a3", id_token=jwt({"sub": "u2"})), first)[USER_FIELD] == "u2"
+    assert USER_FIELD not in record(Token(access_token="a4"))
+    assert "id_token" not in public_view(signed_in) and signed_in.id_token not in repr(public_view(signed_in))

@@ -691,3 +691,33 @@ def test_a_notebook_waiting_on_its_hub_login_ends_with_a_typed_error_when_the_se
     waiting.join(30)
     assert not waiting.is_alive(), "the kernel still waits"
     assert outcome and isinstance(outcome[0], (TransportError, ReauthRequired)) and outcome[0].hint, outcome
+
+
+def test_status_names_the_provider_user_of_a_hub_session_and_api_tokens_holds_one_token_only(rig):
+    """Issue 14: ``%oauth2 status`` said "-" for a hub session (the kernel has no id_token). The service
+    keeps who signed in (the id_token's claims, else one userinfo GET at sign-in: the demo provider issues
+    no id_token) and GET api/tokens answers it as ``user``, beside the access token and no other token
+    (case 38: no refresh token reaches a kernel)."""
+    from nb_oauth2.auth.identity import who
+    from nb_oauth2.jupyter.tables import status_table
+
+    kernel = rig.kernel()
+    rig.sign_in(kernel)
+    stored = rig.service.vault.get("alice", "demo")
+    assert stored["refresh_token"] and stored["provider_user"] == "Alice Liddell (alice)"
+    answer = rig.api("GET", "api/tokens/demo", "alice-server").json()
+    assert answer["user"] == "Alice Liddell (alice)"
+    assert set(answer) == {"access_token", "token_type", "expires_in", "expires_at", "scope", "user"}
+    assert stored["refresh_token"] not in repr(answer)
+
+    session = kernel.login("demo", show=lambda login: pytest.fail("already signed in on the hub"))
+    assert session.user == "Alice Liddell (alice)" and session.token_info.id_token is None
+    requests_before = rig.provider.token_requests
+    assert who(session) == "Alice Liddell (alice)"
+    row = status_table([session], None).rows[0]
+    assert row[1] == "Alice Liddell (alice)"
+    assert rig.provider.token_requests == requests_before  # named without asking the provider
+
+    rig.due()  # a refresh answer without an id_token keeps the name
+    assert kernel.token_and_user("demo")[1] == "Alice Liddell (alice)"
+    assert rig.service.vault.get("alice", "demo")["access_token"] != stored["access_token"]

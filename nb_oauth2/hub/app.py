@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ..core.errors import ConfigurationError
 from ..core.redact import RedactingFilter, redact_url
-from .config import HubConfig, load_config
+from .config import HubConfig, load_config, pkce_warnings
 from .custody import Custody
 from .logins import Logins
 from .vault import Vault
@@ -37,6 +37,8 @@ class Service:
         from jupyterhub.services.auth import HubOAuth
 
         self.config = config
+        for line in pkce_warnings(config):
+            log.warning("%s", line)
         self.prefix = "/" + prefix.strip("/") + "/"
         self.vault = Vault(config.state_dir / "vault", config.key)
         if config.forget_on_restart:

@@ -157,9 +157,15 @@ class HubService:
 
         ``stale``: a token the API refused (401); the service renews it unless it already did.
         """
+        return self.token_and_user(profile, stale=stale)[0]
+
+    def token_and_user(self, profile: str, *, stale: Token | None = None) -> tuple[Token, str | None]:
+        """:meth:`token`, and who signed in at the provider (the service's display name, or None)."""
         params = {"stale": stale.fingerprint} if stale is not None else None
         data = self._call("GET", f"api/tokens/{quote(profile, safe='')}", params=params)
-        return Token.from_response({k: data.get(k) for k in ("access_token", "token_type", "expires_in", "scope")})
+        token = Token.from_response({k: data.get(k) for k in ("access_token", "token_type", "expires_in", "scope")})
+        user = data.get("user")
+        return token, (user if isinstance(user, str) and user else None)
 
     def logout(self, profile: str, *, revoke: bool = True) -> dict[str, Any]:
         """Sign the user out of ``profile`` on the hub (every kernel); ``revoke`` at the provider too."""
@@ -167,23 +173,30 @@ class HubService:
 
     # -- sessions -----------------------------------------------------------------------
 
-    def session(self, profile: str, *, name: str | None = None, token: Token | None = None) -> "HubSession":
-        """A session for ``profile`` that renews through the service (signed in when ``token`` is given)."""
+    def session(self, profile: str, *, name: str | None = None, token: Token | None = None,
+                user: str | None = None) -> "HubSession":
+        """A session for ``profile`` that renews through the service (signed in when ``token`` is given;
+        ``user``: who signed in at the provider, as the service named them)."""
         flow = HubFlow(self, profile)
-        return HubSession(name=name or profile, provider=flow.provider, client=flow.client, flow=flow,
-                          token=flow.remember(token))
+        flow.user = user
+        session = HubSession(name=name or profile, provider=flow.provider, client=flow.client, flow=flow,
+                             token=flow.remember(token))
+        session.tell_identity()
+        return session
 
     def login(self, profile: str, scope: Sequence[str] | None = None, *, name: str | None = None,
               timeout: float = 600, show: Callable[[HubLogin], None] | None = None) -> "HubSession":
         """Signed in at once when the user already is on this hub; else ``show`` the link and wait."""
         try:
-            return self.session(profile, name=name, token=self.token(profile))
+            token, user = self.token_and_user(profile)
+            return self.session(profile, name=name, token=token, user=user)
         except ReauthRequired:
             pass
         login = self.start_login(profile, scope)
         (show or _print_link)(login)
         self.wait(login, timeout=timeout)
-        return self.session(profile, name=name, token=self.token(profile))
+        token, user = self.token_and_user(profile)
+        return self.session(profile, name=name, token=token, user=user)
 
 
 class HubFlow(Flow):
@@ -196,6 +209,8 @@ class HubFlow(Flow):
         self.service = service
         self.profile = profile
         self._last: Token | None = None
+        #: who signed in at the provider, as the service's last answer named them (display only)
+        self.user: str | None = None
 
     def start(self) -> Step:
         return Step(kind="none")
@@ -205,7 +220,7 @@ class HubFlow(Flow):
         the service is told which token the API refused (it renews that one once, for every kernel)."""
         last = self._last
         stale = last if last is not None and not last.is_expired() else None
-        self._last = self.service.token(self.profile, stale=stale)
+        self._last, self.user = self.service.token_and_user(self.profile, stale=stale)
         return self._last
 
     def remember(self, token: Token | None) -> Token | None:
@@ -217,6 +232,20 @@ class HubSession(Session):
     """A :class:`~nb_oauth2.auth.session.Session` whose tokens come from the hub service."""
 
     flow: HubFlow
+
+    @property
+    def user(self) -> str | None:
+        """Who signed in at the provider (the service read it at sign-in: id_token claims or userinfo; no call here)."""
+        return self.flow.user
+
+    def tell_identity(self) -> None:
+        """Give :func:`nb_oauth2.auth.identity.who` (``%oauth2 status``) the service's name for this session:
+        the kernel has no id_token and the hub flow's provider no userinfo endpoint, so who() would say None."""
+        from ..auth import identity
+
+        if self.user:
+            with identity._lock:  # identity has no public setter yet (see issue 14's report)
+                identity._cache[self] = self.user
 
     def revoke(self) -> bool:
         """Sign every kernel of this user out: the service revokes at the provider (RFC 7009) and forgets."""

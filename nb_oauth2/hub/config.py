@@ -33,7 +33,8 @@ from ..core.errors import ConfigurationError
 from ..core.names import split_list
 from ..core.providers import Provider, discover, preset
 
-__all__ = ["HubConfig", "HubProfile", "load_config", "KEY_ENV", "CONFIG_ENV", "STATE_ENV", "ADMIN_SCOPE"]
+__all__ = ["HubConfig", "HubProfile", "load_config", "pkce_warnings", "KEY_ENV", "CONFIG_ENV", "STATE_ENV",
+           "ADMIN_SCOPE"]
 
 KEY_ENV = "NB_OAUTH2_HUB_KEY"
 CONFIG_ENV = "NB_OAUTH2_HUB_CONFIG"
@@ -72,7 +73,13 @@ class HubConfig:
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> HubConfig:
-    """The configuration from ``environ`` (default ``os.environ``) and its config file."""
+    """The configuration from ``environ`` (default ``os.environ``) and its config file.
+
+    Every profile uses PKCE (S256) unless it says ``pkce = false`` (for a provider that refuses it).
+    Without PKCE a stolen authorization code (a leaked callback URL, a browser extension, a proxy's
+    log) could be redeemed in another hub user's login, which then holds the victim's provider token;
+    the service logs one WARNING per such profile at start (:func:`pkce_warnings`).
+    """
     env = os.environ if environ is None else environ
     key = _key(env.get(KEY_ENV, ""))
     data = _read_file(env.get(CONFIG_ENV, ""))
@@ -88,6 +95,14 @@ def load_config(environ: Mapping[str, str] | None = None) -> HubConfig:
         public_url=(env.get(PUBLIC_URL_ENV) or data.get("public_url") or _origin(env.get("JUPYTERHUB_PUBLIC_URL"))),
         login_ttl=float(data.get("login_ttl", 600)),
     )
+
+
+def pkce_warnings(config: HubConfig) -> list[str]:
+    """One warning line per profile configured with ``pkce = false`` (names the profile, no secret)."""
+    return [f"nb_oauth2.hub: profile {name!r} signs in without PKCE (pkce = false): a stolen authorization "
+            "code could be redeemed in another hub user's login, who would then hold the victim's token; "
+            "enable PKCE unless the provider refuses it"
+            for name, profile in sorted(config.profiles.items()) if not profile.pkce]
 
 
 def _origin(url: str | None) -> str | None:

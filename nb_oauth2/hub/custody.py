@@ -18,15 +18,17 @@ from typing import Any, Callable, TypeVar
 
 from oauthlib.oauth2 import WebApplicationClient
 
+from ..auth.identity import USERINFO_TIMEOUT, claims_of_id_token, display_name
 from ..core.endpoint import Endpoints, form_pairs
 from ..core.errors import ConfigurationError, InvalidGrant, OAuth2Error, ReauthRequired
 from ..core.flows import AuthorizationCodeFlow
 from ..core.redact import MaskedStr
 from ..core.token import DEFAULT_LEEWAY, Token
+from ..core.urls import is_secure_or_loopback
 from .config import HubConfig, HubProfile
 from .vault import Vault
 
-__all__ = ["Custody", "public_view"]
+__all__ = ["Custody", "public_view", "record", "USER_FIELD"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,6 +37,22 @@ FORCED_REFRESH_INTERVAL = 30.0
 #: after a refresh failed (provider down, 5xx), the kernels asking for the same token within this many seconds
 #: get that failure instead of a new attempt each (those that waited on the lock meanwhile included)
 FAILED_REFRESH_HOLD = 5.0
+#: the vault record's field with the user's display name at the provider (from the id_token's claims)
+USER_FIELD = "provider_user"
+
+
+def record(token: Token, previous: dict[str, Any] | None = None, *, name: str | None = None) -> dict[str, Any]:
+    """What the vault keeps: the token and who it belongs to at the provider, for display only.
+
+    The name comes from the ``id_token``'s claims (:func:`~nb_oauth2.auth.identity.display_name`:
+    preferred_username, email, name, sub), else ``name`` (the sign-in's userinfo answer); a refresh
+    answer without an ``id_token`` keeps the ``previous`` record's name.
+    """
+    data = token.to_dict()
+    name = display_name(claims_of_id_token(token.id_token)) or name or (previous or {}).get(USER_FIELD)
+    if isinstance(name, str) and name:
+        data[USER_FIELD] = name
+    return data
 
 
 def public_view(token: Token) -> dict[str, Any]:
@@ -88,10 +106,28 @@ class Custody:
     async def complete(self, user: str, profile: str, flow: AuthorizationCodeFlow, callback_url: str) -> Token:
         """Check the callback (state, iss, error) and exchange the code; the token goes to the vault."""
         token = await self._blocking(flow.complete, MaskedStr(callback_url))
+        name = None
+        if not display_name(claims_of_id_token(token.id_token)):
+            name = await self._blocking(self._userinfo_name, profile, token)
         async with self._lock(user, profile):
-            self.vault.put(user, profile, token.to_dict())
+            self.vault.put(user, profile, record(token, name=name))
         log.info("nb_oauth2.hub: %s signed in to profile %s (%s)", user, profile, token.fingerprint)
         return token
+
+    def _userinfo_name(self, profile: str, token: Token) -> str | None:
+        """Who signed in, from one GET of the provider's userinfo endpoint (as identity.who does in a
+        kernel); best-effort: None when there is none or it fails (a name never fails a sign-in)."""
+        url = self.profile(profile).provider.userinfo_endpoint
+        if not url or not is_secure_or_loopback(url):
+            return None
+        try:
+            response = self._endpoints[profile].http.get(
+                url, timeout=USERINFO_TIMEOUT, allow_redirects=False,
+                headers={"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"})
+            data = response.json() if response.status_code == 200 else None
+        except Exception:  # best-effort, like identity.who
+            return None
+        return display_name(data) if isinstance(data, dict) else None
 
     # -- kernels' tokens ------------------------------------------------------------------
 
@@ -128,11 +164,16 @@ class Custody:
                 self._failed[(user, profile)] = (token.fingerprint, time.monotonic(), exc)
                 raise
             self._failed.pop((user, profile), None)
-            self.vault.put(user, profile, new.to_dict())  # committed before anyone uses it (case 18)
+            self.vault.put(user, profile, record(new, data))  # committed before anyone uses it (case 18)
             if forced:
                 self._forced[(user, profile)] = (new.fingerprint, time.monotonic())
             log.info("nb_oauth2.hub: refreshed %s's token for profile %s (%s)", user, profile, new.fingerprint)
             return new
+
+    def provider_user(self, user: str, profile: str) -> str | None:
+        """Who ``user`` is at the provider of ``profile`` (display name from the sign-in's id_token), or None."""
+        name = (self.vault.get(user, profile) or {}).get(USER_FIELD)
+        return name if isinstance(name, str) and name else None
 
     def _recently_forced(self, user: str, profile: str, token: Token) -> bool:
         """Did a 401's forced refresh give ``token`` less than FORCED_REFRESH_INTERVAL ago?

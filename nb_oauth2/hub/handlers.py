@@ -158,8 +158,9 @@ class LoginHandler(_API):
 
 
 class TokensHandler(_API):
-    """GET api/tokens/<profile>[?stale=<fingerprint>]: a short-lived access token (``stale``: the API refused
-    that one, renew it unless another kernel already did); DELETE (?revoke=1): sign every kernel out."""
+    """GET api/tokens/<profile>[?stale=<fingerprint>]: a short-lived access token and ``user``, who signed in
+    at the provider (display name, or null; ``stale``: the API refused that one, renew it unless another
+    kernel already did); DELETE (?revoke=1): sign every kernel out."""
 
     async def get(self, profile: str) -> None:
         user = self.user()
@@ -173,7 +174,7 @@ class TokensHandler(_API):
             self.fail(502, "provider_unavailable", exc.summary)
         except OAuth2Error as exc:
             self.fail(502, exc.error or "provider_error", exc.summary)
-        self.finish(public_view(token))
+        self.finish({**public_view(token), "user": self.service.custody.provider_user(user, profile)})
 
     async def delete(self, profile: str) -> None:
         user = self.user()

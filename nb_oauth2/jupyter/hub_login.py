@@ -81,7 +81,7 @@ def hub_login(service: "HubService", profile: str, *, scope: Sequence[str] | str
     session = service.session(profile, name=name)
     session.sign_in_call = call
     try:
-        _install(session, service.token(profile))
+        _install(session, *service.token_and_user(profile))
     except ReauthRequired:
         pass
     else:
@@ -125,15 +125,17 @@ def hub_login(service: "HubService", profile: str, *, scope: Sequence[str] | str
     return session
 
 
-def _install(session: "HubSession", token: Any) -> None:
+def _install(session: "HubSession", token: Any, user: str | None = None) -> None:
     session.flow.remember(token)
+    session.flow.user = user
     session.set_token(token)
+    session.tell_identity()
     register(session)
 
 
 def _complete(service: "HubService", pending: "HubLogin", session: "HubSession", timeout: float) -> None:
     service.wait(pending, timeout=timeout, poll=_POLL)
-    _install(session, service.token(pending.profile))
+    _install(session, *service.token_and_user(pending.profile))
 
 
 def _complete_in_background(service: "HubService", pending: "HubLogin", session: "HubSession", timeout: float,
