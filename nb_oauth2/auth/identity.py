@@ -82,12 +82,17 @@ def _from_userinfo(session: "Session", timeout: Any) -> str | None:
 def who(session: "Session", *, timeout: Any = USERINFO_TIMEOUT, refresh: bool = False) -> str | None:
     """The signed-in user's display name, or None when unknown (never raises; at most one GET per session).
 
-    The ``id_token``'s claims come first; else one GET of the provider's ``userinfo_endpoint``.
-    ``refresh=True`` asks again instead of reusing the cached answer.
+    A session that knows its user without asking (a ``user`` string, e.g. a session signed in through
+    the JupyterHub service, which read it at sign-in) answers first; then the ``id_token``'s claims;
+    else one GET of the provider's ``userinfo_endpoint``. ``refresh=True`` asks again instead of
+    reusing the cached answer.
     """
     try:
         if not session.is_authorized:
             return None
+        given = _clean(getattr(session, "user", None))
+        if given:
+            return given
         with _lock:
             if not refresh and session in _cache:
                 return _cache[session]

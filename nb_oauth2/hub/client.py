@@ -181,7 +181,6 @@ class HubService:
         flow.user = user
         session = HubSession(name=name or profile, provider=flow.provider, client=flow.client, flow=flow,
                              token=flow.remember(token))
-        session.tell_identity()
         return session
 
     def login(self, profile: str, scope: Sequence[str] | None = None, *, name: str | None = None,
@@ -237,15 +236,6 @@ class HubSession(Session):
     def user(self) -> str | None:
         """Who signed in at the provider (the service read it at sign-in: id_token claims or userinfo; no call here)."""
         return self.flow.user
-
-    def tell_identity(self) -> None:
-        """Give :func:`nb_oauth2.auth.identity.who` (``%oauth2 status``) the service's name for this session:
-        the kernel has no id_token and the hub flow's provider no userinfo endpoint, so who() would say None."""
-        from ..auth import identity
-
-        if self.user:
-            with identity._lock:  # identity has no public setter yet (see issue 14's report)
-                identity._cache[self] = self.user
 
     def revoke(self) -> bool:
         """Sign every kernel of this user out: the service revokes at the provider (RFC 7009) and forgets."""

@@ -129,7 +129,6 @@ def _install(session: "HubSession", token: Any, user: str | None = None) -> None
     session.flow.remember(token)
     session.flow.user = user
     session.set_token(token)
-    session.tell_identity()
     register(session)
 
 
