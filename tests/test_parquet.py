@@ -20,6 +20,7 @@ from nb_oauth2.frames import parquet, partitions, readers
 from tests.scripted_server import Reply, ScriptedServer, Seen
 
 pa = pytest.importorskip("pyarrow")
+pytest.importorskip("pyarrow.parquet")  # pa.parquet below: a submodule exists as an attribute once imported
 
 BUG = {"id": 208045946, "name": "bug", "color": "d73a4a"}
 
